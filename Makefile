@@ -1,0 +1,37 @@
+# One-command set-up for a fresh machine: a virtual environment in .venv with the CPU build of
+# torch 2.13.0, torch-geometric, and torch-scatter / torch-cluster compiled from source against that
+# torch (--no-build-isolation, so the extension links the torch that runs it). Idempotent: a stamp
+# file records a finished set-up, and pip's wheel cache makes a rebuild quick.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMP := $(VENV)/.pyg-schnet-setup
+TORCH_VERSION := 2.13.0
+TORCH_SCATTER_VERSION := 2.1.2
+TORCH_CLUSTER_VERSION := 1.6.3
+export MAX_JOBS ?= 2
+export FORCE_ONLY_CPU ?= 1
+
+.PHONY: setup test demo bench-batching clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q "torch==$(TORCH_VERSION)"
+	$(PIP) install -q "setuptools>=68" wheel ninja
+	$(PIP) install -q --no-build-isolation \
+		"torch-scatter==$(TORCH_SCATTER_VERSION)" "torch-cluster==$(TORCH_CLUSTER_VERSION)"
+	$(PIP) install -q --no-build-isolation -e ".[test,plot]"
+	$(PY) -c "import torch_scatter, torch_cluster, pyg_schnet"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) -m pyg_schnet.demo
+
+clean-venv:
+	rm -rf $(VENV)

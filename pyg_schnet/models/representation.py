@@ -1,0 +1,73 @@
+"""SchNet's representation: embedding, interaction graph, Gaussian expansion, interaction blocks."""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+from torch import Tensor, nn
+
+from ..graph import build_graph, edge_distances
+from ..nn import GaussianRBF, InteractionBlock
+from ..validation import check_distinct_positions
+
+
+class Graph(NamedTuple):
+    """The interaction graph of a batch: pairs, their distances (Angstrom) and expansion."""
+
+    edge_index: Tensor
+    edge_weight: Tensor
+    edge_attr: Tensor
+
+
+class SchNetRepresentation(nn.Module):
+    r"""Atom-wise representation of SchNet (paper, section 4.1):
+
+    .. math::
+        \mathbf{x}^0_i = \mathbf{a}_{Z_i}, \qquad
+        \mathbf{x}^{l+1} = \mathrm{Interaction}_l(\mathbf{x}^l, \{d_{ij}\})
+
+    positions -> graph (:func:`pyg_schnet.graph.build_graph`) -> distances -> Gaussian expansion ->
+    ``num_interactions`` :class:`~pyg_schnet.nn.InteractionBlock` (no weight sharing).
+    """
+
+    def __init__(
+        self,
+        hidden_channels: int = 64,
+        num_filters: int = 64,
+        num_interactions: int = 3,
+        num_gaussians: int = 301,
+        rbf_start: float = 0.0,
+        rbf_stop: float = 30.0,
+        gamma: float = 10.0,
+        cutoff: Optional[float] = None,
+        max_z: int = 100,
+        max_num_neighbors: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+        self.max_num_neighbors = max_num_neighbors
+        self.embedding = nn.Embedding(max_z, hidden_channels)
+        self.rbf = GaussianRBF(rbf_start, rbf_stop, num_gaussians, gamma)
+        self.interactions = nn.ModuleList(
+            InteractionBlock(hidden_channels, num_gaussians, num_filters, cutoff) for _ in range(num_interactions)
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=1.0)
+        for block in self.interactions:
+            block.reset_parameters()
+
+    def graph(self, pos: Tensor, batch: Tensor) -> Graph:
+        """Build the interaction graph, check that no two atoms coincide, expand the distances."""
+        edge_index = build_graph(pos, batch, self.cutoff, self.max_num_neighbors)
+        edge_weight = edge_distances(pos, edge_index)
+        check_distinct_positions(edge_weight, edge_index, batch)
+        return Graph(edge_index, edge_weight, self.rbf(edge_weight))
+
+    def forward(self, z: Tensor, pos: Tensor, batch: Tensor) -> Tensor:
+        """Atom features ``[N, hidden_channels]`` for atomic numbers ``z``, positions ``pos`` (Angstrom)."""
+        g = self.graph(pos, batch)
+        x = self.embedding(z)
+        for block in self.interactions:
+            x = block(x, g.edge_index, g.edge_weight, g.edge_attr)
+        return x

@@ -1,0 +1,149 @@
+"""SchNet: representation, energy head and forces as the negative gradient of the energy."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..nn import AtomwiseEnergy
+from ..validation import check_inputs
+from .representation import SchNetRepresentation
+
+#: The configuration of the paper (section 4, Fig. 2): F = 64, three interaction blocks, Gaussians
+#: every 0.1 Angstrom on [0, 30] Angstrom with gamma = 10 Angstrom^-2, no cutoff, a 32-unit output layer.
+PAPER_CONFIG: Dict[str, Any] = dict(
+    hidden_channels=64,
+    num_filters=64,
+    num_interactions=3,
+    num_gaussians=301,
+    rbf_start=0.0,
+    rbf_stop=30.0,
+    gamma=10.0,
+    cutoff=None,
+    max_z=100,
+    output_hidden=32,
+    max_num_neighbors=None,
+)
+
+
+class SchNet(nn.Module):
+    r"""SchNet (Schütt et al., NeurIPS 2017) for molecular energies and energy-conserving forces.
+
+    .. math::
+        \hat E = \sum_i \left(\sigma\, y_i(\mathbf{x}^L_i) + \mu + E^{\text{ref}}_{Z_i}\right), \qquad
+        \hat{\mathbf{F}}_i = -\frac{\partial \hat E}{\partial \mathbf{r}_i}
+
+    with :math:`\mathbf{x}^L` from :class:`SchNetRepresentation` and the head
+    :class:`~pyg_schnet.nn.AtomwiseEnergy`. Energies come out in the unit of the training targets
+    (our benchmarks use kcal/mol), positions go in in Angstrom, forces in energy unit per Angstrom.
+
+    Args:
+        hidden_channels: atom feature size :math:`F`.
+        num_filters: cfconv feature maps.
+        num_interactions: number of interaction blocks.
+        num_gaussians, rbf_start, rbf_stop, gamma: the Gaussian expansion of distances (Angstrom,
+            Angstrom^-2).
+        cutoff: ``None`` lets every pair in a molecule interact (the paper); a radius in Angstrom
+            uses a radius graph and a :class:`~pyg_schnet.nn.CosineCutoff`.
+        max_z: atomic numbers ``1 .. max_z - 1`` are accepted.
+        output_hidden: width of the atom-wise output layer.
+        max_num_neighbors: optional guard: more neighbours for an atom raise an error (never truncated).
+    """
+
+    def __init__(
+        self,
+        hidden_channels: int = 64,
+        num_filters: int = 64,
+        num_interactions: int = 3,
+        num_gaussians: int = 301,
+        rbf_start: float = 0.0,
+        rbf_stop: float = 30.0,
+        gamma: float = 10.0,
+        cutoff: Optional[float] = None,
+        max_z: int = 100,
+        output_hidden: int = 32,
+        max_num_neighbors: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        self.config: Dict[str, Any] = dict(
+            hidden_channels=hidden_channels,
+            num_filters=num_filters,
+            num_interactions=num_interactions,
+            num_gaussians=num_gaussians,
+            rbf_start=rbf_start,
+            rbf_stop=rbf_stop,
+            gamma=gamma,
+            cutoff=cutoff,
+            max_z=max_z,
+            output_hidden=output_hidden,
+            max_num_neighbors=max_num_neighbors,
+        )
+        self.max_z = max_z
+        self.representation = SchNetRepresentation(
+            hidden_channels, num_filters, num_interactions, num_gaussians, rbf_start, rbf_stop, gamma,
+            cutoff, max_z, max_num_neighbors,
+        )
+        self.head = AtomwiseEnergy(hidden_channels, output_hidden, max_z)
+
+    @classmethod
+    def from_paper(cls, **overrides: Any) -> "SchNet":
+        """The paper's configuration (:data:`PAPER_CONFIG`), with optional overrides."""
+        unknown = set(overrides) - set(PAPER_CONFIG)
+        if unknown:
+            raise TypeError(f"unknown SchNet options: {sorted(unknown)}")
+        return cls(**{**PAPER_CONFIG, **overrides})
+
+    def reset_parameters(self) -> None:
+        self.representation.reset_parameters()
+        self.head.reset_parameters()
+
+    def set_standardization(self, mean: float, std: float, atomref: Optional[Tensor] = None) -> None:
+        """Per-atom energy mean and std of the training targets, and optional atomrefs ``[max_z]``."""
+        self.head.set_standardization(mean, std, atomref)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.head.mean
+
+    @property
+    def std(self) -> Tensor:
+        return self.head.std
+
+    @property
+    def atomref(self) -> Tensor:
+        return self.head.atomref
+
+    def forward(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None) -> Tensor:
+        """Total energy per molecule ``[num_graphs]``.
+
+        Args:
+            z: atomic numbers ``[N]``.
+            pos: positions ``[N, 3]`` in Angstrom.
+            batch: sorted molecule index of each atom ``[N]`` (``None``: one molecule).
+        """
+        batch = check_inputs(z, pos, batch, self.max_z)
+        num_graphs = int(batch.max()) + 1 if batch.numel() else 0
+        x = self.representation(z, pos, batch)
+        return self.head(x, z, batch, num_graphs)
+
+    def energy_and_forces(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        r"""Energies ``[num_graphs]`` and forces :math:`-\partial E / \partial \mathbf{r}` ``[N, 3]``.
+
+        In training mode the forces keep their graph (``create_graph=True``), so a loss on them can be
+        back-propagated to the weights (double backward). In eval mode both results are detached.
+        """
+        if not pos.requires_grad:
+            pos = pos.detach().requires_grad_(True)
+        with torch.enable_grad():
+            energy = self(z, pos, batch)
+            (grad,) = torch.autograd.grad(
+                energy.sum(), pos, create_graph=self.training, allow_unused=True
+            )
+        forces = -grad if grad is not None else torch.zeros_like(pos)
+        if not self.training:
+            return energy.detach(), forces.detach()
+        return energy, forces
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config.items() if k in ("hidden_channels", "num_interactions", "cutoff"))

@@ -1,0 +1,95 @@
+"""The continuous-filter convolution (cfconv) as a PyG message-passing layer."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn.conv import MessagePassing
+
+from .. import _backend
+from .activations import ShiftedSoftplus
+from .cutoff import CosineCutoff
+from .dense import Dense
+
+
+class FilterNetwork(nn.Sequential):
+    r"""Filter-generating network :math:`W(d_{ij})` of the paper (Fig. 2, right): the Gaussian
+    expansion of a distance goes through two dense layers, each followed by a shifted softplus.
+
+    Shapes:
+        - **input:** expanded distances :math:`(E, K)`
+        - **output:** filters :math:`(E, F)`
+    """
+
+    def __init__(self, num_gaussians: int, num_filters: int) -> None:
+        super().__init__(
+            Dense(num_gaussians, num_filters), ShiftedSoftplus(), Dense(num_filters, num_filters), ShiftedSoftplus()
+        )
+
+    def reset_parameters(self) -> None:
+        self[0].reset_parameters()
+        self[2].reset_parameters()
+
+
+class CFConv(MessagePassing):
+    r"""Continuous-filter convolution of SchNet (paper, Eq. 2), with an optional cosine cutoff:
+
+    .. math::
+        \mathbf{x}_i' = \sum_{j \in \mathcal{N}(i)} \mathbf{x}_j \circ W(d_{ij})\, f_c(d_{ij})
+
+    where :math:`\circ` is the element-wise product, :math:`W` the :class:`FilterNetwork` applied to
+    the Gaussian expansion of :math:`d_{ij}`, and :math:`f_c` the :class:`CosineCutoff` (taken as 1
+    when ``cutoff`` is ``None``, the paper's setting). Messages are summed by scatter-add
+    (``torch_scatter``; plain PyTorch when it is not installed).
+
+    Args:
+        channels: number of feature maps :math:`F` of ``x`` (and of the filters).
+        num_gaussians: size :math:`K` of the distance expansion given as ``edge_attr``.
+        cutoff: radius of the cosine cutoff in Angstrom, or ``None`` for no cutoff.
+        **kwargs: further arguments of :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, F)`, edge indices :math:`(2, |\mathcal{E}|)`
+          (row 0 source :math:`j`, row 1 target :math:`i`), distances ``edge_weight``
+          :math:`(|\mathcal{E}|)` in Angstrom, their expansion ``edge_attr`` :math:`(|\mathcal{E}|, K)`
+        - **output:** node features :math:`(|\mathcal{V}|, F)`
+    """
+
+    def __init__(self, channels: int, num_gaussians: int, cutoff: Optional[float] = None, **kwargs) -> None:
+        kwargs.setdefault("aggr", "add")
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.num_gaussians = num_gaussians
+        self.filter_network = FilterNetwork(num_gaussians, channels)
+        self.cutoff = CosineCutoff(cutoff) if cutoff is not None else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        self.filter_network.reset_parameters()
+
+    def filters(self, edge_weight: Tensor, edge_attr: Tensor) -> Tensor:
+        r"""Filter values :math:`W(d_{ij}) f_c(d_{ij})` for each edge (or any leading shape)."""
+        W = self.filter_network(edge_attr)
+        if self.cutoff is not None:
+            W = W * self.cutoff(edge_weight).unsqueeze(-1)
+        return W
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor) -> Tensor:
+        W = self.filters(edge_weight, edge_attr)
+        return self.propagate(edge_index, x=x, W=W)
+
+    def message(self, x_j: Tensor, W: Tensor) -> Tensor:
+        return x_j * W
+
+    def aggregate(
+        self, inputs: Tensor, index: Tensor, ptr: Optional[Tensor] = None, dim_size: Optional[int] = None
+    ) -> Tensor:
+        if dim_size is None:
+            dim_size = int(index.max()) + 1 if index.numel() else 0
+        return _backend.scatter_add(inputs, index, dim_size)
+
+    def __repr__(self) -> str:
+        cutoff = None if self.cutoff is None else self.cutoff.cutoff
+        return f"{self.__class__.__name__}({self.channels}, num_gaussians={self.num_gaussians}, cutoff={cutoff})"

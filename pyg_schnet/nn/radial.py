@@ -1,0 +1,61 @@
+"""Gaussian radial basis expansion of interatomic distances."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class GaussianRBF(nn.Module):
+    r"""Expands distances in Gaussians placed on a uniform grid (paper, section 4.1):
+
+    .. math::
+        e_k(d_{ij}) = \exp\left(-\gamma \, (d_{ij} - \mu_k)^2\right),
+        \qquad \mu_k = \mu_0 + k\,\Delta\mu,\; k = 0, \dots, K - 1.
+
+    The paper uses :math:`0 \le \mu_k \le 30` Angstrom every 0.1 Angstrom (:math:`K = 301`) and
+    :math:`\gamma = 10\ \text{Angstrom}^{-2}`.
+
+    Values smaller than the smallest normal number of their dtype (``torch.finfo(dtype).tiny``) are
+    set to exactly zero. With 301 centres a few percent of the float32 values would otherwise be
+    subnormal, which makes the CPU matrix multiplies of the filter network several times slower; the
+    change to any result is below ``1e-38``.
+
+    Args:
+        start: first centre :math:`\mu_0` (Angstrom).
+        stop: last centre (Angstrom).
+        num_gaussians: number of centres :math:`K`.
+        gamma: width parameter :math:`\gamma` (Angstrom^-2).
+
+    Shapes:
+        - **input:** distances :math:`(E)` in Angstrom
+        - **output:** expansion :math:`(E, K)`
+    """
+
+    def __init__(self, start: float = 0.0, stop: float = 30.0, num_gaussians: int = 301, gamma: float = 10.0) -> None:
+        super().__init__()
+        if num_gaussians < 1:
+            raise ValueError(f"num_gaussians must be positive, got {num_gaussians}")
+        if gamma <= 0:
+            raise ValueError(f"gamma must be positive, got {gamma}")
+        self.start = float(start)
+        self.stop = float(stop)
+        self.num_gaussians = int(num_gaussians)
+        self.gamma = float(gamma)
+        # built in float64 and cast per call, so a float64 input sees centres exact to float64
+        self.register_buffer(
+            "centers", torch.linspace(start, stop, num_gaussians, dtype=torch.float64), persistent=False
+        )
+
+    def reset_parameters(self) -> None:
+        """No trainable parameters; present for the PyG layer interface."""
+
+    def forward(self, distances: Tensor) -> Tensor:
+        diff = distances.unsqueeze(-1) - self.centers.to(distances.dtype)
+        out = torch.exp(-self.gamma * diff * diff)
+        return torch.where(out < torch.finfo(out.dtype).tiny, torch.zeros_like(out), out)
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(start={self.start}, stop={self.stop}, "
+            f"num_gaussians={self.num_gaussians}, gamma={self.gamma})"
+        )
