@@ -41,6 +41,48 @@ def full_graph(batch: Tensor) -> Tensor:
     return torch.stack([source[keep], target[keep]])
 
 
+def full_pairs(batch: Tensor) -> Tensor:
+    """Every unordered pair of atoms of one molecule once, as ``[2, P]`` with row 0 < row 1."""
+    edge_index = full_graph(batch)
+    return edge_index[:, edge_index[0] < edge_index[1]]
+
+
+def mirror(pairs: Tensor) -> Tensor:
+    """Directed edges of unordered ``pairs`` ``[2, P]``: the pairs, then the same pairs reversed ``[2, 2P]``."""
+    return torch.cat([pairs, pairs.flip(0)], dim=1)
+
+
+def build_pairs(
+    pos: Tensor,
+    batch: Tensor,
+    cutoff: Optional[float] = None,
+    max_num_neighbors: Optional[int] = None,
+) -> Tensor:
+    """Like :func:`build_graph`, but each unordered pair once (``[2, P]``, row 0 < row 1).
+
+    Distances, Gaussian expansions and cfconv filters are symmetric, ``W(d_ij) = W(d_ji)``: computing
+    them per pair and mirroring (:func:`mirror`) halves that work. ``build_graph`` is
+    ``mirror(build_pairs(...))`` up to the order of the edges.
+    """
+    if cutoff is None:
+        pairs = full_pairs(batch)
+    else:
+        largest = int(torch.bincount(batch).max()) if batch.numel() else 1
+        # a centre has at most (largest - 1) neighbours, so this limit can never drop one
+        edge_index = _backend.radius_graph(pos, float(cutoff), batch, max_num_neighbors=max(largest - 1, 1))
+        pairs = edge_index[:, edge_index[0] < edge_index[1]]
+    if max_num_neighbors is not None and pairs.numel():
+        counts = torch.bincount(pairs.reshape(-1), minlength=pos.size(0))
+        worst = int(counts.argmax())
+        if int(counts[worst]) > max_num_neighbors:
+            raise ValueError(
+                f"atom {worst} (molecule {int(batch[worst])}) has {int(counts[worst])} neighbours "
+                f"within the cutoff, more than max_num_neighbors={max_num_neighbors}; "
+                "raise the limit or lower the cutoff (pyg-schnet never drops neighbours)"
+            )
+    return pairs
+
+
 def build_graph(
     pos: Tensor,
     batch: Tensor,
@@ -60,22 +102,7 @@ def build_graph(
     Returns:
         ``edge_index`` ``[2, E]``: row 0 neighbour ``j``, row 1 centre ``i`` (messages ``j -> i``).
     """
-    if cutoff is None:
-        edge_index = full_graph(batch)
-    else:
-        largest = int(torch.bincount(batch).max()) if batch.numel() else 1
-        # a centre has at most (largest - 1) neighbours, so this limit can never drop one
-        edge_index = _backend.radius_graph(pos, float(cutoff), batch, max_num_neighbors=max(largest - 1, 1))
-    if max_num_neighbors is not None and edge_index.numel():
-        counts = torch.bincount(edge_index[1], minlength=pos.size(0))
-        worst = int(counts.argmax())
-        if int(counts[worst]) > max_num_neighbors:
-            raise ValueError(
-                f"atom {worst} (molecule {int(batch[worst])}) has {int(counts[worst])} neighbours "
-                f"within the cutoff, more than max_num_neighbors={max_num_neighbors}; "
-                "raise the limit or lower the cutoff (pyg-schnet never drops neighbours)"
-            )
-    return edge_index
+    return mirror(build_pairs(pos, batch, cutoff, max_num_neighbors))
 
 
 def edge_distances(pos: Tensor, edge_index: Tensor) -> Tensor:

@@ -91,3 +91,13 @@ def test_compiled_kernels_are_used_when_installed(monkeypatch):
     SchNet(hidden_channels=8, num_filters=8, num_interactions=2, num_gaussians=10, cutoff=3.0)(z, pos.float(), batch)
     assert calls["cluster"] == 1
     assert calls["scatter"] == 3  # one per interaction block, one for the per-molecule sum
+
+
+@pytest.mark.parametrize("cutoff", [None, 2.5])
+def test_pairs_mirrored_are_the_graph(cutoff):
+    from pyg_schnet.graph import build_pairs, mirror
+
+    _, pos, batch = _batch()
+    pairs = build_pairs(pos, batch, cutoff)
+    assert bool((pairs[0] < pairs[1]).all())
+    assert _edge_set(mirror(pairs)) == _edge_set(build_graph(pos, batch, cutoff))

@@ -5,13 +5,18 @@ from typing import NamedTuple, Optional
 
 from torch import Tensor, nn
 
-from ..graph import build_graph, edge_distances
+from ..graph import build_pairs, edge_distances, mirror
 from ..nn import GaussianRBF, InteractionBlock
 from ..validation import check_distinct_positions
 
 
 class Graph(NamedTuple):
-    """The interaction graph of a batch: pairs, their distances (Angstrom) and expansion."""
+    """The interaction graph of a batch.
+
+    ``edge_index`` ``[2, 2P]`` holds every interacting pair in both directions, the second half being
+    the first reversed; ``edge_weight`` (distances, Angstrom) ``[P]`` and ``edge_attr`` (their
+    Gaussian expansion) ``[P, K]`` are given once per pair (see ``CFConv(..., mirrored=True)``).
+    """
 
     edge_index: Tensor
     edge_weight: Tensor
@@ -59,15 +64,15 @@ class SchNetRepresentation(nn.Module):
 
     def graph(self, pos: Tensor, batch: Tensor) -> Graph:
         """Build the interaction graph, check that no two atoms coincide, expand the distances."""
-        edge_index = build_graph(pos, batch, self.cutoff, self.max_num_neighbors)
-        edge_weight = edge_distances(pos, edge_index)
-        check_distinct_positions(edge_weight, edge_index, batch)
-        return Graph(edge_index, edge_weight, self.rbf(edge_weight))
+        pairs = build_pairs(pos, batch, self.cutoff, self.max_num_neighbors)
+        distances = edge_distances(pos, pairs)
+        check_distinct_positions(distances, pairs, batch)
+        return Graph(mirror(pairs), distances, self.rbf(distances))
 
     def forward(self, z: Tensor, pos: Tensor, batch: Tensor) -> Tensor:
         """Atom features ``[N, hidden_channels]`` for atomic numbers ``z``, positions ``pos`` (Angstrom)."""
         g = self.graph(pos, batch)
         x = self.embedding(z)
         for block in self.interactions:
-            x = block(x, g.edge_index, g.edge_weight, g.edge_attr)
+            x = block(x, g.edge_index, g.edge_weight, g.edge_attr, mirrored=True)
         return x

@@ -76,8 +76,18 @@ class CFConv(MessagePassing):
             W = W * self.cutoff(edge_weight).unsqueeze(-1)
         return W
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor, mirrored: bool = False
+    ) -> Tensor:
+        """Convolve ``x`` over ``edge_index``.
+
+        With ``mirrored=True``, ``edge_index`` holds each pair twice, its second half being its first
+        half reversed (:func:`pyg_schnet.graph.mirror`), and ``edge_weight`` / ``edge_attr`` are given
+        for the first half only: the filters, symmetric in ``i`` and ``j``, are computed once per pair.
+        """
         W = self.filters(edge_weight, edge_attr)
+        if mirrored:
+            W = torch.cat([W, W], dim=0)
         return self.propagate(edge_index, x=x, W=W)
 
     def message(self, x_j: Tensor, W: Tensor) -> Tensor:

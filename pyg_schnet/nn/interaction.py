@@ -48,10 +48,14 @@ class InteractionBlock(nn.Module):
         self.filter2out.reset_parameters()
         self.out.reset_parameters()
 
-    def residual(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor) -> Tensor:
-        r"""The update :math:`\mathbf{v}` alone (without adding ``x``)."""
-        h = self.conv(self.in2filter(x), edge_index, edge_weight, edge_attr)
+    def residual(
+        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor, mirrored: bool = False
+    ) -> Tensor:
+        r"""The update :math:`\mathbf{v}` alone (without adding ``x``); ``mirrored`` as in :class:`CFConv`."""
+        h = self.conv(self.in2filter(x), edge_index, edge_weight, edge_attr, mirrored)
         return self.out(self.act(self.filter2out(h)))
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor) -> Tensor:
-        return x + self.residual(x, edge_index, edge_weight, edge_attr)
+    def forward(
+        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor, mirrored: bool = False
+    ) -> Tensor:
+        return x + self.residual(x, edge_index, edge_weight, edge_attr, mirrored)

@@ -1,6 +1,8 @@
 """Gaussian radial basis expansion of interatomic distances."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -17,8 +19,10 @@ class GaussianRBF(nn.Module):
 
     Values smaller than the smallest normal number of their dtype (``torch.finfo(dtype).tiny``) are
     set to exactly zero. With 301 centres a few percent of the float32 values would otherwise be
-    subnormal, which makes the CPU matrix multiplies of the filter network several times slower; the
-    change to any result is below ``1e-38``.
+    subnormal, which makes the CPU arithmetic on them (matrix multiplies, and the element-wise ops of
+    the force backward passes) several times slower; the change to any result is below ``1e-38``.
+    The mask is applied to the exponent (``exp(-inf) = 0``), so neither the output nor the values
+    autograd saves for the backward pass hold subnormals.
 
     Args:
         start: first centre :math:`\mu_0` (Angstrom).
@@ -51,8 +55,9 @@ class GaussianRBF(nn.Module):
 
     def forward(self, distances: Tensor) -> Tensor:
         diff = distances.unsqueeze(-1) - self.centers.to(distances.dtype)
-        out = torch.exp(-self.gamma * diff * diff)
-        return torch.where(out < torch.finfo(out.dtype).tiny, torch.zeros_like(out), out)
+        exponent = -self.gamma * diff * diff
+        underflow = exponent < math.log(torch.finfo(exponent.dtype).tiny)
+        return torch.exp(exponent.masked_fill(underflow, -math.inf))
 
     def __repr__(self) -> str:
         return (

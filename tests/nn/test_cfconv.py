@@ -55,3 +55,21 @@ def test_atom_without_neighbours_gets_zero_message():
     out = conv(x, edge_index, d, GaussianRBF(0, 5, 6)(d))
     assert out.shape == (3, 4)
     assert torch.equal(out[0], torch.zeros(4)) and torch.equal(out[2], torch.zeros(4))
+
+
+def test_mirrored_filters_equal_per_edge_filters():
+    from pyg_schnet.graph import full_pairs, mirror
+
+    conv = CFConv(8, 20, cutoff=3.0).double()
+    torch.manual_seed(2)
+    pos = torch.randn(6, 3, dtype=torch.float64)
+    batch = torch.tensor([0, 0, 0, 0, 1, 1])
+    x = torch.randn(6, 8, dtype=torch.float64)
+    rbf = GaussianRBF(0.0, 5.0, 20, 10.0)
+    pairs = full_pairs(batch)
+    d_pairs = edge_distances(pos, pairs)
+    edge_index = mirror(pairs)
+    d_edges = edge_distances(pos, edge_index)
+    once = conv(x, edge_index, d_pairs, rbf(d_pairs), mirrored=True)
+    every = conv(x, edge_index, d_edges, rbf(d_edges))
+    torch.testing.assert_close(once, every, rtol=1e-13, atol=1e-13)
