@@ -1,0 +1,39 @@
+"""QM9, MD17 and ISO17 as PyG in-memory data sets, with the paper's splits and unit conversions.
+
+Example::
+
+    from pyg_schnet.datasets import MD17, ScaleUnits
+    ds = MD17("data/md17", "ethanol")             # downloads, verifies and processes once
+    split = ds.random_split(n_train=1000)          # 1,000 train, 1,000 validation, rest test
+"""
+from .base import (
+    AtomsDataset,
+    AtomsTable,
+    DownloadVerificationError,
+    RawFileError,
+    RawFilesMissingError,
+    RemoteFile,
+)
+from .iso17 import ISO17
+from .md17 import MD17
+from .qm9 import QM9
+from .split import SplitIndices, random_split
+from .transforms import EV_TO_KCAL_PER_MOL, HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL, ScaleUnits
+
+__all__ = [
+    "QM9",
+    "MD17",
+    "ISO17",
+    "random_split",
+    "SplitIndices",
+    "ScaleUnits",
+    "AtomsDataset",
+    "AtomsTable",
+    "RemoteFile",
+    "RawFileError",
+    "RawFilesMissingError",
+    "DownloadVerificationError",
+    "EV_TO_KCAL_PER_MOL",
+    "HARTREE_TO_EV",
+    "HARTREE_TO_KCAL_PER_MOL",
+]

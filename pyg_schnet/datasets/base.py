@@ -1,0 +1,571 @@
+"""The one base class of our data sets: raw files, download, verification, atomic processing, splits.
+
+A data set subclass declares only what is its own:
+
+* :attr:`AtomsDataset.raw_file_names` -- the files it reads, relative to ``root/raw``;
+* :attr:`AtomsDataset.remote_files` -- where the published files come from
+  (:class:`RemoteFile`: URL, file name, the raw files it yields, whether it is an archive);
+* :meth:`AtomsDataset.read_raw` -- the parser, returning an :class:`AtomsTable`;
+* optionally :meth:`AtomsDataset.verify_download` for checks beyond size and archive integrity.
+
+Everything else lives here:
+
+* **Raw files first.** When every raw file exists, nothing touches the network.
+* **Download.** Missing files are fetched with :mod:`urllib` and a :mod:`tqdm` progress bar into
+  a temporary file, checked (byte count against ``Content-Length`` and the declared size, a full
+  read of archives, the published counts) and only then moved into place; archives are unpacked
+  through a temporary folder. Without a network -- or with ``PYG_SCHNET_OFFLINE=1`` -- the error
+  lists every missing file, its URL and the path to put it at.
+* **Atomic processing.** The processed file is written to a temporary name and moved into place
+  with :func:`os.replace`; a failed or interrupted run leaves no file a later run would trust, and
+  the next run deletes stale temporaries and starts clean.
+* **Splits.** :meth:`AtomsDataset.random_split` gives the paper's seeded splits.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import Data, InMemoryDataset
+
+from ._io import PrefetchReader, atomic_path, atomic_torch_save, atomic_write_text, remove_stale_temporaries
+from .split import SplitIndices, random_split
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Set this environment variable to ``1`` to forbid downloads (missing files then raise at once).
+OFFLINE_ENV = "PYG_SCHNET_OFFLINE"
+
+
+class RawFileError(ValueError):
+    """A raw file is malformed, corrupt or truncated; the message names the file and the place."""
+
+
+class RawFilesMissingError(FileNotFoundError):
+    """Raw files are missing and could not be downloaded; the message lists each one."""
+
+
+class DownloadVerificationError(OSError):
+    """A downloaded file failed verification (size, archive integrity, counts); it was discarded."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One published file.
+
+    Args:
+        url: where to download it.
+        filename: its name under ``root/raw`` once downloaded (URLs such as figshare's
+            ``ndownloader/files/<id>`` carry no file name).
+        provides: the raw files (relative to ``root/raw``) it yields; defaults to ``(filename,)``.
+            For an archive, the paths its members have once unpacked into ``root/raw``.
+        extract: ``True`` for a tar archive that is unpacked into ``root/raw`` and then deleted.
+        size: the published size in bytes, when known.
+        expected_members: the number of regular files the (tar) archive holds, when known.
+    """
+
+    url: str
+    filename: str
+    provides: Tuple[str, ...] = ()
+    extract: bool = False
+    size: Optional[int] = None
+    expected_members: Optional[int] = None
+
+    @property
+    def yields(self) -> Tuple[str, ...]:
+        return self.provides or (self.filename,)
+
+
+@dataclass
+class AtomsTable:
+    """Molecules in columns: the fast, collated form a parser returns.
+
+    ``num_atoms[g]`` atoms belong to molecule ``g``; every tensor in ``atom_fields`` has
+    ``num_atoms.sum()`` rows (molecule after molecule), every tensor in ``graph_fields`` has one
+    row per molecule. Molecule ``g`` becomes a :class:`~torch_geometric.data.Data` whose atom
+    fields are its block of rows and whose graph fields keep a leading dimension of 1 (so
+    ``energy`` is ``[1]`` and QM9's ``y`` is ``[1, 15]``, and batches concatenate them).
+    """
+
+    num_atoms: Tensor
+    atom_fields: Dict[str, Tensor]
+    graph_fields: Dict[str, Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.num_atoms = torch.as_tensor(self.num_atoms, dtype=torch.long)
+        if self.num_atoms.dim() != 1:
+            raise ValueError(f"num_atoms must be 1-D, got shape {tuple(self.num_atoms.shape)}")
+        if self.num_atoms.numel() and int(self.num_atoms.min()) < 1:
+            raise ValueError("every molecule needs at least one atom")
+        total = int(self.num_atoms.sum())
+        for key, value in self.atom_fields.items():
+            if value.size(0) != total:
+                raise ValueError(f"atom field '{key}' has {value.size(0)} rows, expected {total}")
+        for key, value in self.graph_fields.items():
+            if value.size(0) != len(self):
+                raise ValueError(f"graph field '{key}' has {value.size(0)} rows, expected {len(self)}")
+
+    def __len__(self) -> int:
+        return self.num_atoms.numel()
+
+    @property
+    def atom_offsets(self) -> Tensor:
+        """``[G + 1]`` cumulative atom counts starting at 0."""
+        return torch.cat([self.num_atoms.new_zeros(1), torch.cumsum(self.num_atoms, 0)])
+
+    def get(self, g: int) -> Data:
+        """Molecule ``g`` as a :class:`~torch_geometric.data.Data`."""
+        offsets = self.atom_offsets
+        start, stop = int(offsets[g]), int(offsets[g + 1])
+        kwargs = {k: v[start:stop] for k, v in self.atom_fields.items()}
+        kwargs.update({k: v[g:g + 1] for k, v in self.graph_fields.items()})
+        return Data(**kwargs)
+
+    def select(self, order: Union[Sequence[int], Tensor, np.ndarray]) -> "AtomsTable":
+        """The molecules ``order[0], order[1], ...`` in that order (a reordering or a subset)."""
+        order = torch.as_tensor(np.asarray(order), dtype=torch.long)
+        counts = self.num_atoms[order]
+        starts = self.atom_offsets[:-1][order]
+        new_starts = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)[:-1]])
+        atom_index = torch.repeat_interleave(starts - new_starts, counts) + torch.arange(int(counts.sum()))
+        return AtomsTable(
+            num_atoms=counts,
+            atom_fields={k: v[atom_index] for k, v in self.atom_fields.items()},
+            graph_fields={k: v[order] for k, v in self.graph_fields.items()},
+        )
+
+    def collated(self) -> Tuple[Data, Dict[str, Tensor]]:
+        """The ``(data, slices)`` pair :class:`~torch_geometric.data.InMemoryDataset` stores.
+
+        Identical to ``InMemoryDataset.collate([self.get(g) for g in range(len(self))])`` but without
+        building one Python object per molecule.
+        """
+        atom_slices = self.atom_offsets
+        graph_slices = torch.arange(len(self) + 1)
+        slices = {k: atom_slices for k in self.atom_fields}
+        slices.update({k: graph_slices for k in self.graph_fields})
+        data = Data(**self.atom_fields, **self.graph_fields)
+        return data, slices
+
+
+def _describe_bytes(n: Optional[int]) -> str:
+    if n is None:
+        return "unknown size"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def fetch_url(url: str, destination: PathLike, description: Optional[str] = None) -> int:
+    """Download ``url`` to ``destination`` with a progress bar; return the number of bytes.
+
+    A response shorter than its ``Content-Length`` is an error (a truncated transfer).
+    """
+    from tqdm.auto import tqdm
+
+    request = urllib.request.Request(url, headers={"User-Agent": "pyg-schnet"})
+    written = 0
+    with urllib.request.urlopen(request, timeout=60) as response:
+        header = response.headers.get("Content-Length")
+        total = int(header) if header and header.isdigit() else None
+        with open(destination, "wb") as out, tqdm(
+            total=total, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=description or os.path.basename(os.fspath(destination)), disable=False,
+        ) as bar:
+            while True:
+                chunk = response.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+                written += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and written != total:
+        raise DownloadVerificationError(
+            f"download of {url} stopped after {written} of {total} bytes (truncated transfer)"
+        )
+    return written
+
+
+_MAGIC = ((b"BZh", "bz2"), (b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "lzma"))
+
+
+@contextlib.contextmanager
+def open_tar_stream(path: PathLike) -> Iterator[tarfile.TarFile]:
+    """Open a (compressed) tar archive for one sequential pass, decompressing in large blocks.
+
+    ``tarfile.open(path, "r|bz2")`` copies its internal buffer on every small read, which costs
+    about 0.1 ms per member; reading the decompressed stream through a 1 MiB buffer instead makes
+    the per-member overhead negligible, and a :class:`~._io.PrefetchReader` decompresses the next
+    megabytes on a second core while the caller parses. The compression is recognised by its
+    magic bytes.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as raw:
+        head = raw.read(6)
+        raw.seek(0)
+        kind = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+        if kind == "bz2":
+            import bz2
+
+            decompressed = bz2.BZ2File(raw)
+        elif kind == "gzip":
+            import gzip
+
+            decompressed = gzip.GzipFile(fileobj=raw)
+        elif kind == "lzma":
+            import lzma
+
+            decompressed = lzma.LZMAFile(raw)
+        else:
+            decompressed = None
+        if decompressed is None:
+            with tarfile.open(fileobj=raw, mode="r|") as tar:
+                yield tar
+            return
+        prefetch = PrefetchReader(decompressed)
+        try:
+            with tarfile.open(fileobj=io.BufferedReader(prefetch, 1 << 20), mode="r|") as tar:
+                yield tar
+        finally:
+            prefetch.close()
+            decompressed.close()
+
+
+def _check_tar_archive(
+    path: Path, remote: RemoteFile, must_contain: Iterable[str] = ()
+) -> List[str]:
+    """Read every member of a tar archive (checking its compression CRCs); return member names."""
+    names: List[str] = []
+    member = None
+    try:
+        with open_tar_stream(path) as tar:
+            for member in tar:
+                if member.isfile():
+                    names.append(member.name)
+                    handle = tar.extractfile(member)
+                    if handle is not None:
+                        while handle.read(1 << 20):
+                            pass
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        where = f" after member {member.name!r}" if member is not None else ""
+        raise DownloadVerificationError(
+            f"{remote.filename} from {remote.url} is not a complete tar archive{where}: {exc}"
+        ) from exc
+    if remote.expected_members is not None and len(names) != remote.expected_members:
+        raise DownloadVerificationError(
+            f"{remote.filename} from {remote.url} holds {len(names)} files, the published archive "
+            f"holds {remote.expected_members}"
+        )
+    normalised = {os.path.normpath(n) for n in names}
+    absent = [m for m in must_contain if os.path.normpath(m) not in normalised]
+    if absent:
+        raise DownloadVerificationError(
+            f"{remote.filename} from {remote.url} lacks {absent}"
+        )
+    return names
+
+
+class AtomsDataset(InMemoryDataset):
+    """Base class: a folder of raw files in, a verified, atomically processed data set out.
+
+    Subclasses set :attr:`raw_file_names`, :attr:`remote_files`, :attr:`processed_stem` and
+    implement :meth:`read_raw`. Every attribute a subclass needs to name its files must be set
+    before calling ``super().__init__``, which checks, downloads and processes.
+
+    Args:
+        root: the data set folder; raw files live in ``root/raw``, processed ones in
+            ``root/processed``.
+        transform, pre_transform, pre_filter: as in :class:`~torch_geometric.data.InMemoryDataset`.
+        force_reload: process again even when a processed file exists.
+        log: print progress to stderr (outside pytest).
+    """
+
+    #: The unit of ``Data.energy`` and ``Data.force`` (subclasses override).
+    energy_unit: str = ""
+    force_unit: str = ""
+    distance_unit: str = "Angstrom"
+    #: Bump when the processed layout changes, so that old processed files are not trusted.
+    format_version: int = 1
+
+    def __init__(
+        self,
+        root: PathLike,
+        transform: Optional[Callable] = None,
+        pre_transform: Optional[Callable] = None,
+        pre_filter: Optional[Callable] = None,
+        force_reload: bool = False,
+        log: bool = True,
+    ) -> None:
+        root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+        for folder in ("raw", "processed"):
+            removed = remove_stale_temporaries(os.path.join(root, folder))
+            for path in removed:
+                logger.info("removed %s left by an interrupted run", path)
+        raw = Path(root) / "raw"
+        if raw.is_dir():
+            for staging in raw.glob(".extract-*"):
+                if staging.is_dir():
+                    shutil.rmtree(staging, ignore_errors=True)
+        super().__init__(root, transform, pre_transform, pre_filter, log=log, force_reload=force_reload)
+        self.load(self.processed_paths[0])
+
+    # ----------------------------------------------------------------------------------------
+    # What a subclass declares
+    # ----------------------------------------------------------------------------------------
+    @property
+    def raw_file_names(self) -> List[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def remote_files(self) -> Sequence[RemoteFile]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def processed_stem(self) -> str:  # pragma: no cover - abstract
+        """File name stem of the processed file, unique per data set variant in one root."""
+        raise NotImplementedError
+
+    def read_raw(self) -> AtomsTable:  # pragma: no cover - abstract
+        """Parse the raw files into an :class:`AtomsTable`; raise :class:`RawFileError` on bad input."""
+        raise NotImplementedError
+
+    def processing_summary(self) -> Dict[str, object]:
+        """Counts worth reporting after :meth:`read_raw` (written next to the processed file)."""
+        return {}
+
+    def verify_download(self, remote: RemoteFile, path: Path) -> None:
+        """Check a freshly downloaded file before it is moved into ``root/raw``.
+
+        The default checks the declared size and, for tar archives, reads every member (which
+        checks the compression's CRCs), compares the number of files with
+        :attr:`RemoteFile.expected_members` and looks for every path in :attr:`RemoteFile.provides`.
+        Subclasses extend it with content checks (e.g. published counts) and raise
+        :class:`DownloadVerificationError`.
+        """
+        size = path.stat().st_size
+        if remote.size is not None and size != remote.size:
+            raise DownloadVerificationError(
+                f"{remote.filename} from {remote.url} has {size} bytes, the published file has {remote.size}"
+            )
+        if remote.extract or remote.expected_members is not None:
+            _check_tar_archive(path, remote, must_contain=remote.provides if remote.extract else ())
+
+    # ----------------------------------------------------------------------------------------
+    # Files
+    # ----------------------------------------------------------------------------------------
+    @property
+    def processed_file_names(self) -> List[str]:
+        return [f"{self.processed_stem}_v{self.format_version}.pt"]
+
+    @property
+    def summary_path(self) -> Path:
+        """JSON file with the counts of the last processing run."""
+        return Path(self.processed_dir) / f"{self.processed_stem}_v{self.format_version}.json"
+
+    @property
+    def summary(self) -> Dict[str, object]:
+        """The counts written by the processing run (empty when none were recorded)."""
+        if not self.summary_path.exists():
+            return {}
+        return json.loads(self.summary_path.read_text())
+
+    def missing_raw_files(self) -> List[str]:
+        """Raw file names (relative to ``root/raw``) that do not exist."""
+        return [
+            name for name, path in zip(self._raw_names(), self.raw_paths) if not os.path.exists(path)
+        ]
+
+    def _raw_names(self) -> List[str]:
+        names = self.raw_file_names
+        return [names] if isinstance(names, str) else list(names)
+
+    def _remote_for(self, raw_name: str) -> Optional[RemoteFile]:
+        target = os.path.normpath(raw_name)
+        for remote in self.remote_files:
+            if target in {os.path.normpath(p) for p in remote.yields}:
+                return remote
+        return None
+
+    def offline_instructions(self, missing: Sequence[str]) -> str:
+        """How to place each missing raw file by hand: its path, its URL and what to do with it."""
+        lines = []
+        for name in missing:
+            remote = self._remote_for(name)
+            target = os.path.join(self.raw_dir, name)
+            if remote is None:
+                lines.append(f"  - {target}  (no published URL known; place the file there)")
+            elif remote.extract:
+                lines.append(
+                    f"  - {target}\n      from the archive {remote.url}\n"
+                    f"      (save it as {os.path.join(self.raw_dir, remote.filename)} or unpack it into "
+                    f"{self.raw_dir} yourself, so that this path exists)"
+                )
+            else:
+                lines.append(f"  - {target}\n      download {remote.url} and save it under exactly this name")
+        return "\n".join(lines)
+
+    # ----------------------------------------------------------------------------------------
+    # Download (only ever called by PyG when a raw file is missing)
+    # ----------------------------------------------------------------------------------------
+    def download(self) -> None:
+        missing = self.missing_raw_files()
+        # archives placed by hand in root/raw are unpacked first, without any network
+        for remote in self._remotes_for(missing):
+            if remote.extract and (Path(self.raw_dir) / remote.filename).is_file():
+                self._download_remote(remote)
+        missing = self.missing_raw_files()
+        if not missing:
+            return
+        header = f"{self.__class__.__name__}: {len(missing)} raw file(s) missing under {self.raw_dir}:"
+        if os.environ.get(OFFLINE_ENV, "").strip() not in ("", "0"):
+            raise RawFilesMissingError(
+                f"{header}\n{self.offline_instructions(missing)}\n"
+                f"Downloads are disabled ({OFFLINE_ENV} is set); place the files as listed."
+            )
+        if any(self._remote_for(name) is None for name in missing):
+            raise RawFilesMissingError(f"{header}\n{self.offline_instructions(missing)}")
+        for remote in self._remotes_for(missing):
+            try:
+                self._download_remote(remote)
+            except DownloadVerificationError:
+                raise
+            except OSError as exc:  # URLError, HTTPError, timeouts, refused connections
+                raise RawFilesMissingError(
+                    f"{header}\n{self.offline_instructions(missing)}\n"
+                    f"Downloading {remote.url} failed ({exc}); without a network, place the files as listed."
+                ) from exc
+        still = self.missing_raw_files()
+        if still:
+            raise RawFilesMissingError(
+                f"{header}\n{self.offline_instructions(still)}\n"
+                "The download completed but did not provide these files."
+            )
+
+    def _remotes_for(self, names: Sequence[str]) -> List[RemoteFile]:
+        remotes: List[RemoteFile] = []
+        for name in names:
+            remote = self._remote_for(name)
+            if remote is not None and remote not in remotes:
+                remotes.append(remote)
+        return remotes
+
+    def _fetch(self, url: str, destination: Path, description: str) -> int:
+        """The one place that touches the network (tests replace it)."""
+        return fetch_url(url, destination, description)
+
+    def _download_remote(self, remote: RemoteFile) -> None:
+        os.makedirs(self.raw_dir, exist_ok=True)
+        target = Path(self.raw_dir) / remote.filename
+        if remote.extract and target.is_file():  # an archive placed by hand: unpack it, keep it
+            self._say(f"Unpacking {target} (placed by hand)")
+            try:
+                self.verify_download(remote, target)
+            except Exception as exc:
+                raise DownloadVerificationError(f"{target} (placed by hand) failed verification: {exc}") from exc
+            self._extract(target, remote)
+            return
+        self._say(f"Downloading {remote.url} -> {target}")
+        with atomic_path(target) as tmp:
+            self._fetch(remote.url, tmp, remote.filename)
+            try:
+                self.verify_download(remote, tmp)
+            except DownloadVerificationError:
+                raise
+            except Exception as exc:  # a parser-level failure inside a verification hook
+                raise DownloadVerificationError(
+                    f"{remote.filename} from {remote.url} failed verification: {exc}"
+                ) from exc
+        if remote.extract:
+            try:
+                self._extract(target, remote)
+            finally:
+                target.unlink(missing_ok=True)
+
+    def _extract(self, archive: Path, remote: RemoteFile) -> None:
+        """Unpack into a temporary folder inside ``root/raw``, then move each file into place."""
+        staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=self.raw_dir))
+        try:
+            with tarfile.open(archive, mode="r:*") as tar:
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(staging, filter="data")
+                else:  # pragma: no cover - Python < 3.11.4
+                    for member in tar.getmembers():
+                        target = (staging / member.name).resolve()
+                        if not str(target).startswith(str(staging.resolve())):
+                            raise DownloadVerificationError(
+                                f"{remote.filename}: member {member.name!r} points outside the archive folder"
+                            )
+                    tar.extractall(staging)
+            for path in sorted(staging.rglob("*")):
+                if path.is_file():
+                    destination = Path(self.raw_dir) / path.relative_to(staging)
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, destination)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    # ----------------------------------------------------------------------------------------
+    # Processing (atomic)
+    # ----------------------------------------------------------------------------------------
+    def process(self) -> None:
+        table = self.read_raw()
+        if len(table) == 0:
+            raise RawFileError(f"{self.__class__.__name__}: the raw files under {self.raw_dir} hold no molecules")
+        summary = dict(self.processing_summary())
+        if self.pre_filter is None and self.pre_transform is None:
+            data, slices = table.collated()
+        else:
+            data_list = []
+            for g in range(len(table)):
+                item = table.get(g)
+                if self.pre_filter is not None and not self.pre_filter(item):
+                    continue
+                if self.pre_transform is not None:
+                    item = self.pre_transform(item)
+                data_list.append(item)
+            if not data_list:
+                raise ValueError(f"{self.__class__.__name__}: pre_filter rejected all {len(table)} molecules")
+            summary["kept_by_pre_filter"] = len(data_list)
+            data, slices = self.collate(data_list)
+            if slices is None:  # a single molecule: store it with explicit slices like the others
+                slices = {
+                    key: torch.tensor([0, value.size(data.__cat_dim__(key, value))])
+                    for key, value in data.items()
+                    if isinstance(value, Tensor)
+                }
+        summary["num_molecules"] = len(slices[next(iter(slices))]) - 1
+        atomic_torch_save((data.to_dict(), slices, data.__class__), self.processed_paths[0])
+        atomic_write_text(self.summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        self._say(f"{self.__class__.__name__}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+
+    def _say(self, message: str) -> None:
+        logger.info(message)
+        if self.log and "PYTEST_CURRENT_TEST" not in os.environ:
+            print(message, file=sys.stderr)
+
+    # ----------------------------------------------------------------------------------------
+    # Splits
+    # ----------------------------------------------------------------------------------------
+    def random_split(
+        self, n_train: int, n_val: int = 1000, seed: int = 0, n_test: Optional[int] = None
+    ) -> SplitIndices:
+        """The paper's protocol on this data set: see :func:`pyg_schnet.datasets.random_split`."""
+        return random_split(len(self), n_train, n_val=n_val, seed=seed, n_test=n_test)

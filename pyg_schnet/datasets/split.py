@@ -1,0 +1,111 @@
+"""Seeded train / validation / test splits as in the paper's protocol.
+
+Schütt et al. (2017), section 5: "we split the data into a training set of given size N and use a
+validation set of 1,000 examples for early stopping. The remaining data is used as test set."
+:func:`random_split` draws exactly that from one seeded permutation, and :class:`SplitIndices`
+saves the index tensors next to the results they produced.
+"""
+from __future__ import annotations
+
+import io
+import os
+from typing import NamedTuple, Optional, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._io import atomic_write_bytes
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class SplitIndices(NamedTuple):
+    """Disjoint index tensors (``torch.long``) into one data set."""
+
+    train: Tensor
+    val: Tensor
+    test: Tensor
+
+    def save(self, path: PathLike) -> None:
+        """Write ``train``, ``val`` and ``test`` to an ``.npz`` file at ``path`` (atomically)."""
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            train=self.train.cpu().numpy().astype(np.int64),
+            val=self.val.cpu().numpy().astype(np.int64),
+            test=self.test.cpu().numpy().astype(np.int64),
+        )
+        atomic_write_bytes(path, buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: PathLike) -> "SplitIndices":
+        """Read a file written by :meth:`save`; a missing key or a non-integer array is an error."""
+        with np.load(os.fspath(path)) as f:
+            missing = [k for k in ("train", "val", "test") if k not in f.files]
+            if missing:
+                raise KeyError(f"{os.fspath(path)}: split file lacks {missing} (has {sorted(f.files)})")
+            parts = {}
+            for key in ("train", "val", "test"):
+                arr = f[key]
+                if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+                    raise ValueError(
+                        f"{os.fspath(path)}: '{key}' must be a 1-D integer array, got shape {arr.shape} "
+                        f"and dtype {arr.dtype}"
+                    )
+                parts[key] = torch.from_numpy(arr.astype(np.int64))
+        return cls(**parts)
+
+    def sizes(self) -> tuple[int, int, int]:
+        """``(len(train), len(val), len(test))``."""
+        return (self.train.numel(), self.val.numel(), self.test.numel())
+
+
+def _check_count(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def random_split(
+    num_examples: int,
+    n_train: int,
+    n_val: int = 1000,
+    seed: int = 0,
+    n_test: Optional[int] = None,
+) -> SplitIndices:
+    """Split ``range(num_examples)`` into ``n_train`` training, ``n_val`` validation and test indices.
+
+    One permutation from ``torch.Generator().manual_seed(seed)`` is cut into consecutive pieces:
+    the first ``n_train`` indices train, the next ``n_val`` validate, and the test set is the rest
+    (or the next ``n_test`` when given). The same arguments always give the same split, and a
+    larger ``n_train`` with the same seed extends the smaller training set.
+
+    Raises:
+        ValueError: when the requested sizes do not fit into ``num_examples``.
+    """
+    num_examples = _check_count("num_examples", num_examples)
+    n_train = _check_count("n_train", n_train)
+    n_val = _check_count("n_val", n_val)
+    if n_train + n_val > num_examples:
+        raise ValueError(
+            f"cannot take n_train={n_train} plus n_val={n_val} examples from a data set of "
+            f"{num_examples} examples"
+        )
+    rest = num_examples - n_train - n_val
+    if n_test is None:
+        n_test = rest
+    else:
+        n_test = _check_count("n_test", n_test)
+        if n_test > rest:
+            raise ValueError(
+                f"cannot take n_test={n_test} after n_train={n_train} and n_val={n_val} from "
+                f"{num_examples} examples (only {rest} remain)"
+            )
+    generator = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(num_examples, generator=generator)
+    return SplitIndices(
+        train=perm[:n_train].clone(),
+        val=perm[n_train:n_train + n_val].clone(),
+        test=perm[n_train + n_val:n_train + n_val + n_test].clone(),
+    )
