@@ -147,3 +147,25 @@ class SchNet(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items() if k in ("hidden_channels", "num_interactions", "cutoff"))
+
+    def forward_dense(self, z: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
+        """Total energy per molecule ``[B]`` of a dense (padded) batch, with the same parameters.
+
+        Args:
+            z: atomic numbers ``[B, N_max]`` (ignored on padding).
+            pos: positions ``[B, N_max, 3]`` in Angstrom (ignored on padding).
+            mask: ``[B, N_max]`` bool, ``True`` on real atoms. See :func:`pyg_schnet.data.to_dense`.
+        """
+        from .dense import dense_energy
+
+        return dense_energy(self, z, pos, mask)
+
+    def energy_and_forces_dense(self, z: Tensor, pos: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
+        r"""Energies ``[B]`` and forces ``[B, N_max, 3]`` (zero on padding) of a dense batch.
+
+        Same conventions as :meth:`energy_and_forces`: ``create_graph`` in training mode, detached
+        results in eval mode.
+        """
+        from .dense import dense_energy_and_forces
+
+        return dense_energy_and_forces(self, z, pos, mask)

@@ -1,0 +1,48 @@
+"""benchmarks/batching.py --quick runs end to end and writes the promised columns (no timing checks)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_run_writes_json_table_and_plot(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "batching.py"), "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "batching.json").read_text())
+    meta = report["meta"]
+    assert meta["hyper_parameters"]["num_gaussians"] == 301 and meta["hyper_parameters"]["cutoff"] == 30.0
+    assert meta["threads"] == 1 and meta["device_type"] == "cpu"
+
+    rows = report["results"]
+    keys = {(r["case"], r["impl"], r["mode"]) for r in rows}
+    for case in ("ethanol", "qm9"):
+        for impl in ("ours_sparse", "ours_dense", "pyg", "schnetpack"):
+            for mode in ("train_energy", "train_forces", "inference"):
+                assert (case, impl, mode) in keys
+    for r in rows:
+        assert r["batch_size"] == 4 and r["max_atoms"] >= 9
+        if r.get("skipped"):
+            assert isinstance(r["skipped"], str) and r["skipped"]
+            continue
+        assert r["molecules_per_s"] > 0 and r["median_s"] > 0 and len(r["times_s"]) == 1
+        assert r["peak_memory_mib"] is None or r["peak_memory_mib"] >= 0
+    # both of our paths and PyG's SchNet always run; SchNetPack is optional
+    measured = {r["impl"] for r in rows if not r.get("skipped")}
+    assert {"ours_sparse", "ours_dense", "pyg"} <= measured
+    assert ("schnetpack" in measured) == ("schnetpack" not in meta["unavailable"])
+    for q in report["ratios"]:
+        assert q["ours_sparse_vs_pyg"] > 0 and q["ours_dense_vs_ours_sparse"] > 0
+    assert len(report["ratios"]) == 6  # 2 cases x 3 modes
+
+    table = (out / "batching.md").read_text()
+    assert "sparse/PyG" in table and "| qm9 |" in table
+    assert (out / "batching.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
