@@ -33,5 +33,9 @@ test: setup
 demo: setup
 	$(PY) -m pyg_schnet.demo
 
+# sparse vs dense batching against PyG's SchNet (and SchNetPack where importable); see docs/benchmarks.md
+bench-batching: setup
+	$(PY) benchmarks/batching.py --threads 1 --out runs/bench_batching
+
 clean-venv:
 	rm -rf $(VENV)
