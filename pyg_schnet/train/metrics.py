@@ -1,0 +1,123 @@
+"""Test and validation errors in the paper's units, accumulated over a data loader.
+
+Energies: mean absolute error (MAE) and root-mean-square error (RMSE) over molecules, in the
+target's energy unit (kcal/mol in our benchmarks). Forces: MAE and RMSE over all Cartesian force
+components ``F_{i,alpha}`` of all atoms (kcal/mol/Angstrom), which is how the paper and GDML report
+force errors. Sums run in float64.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Iterable, List, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .loss import per_molecule_loss
+from .predict import predict
+
+
+class ErrorAccumulator:
+    """Running sums of absolute and squared errors, and of the Eq. 5 loss.
+
+    Call :meth:`update` once per batch and :meth:`compute` at the end. With ``keep_predictions``
+    the (detached, CPU, float64) predictions and targets are kept for parity plots.
+    """
+
+    def __init__(self, rho: float = 0.0, keep_predictions: bool = False) -> None:
+        self.rho = float(rho)
+        self.keep_predictions = keep_predictions
+        self.num_molecules = 0
+        self.num_components = 0
+        self._energy_abs = 0.0
+        self._energy_sq = 0.0
+        self._force_abs = 0.0
+        self._force_sq = 0.0
+        self._loss = 0.0
+        self.predictions: Dict[str, List[Tensor]] = {
+            "energy_pred": [], "energy_true": [], "force_pred": [], "force_true": []
+        }
+
+    @torch.no_grad()
+    def update(
+        self,
+        energy_pred: Tensor,
+        energy_true: Tensor,
+        batch: Tensor,
+        force_pred: Optional[Tensor] = None,
+        force_true: Optional[Tensor] = None,
+    ) -> None:
+        energy_pred = energy_pred.detach().reshape(-1).double()
+        energy_true = energy_true.detach().reshape(-1).double()
+        diff = energy_pred - energy_true
+        self.num_molecules += diff.numel()
+        self._energy_abs += float(diff.abs().sum())
+        self._energy_sq += float(diff.square().sum())
+        with_forces = force_pred is not None and force_true is not None
+        if with_forces:
+            force_pred = force_pred.detach().double()
+            force_true = force_true.detach().double()
+            fdiff = force_pred - force_true
+            self.num_components += fdiff.numel()
+            self._force_abs += float(fdiff.abs().sum())
+            self._force_sq += float(fdiff.square().sum())
+        rho = self.rho if with_forces else 0.0
+        self._loss += float(
+            per_molecule_loss(energy_pred, energy_true, batch, rho, force_pred, force_true).sum()
+        )
+        if self.keep_predictions:
+            self.predictions["energy_pred"].append(energy_pred.cpu())
+            self.predictions["energy_true"].append(energy_true.cpu())
+            if with_forces:
+                self.predictions["force_pred"].append(force_pred.cpu())
+                self.predictions["force_true"].append(force_true.cpu())
+
+    def compute(self) -> Dict[str, float]:
+        """``energy_mae``, ``energy_rmse``, ``force_mae``, ``force_rmse`` (NaN without forces),
+        ``loss`` (mean Eq. 5 over molecules) and ``num_molecules``."""
+        if self.num_molecules == 0:
+            raise ValueError("no molecules were accumulated; is the data set or split empty?")
+        n, c = self.num_molecules, self.num_components
+        return {
+            "energy_mae": self._energy_abs / n,
+            "energy_rmse": math.sqrt(self._energy_sq / n),
+            "force_mae": self._force_abs / c if c else float("nan"),
+            "force_rmse": math.sqrt(self._force_sq / c) if c else float("nan"),
+            "loss": self._loss / n,
+            "num_molecules": n,
+        }
+
+    def concatenated(self) -> Dict[str, Tensor]:
+        """The kept predictions and targets, each concatenated over batches (empty when not kept)."""
+        return {k: torch.cat(v) if v else torch.empty(0, dtype=torch.float64) for k, v in self.predictions.items()}
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    with_forces: bool,
+    rho: float = 0.0,
+    device: torch.device | str = "cpu",
+    batching: str = "sparse",
+    keep_predictions: bool = False,
+) -> ErrorAccumulator:
+    """Runs ``model`` (switched to eval mode) over ``loader`` and accumulates its errors.
+
+    Each batch needs ``energy`` and, with ``with_forces``, ``force``. Forces need gradients with
+    respect to positions, so they are computed outside ``torch.no_grad``; nothing is kept.
+
+    Returns:
+        the filled :class:`ErrorAccumulator`; call ``.compute()`` for the numbers.
+    """
+    model.eval()
+    acc = ErrorAccumulator(rho=rho, keep_predictions=keep_predictions)
+    for batch in loader:
+        batch = batch.to(device)
+        if with_forces:
+            energy, forces = predict(model, batch, with_forces=True, batching=batching)
+            acc.update(energy, batch.energy, batch.batch, forces, batch.force)
+        else:
+            with torch.no_grad():
+                energy, _ = predict(model, batch, with_forces=False, batching=batching)
+            acc.update(energy, batch.energy, batch.batch)
+    return acc
