@@ -34,6 +34,16 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _finish(plt, fig, path: os.PathLike | str, title: str) -> Path:
+    """Title, layout, atomic save, close: the end of every figure here."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = _save(fig, Path(path))
+    plt.close(fig)
+    return out
+
+
 def plot_learning_curves(history: Sequence[Dict[str, float]], path: os.PathLike | str, title: str = "") -> Path:
     """Validation energy and force MAE (EMA weights) and training loss against the optimizer step."""
     plt = _pyplot()
@@ -51,12 +61,7 @@ def plot_learning_curves(history: Sequence[Dict[str, float]], path: os.PathLike 
         ax.set_xlabel("optimizer step")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out = _save(fig, Path(path))
-    plt.close(fig)
-    return out
+    return _finish(plt, fig, path, title)
 
 
 def plot_parity(
@@ -94,9 +99,4 @@ def plot_parity(
             ax.set_title(f"MAE {metrics[key]:.3f} {unit}")
         ax.set_aspect("equal", adjustable="datalim")
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out = _save(fig, Path(path))
-    plt.close(fig)
-    return out
+    return _finish(plt, fig, path, title)
