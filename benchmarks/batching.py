@@ -55,13 +55,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-try:
-    import pyg_schnet
-except ModuleNotFoundError:  # a source checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import pyg_schnet
 from torch_geometric.data import Batch, Data
 
+import pyg_schnet
 from pyg_schnet import SchNet
 from pyg_schnet import _backend
 from pyg_schnet.data import to_dense
