@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .response import energy_and_forces
+
 if TYPE_CHECKING:  # pragma: no cover
     from .schnet import SchNet
 
@@ -160,12 +162,4 @@ def dense_energy_and_forces(model: "SchNet", z: Tensor, pos: Tensor, mask: Tenso
     Like :meth:`pyg_schnet.SchNet.energy_and_forces`: the forces keep their graph in training mode
     (double backward for a force loss) and both results are detached in eval mode.
     """
-    if not pos.requires_grad:
-        pos = pos.detach().requires_grad_(True)
-    with torch.enable_grad():
-        energy = dense_energy(model, z, pos, mask)
-        (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=model.training, allow_unused=True)
-    forces = -grad if grad is not None else torch.zeros_like(pos)
-    if not model.training:
-        return energy.detach(), forces.detach()
-    return energy, forces
+    return energy_and_forces(lambda p: dense_energy(model, z, p, mask), pos, model.training)

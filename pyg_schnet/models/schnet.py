@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-import torch
 from torch import Tensor, nn
 
 from ..nn import AtomwiseEnergy
 from ..validation import check_inputs
 from .representation import SchNetRepresentation
+from .response import energy_and_forces
 
 #: The configuration of the paper (section 4, Fig. 2): F = 64, three interaction blocks, Gaussians
 #: every 0.1 Angstrom on [0, 30] Angstrom with gamma = 10 Angstrom^-2, no cutoff, a 32-unit output layer.
@@ -133,17 +133,7 @@ class SchNet(nn.Module):
         In training mode the forces keep their graph (``create_graph=True``), so a loss on them can be
         back-propagated to the weights (double backward). In eval mode both results are detached.
         """
-        if not pos.requires_grad:
-            pos = pos.detach().requires_grad_(True)
-        with torch.enable_grad():
-            energy = self(z, pos, batch)
-            (grad,) = torch.autograd.grad(
-                energy.sum(), pos, create_graph=self.training, allow_unused=True
-            )
-        forces = -grad if grad is not None else torch.zeros_like(pos)
-        if not self.training:
-            return energy.detach(), forces.detach()
-        return energy, forces
+        return energy_and_forces(lambda p: self(z, p, batch), pos, self.training)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items() if k in ("hidden_channels", "num_interactions", "cutoff"))
