@@ -1,9 +1,7 @@
-"""Atomic file writes: a file either appears complete under its final name or not at all.
+"""File plumbing of the data sets: stale-temporary clean-up and a read-ahead decompressor.
 
-Every writer here writes to a hidden temporary file in the destination's own folder and moves it
-into place with :func:`os.replace`, which is atomic on POSIX and Windows when source and target
-share a file system. An exception (or an interrupt) removes the temporary file, so a later run
-never finds a half-written file under a name it would trust.
+The atomic writers (temporary file in the same folder, then :func:`os.replace`) live in
+:mod:`pyg_schnet._atomic`, shared with checkpoints and plots, and are re-exported here.
 """
 from __future__ import annotations
 
@@ -13,64 +11,17 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any
 
-import torch
-
-PathLike = Union[str, "os.PathLike[str]"]
-
-#: Marker in the names of temporary files; :func:`remove_stale_temporaries` deletes such files.
-TMP_MARKER = ".tmp-"
-
-
-def temporary_path(path: PathLike) -> Path:
-    """A hidden sibling of ``path`` for this process, e.g. ``.data.pt.tmp-1234``."""
-    path = Path(path)
-    return path.with_name(f".{path.name}{TMP_MARKER}{os.getpid()}")
-
-
-@contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path; on success move it to ``path``, on any exception delete it.
-
-    Example::
-
-        with atomic_path("processed/data.pt") as tmp:
-            torch.save(obj, tmp)
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise FileNotFoundError(f"atomic write of {path}: nothing was written to {tmp}")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def atomic_write_bytes(path: PathLike, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_torch_save(obj: Any, path: PathLike) -> None:
-    """:func:`torch.save` ``obj`` to ``path`` atomically (serialised in memory first)."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+from .._atomic import (  # noqa: F401  (re-exported for the data sets)
+    TMP_MARKER,
+    PathLike,
+    atomic_path,
+    atomic_torch_save,
+    atomic_write_bytes,
+    atomic_write_text,
+    temporary_path,
+)
 
 
 def remove_stale_temporaries(folder: PathLike) -> list[Path]:

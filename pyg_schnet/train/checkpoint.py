@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
+
+from .._atomic import atomic_torch_save, atomic_write  # noqa: F401  (re-exported: the trainer writes through these)
 
 PathLike = Union[str, os.PathLike]
 
@@ -23,38 +24,6 @@ PathLike = Union[str, os.PathLike]
 MODEL_FORMAT = "pyg_schnet.model/1"
 #: Format tag of a training checkpoint (``checkpoint.pt``).
 CHECKPOINT_FORMAT = "pyg_schnet.checkpoint/1"
-
-
-def _umask_mode() -> int:
-    """``0o666`` minus the process umask: the mode :func:`open` would give a new file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write(path: PathLike, write: Callable[[IO], None], binary: bool = True) -> Path:
-    """Calls ``write(handle)`` on a temporary file in the folder of ``path``, then moves it into place
-    with :func:`os.replace` (after ``fsync``); on any error the temporary file is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_torch_save(obj: Any, path: PathLike) -> Path:
-    """``torch.save(obj, path)`` through :func:`atomic_write`."""
-    return atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def safe_load(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:

@@ -11,6 +11,8 @@ from typing import Dict, List, Optional, Sequence
 
 from torch import Tensor
 
+from .._atomic import atomic_path
+
 
 def _pyplot():
     import matplotlib
@@ -22,15 +24,9 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    """Atomic PNG write (temporary file in the same folder, then :func:`os.replace`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Atomic PNG write (:func:`pyg_schnet._atomic.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     return path
 
 
