@@ -6,6 +6,13 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+#: Largest accepted absolute Cartesian coordinate, in Angstrom. Real molecules and simulation cells
+#: are far smaller; coordinates beyond this are unit mistakes (Bohr * 1e10, metres) or corrupt files,
+#: and float32 distances between such positions lose all precision (at 3e19 they overflow).
+MAX_ABS_POSITION = 1.0e4
+#: Largest atomic number of a known element (oganesson).
+MAX_ATOMIC_NUMBER = 118
+
 
 def _where(batch: Tensor, atom: int) -> str:
     return f"atom {atom} (molecule {int(batch[atom])})"
