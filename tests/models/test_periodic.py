@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from pyg_schnet import SchNet
+from pyg_schnet import SchNet, periodic
 from pyg_schnet.graph import build_periodic_pairs, edge_distances, mirror
 
 CUTOFF = 4.0
@@ -59,9 +59,14 @@ def brute_force(pos: np.ndarray, cell: np.ndarray, pbc, cutoff: float):
     return found
 
 
+@pytest.mark.parametrize("use_vesin", [True, False], ids=["vesin", "ase"])
 @pytest.mark.parametrize("seed", range(6))
-def test_pairs_equal_ase_and_brute_force(seed):
+def test_pairs_equal_ase_and_brute_force(seed, use_vesin, monkeypatch):
     from ase.neighborlist import primitive_neighbor_list
+
+    if use_vesin and not periodic.USE_VESIN:
+        pytest.skip("vesin is not installed")
+    monkeypatch.setattr(periodic, "USE_VESIN", use_vesin)
 
     short = seed % 2 == 1
     z, pos, cell = random_structure(seed, num_atoms=7 if short else 12, short=short)
@@ -248,3 +253,24 @@ def test_max_num_neighbors_counts_images():
                      max_num_neighbors=20).double()
     with pytest.raises(ValueError, match=r"atom 0 \(molecule 0\) has \d+ neighbours within the cutoff, more than max_num_neighbors=20"):
         guarded(z, pos, None, cell[None], torch.ones(1, 3, dtype=torch.bool))
+
+
+def test_dense_batching_refuses_periodic_data(model):
+    from pyg_schnet.data import to_dense
+    from pyg_schnet.data.auto import choose_batching
+    from pyg_schnet.train.predict import predict
+
+    z, pos, cell = random_structure(4, num_atoms=3)
+    molecule = Data(z=z, pos=pos, cell=torch.zeros(1, 3, 3, dtype=torch.float64), pbc=torch.zeros(1, 3, dtype=torch.bool))
+    crystal = Data(z=z, pos=pos, cell=cell[None], pbc=torch.ones(1, 3, dtype=torch.bool))
+    batch = Batch.from_data_list([molecule, crystal])
+    with pytest.raises(ValueError, match=r"structure 1 of the batch is periodic .*dense \(padded\) path handles molecules only"):
+        to_dense(batch)
+    with pytest.raises(ValueError, match="periodic"):
+        predict(model, batch, with_forces=False, batching="dense")
+    assert choose_batching(model, [batch], with_forces=False) == "sparse"
+    # the sparse path reads batch.cell / batch.pbc
+    energy, forces = predict(model, batch, with_forces=True, batching="sparse")
+    expected = model(crystal.z, crystal.pos, None, crystal.cell, crystal.pbc)
+    assert float(energy[1]) == pytest.approx(float(expected.detach()), rel=1e-12)
+    assert float(energy[0]) == pytest.approx(float(model(z, pos).detach()), rel=1e-12)
