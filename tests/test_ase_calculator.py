@@ -163,3 +163,62 @@ def test_not_a_model_is_refused():
         SchNetCalculator(42)
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         SchNetCalculator("nope.pt")
+
+
+# ------------------------------------------------------------------------------------- periodic
+def periodic_silicon():
+    """A rattled, sheared 8-atom silicon cell: triclinic, several images of each atom within 4 A."""
+    from ase.build import bulk
+
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.set_cell(atoms.cell.array @ np.array([[1.0, 0.05, 0.0], [0.02, 0.97, 0.03], [0.0, -0.04, 1.02]]),
+                   scale_atoms=True)
+    atoms.rattle(0.05, seed=1)
+    return atoms
+
+
+def test_periodic_stress_equals_numerical_stress_and_forces_finite_differences():
+    from ase.calculators.fd import calculate_numerical_stress
+
+    atoms = periodic_silicon()
+    atoms.calc = SchNetCalculator(small_model(cutoff=4.0))
+    stress = atoms.get_stress()
+    assert stress.shape == (6,) and np.abs(stress).max() > 1e-4
+    np.testing.assert_allclose(stress, calculate_numerical_stress(atoms, eps=1e-6), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-4), rtol=0, atol=1e-6)
+    full = atoms.get_stress(voigt=False)
+    np.testing.assert_allclose(full, full.T, atol=1e-12)
+
+
+def test_periodic_stress_units():
+    """Stress of a kcal/mol model: the model's stress times kcal/mol in eV, in ASE's Voigt order."""
+    model = small_model(cutoff=4.0)
+    atoms = periodic_silicon()
+    m = model.double().eval()
+    _, _, sigma = m.energy_forces_stress(torch.as_tensor(atoms.numbers), torch.as_tensor(atoms.positions),
+                                         None, torch.as_tensor(atoms.cell.array)[None],
+                                         torch.as_tensor(atoms.pbc)[None])
+    s = sigma[0].numpy() * KCAL_MOL_IN_EV
+    expected = [s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]]
+    np.testing.assert_allclose(SchNetCalculator(model).get_stress(atoms), expected, rtol=1e-10, atol=1e-14)
+
+
+def test_cached_cell_follows_a_changed_cell():
+    model = small_model(cutoff=4.0)
+    atoms = periodic_silicon()
+    atoms.calc = SchNetCalculator(model)
+    first = atoms.get_potential_energy()
+    atoms.set_cell(atoms.cell.array * 1.03, scale_atoms=False)
+    changed = atoms.get_potential_energy()
+    assert changed != pytest.approx(first)
+    assert changed == pytest.approx(SchNetCalculator(model).get_potential_energy(atoms), rel=1e-12)
+    atoms.pbc = False  # the same atoms as a cluster: no stress, a molecule's energy
+    assert atoms.get_potential_energy() == pytest.approx(model_energy_forces(model, atoms)[0] * KCAL_MOL_IN_EV,
+                                                         rel=1e-12)
+
+
+def test_periodic_atoms_need_a_model_with_a_cutoff():
+    atoms = periodic_silicon()
+    atoms.calc = SchNetCalculator(small_model(cutoff=None))
+    with pytest.raises(ValueError, match="cutoff=None"):
+        atoms.get_potential_energy()
