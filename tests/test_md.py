@@ -96,6 +96,16 @@ def test_langevin_is_reproducible_with_its_seed():
     assert first.drift is None  # drift is reported for NVE only
 
 
+def test_a_time_limit_ends_the_run_and_still_writes_its_files(tmp_path):
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = SchNetCalculator(smooth_model())
+    result = run_md(atoms, 1000, 0.5, "nve", 300.0, out=tmp_path, log_interval=10, traj_interval=10,
+                    progress=False, max_minutes=0.0)
+    assert result.stop_reason == "time limit" and result.steps_done == 0 and result.drift is None
+    assert len(read(tmp_path / "trajectory", ":")) == 1
+    assert len((tmp_path / "energies.csv").read_text().splitlines()) == 2
+
+
 def test_energy_drift_recovers_a_known_slope():
     t = np.arange(0.0, 10_000.0, 5.0)  # fs
     slope = 2e-6  # eV/fs
@@ -202,6 +212,7 @@ def test_md_command_stops_at_the_first_unstable_frame(md_inputs, tmp_path, capsy
                        "--no-progress"])
     assert "unstable at" in capsys.readouterr().out
     assert not summary["stability"]["stable"] and summary["steps_done"] < 200
+    assert summary["stop_reason"] == "unstable"
     assert summary["stability"]["stable_ps"] == pytest.approx(summary["steps_done"] * 0.5 / 1000)
     assert summary["drift"] is None and not (out / "trajectory").exists()
 

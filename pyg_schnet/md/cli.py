@@ -56,6 +56,8 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument("--dtype", choices=DTYPES, default="float64",
                         help="float64 conserves energy best; float32 is faster")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's choice)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop after this much wall time and write what was simulated")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -151,10 +153,12 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     result = run_md(atoms, args.steps, args.dt, args.ensemble, args.temperature, args.friction, args.seed,
                     out=args.out, log_interval=args.log_interval, traj_interval=args.traj_interval,
                     monitor=monitor, stop_when_unstable=not args.keep_going, histogram=hist,
-                    reference_histogram=ref_hist, progress=False if args.no_progress else None)
+                    reference_histogram=ref_hist, progress=False if args.no_progress else None,
+                    max_minutes=args.max_minutes)
 
     lines = [f"simulated {result.simulated_ps:g} ps ({result.steps_done} steps) in {result.wall_s:.1f} s: "
-             f"{result.ms_per_step:.3f} ms/step" + (" (interrupted)" if result.interrupted else "")]
+             f"{result.ms_per_step:.3f} ms/step"
+             + ("" if result.stop_reason == "completed" else f"; stopped: {result.stop_reason}")]
     if result.drift is not None:
         lines.append(result.drift.summary())
     lines.append(result.instability.summary() if result.instability
@@ -171,7 +175,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
         "friction_per_fs": args.friction if args.ensemble == "langevin" else None, "seed": args.seed,
         "dtype": args.dtype, "device": describe_device(str(calc.device)),
         "steps_requested": args.steps, "steps_done": result.steps_done, "simulated_ps": result.simulated_ps,
-        "interrupted": result.interrupted, "wall_s": result.wall_s, "ms_per_step": result.ms_per_step,
+        "stop_reason": result.stop_reason, "wall_s": result.wall_s, "ms_per_step": result.ms_per_step,
         "drift": None if result.drift is None else {
             "meV_per_atom_per_ps": result.drift.meV_per_atom_per_ps,
             "kcal_mol_per_ps": result.drift.kcal_mol_per_ps,

@@ -72,11 +72,15 @@ class MDResult:
     kinetic_eV: np.ndarray
     temperature_K: np.ndarray
     wall_s: float
-    interrupted: bool = False
+    stop_reason: str = "completed"
     instability: Optional[Instability] = None
     drift: Optional[EnergyDrift] = None
     hr_mae: Optional[float] = None
     files: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop_reason == "interrupted"
 
     @property
     def total_eV(self) -> np.ndarray:
@@ -119,6 +123,7 @@ def run_md(
     histogram: Optional[DistanceHistogram] = None,
     reference_histogram: Optional[DistanceHistogram] = None,
     progress: Optional[bool] = None,
+    max_minutes: Optional[float] = None,
 ) -> MDResult:
     """Runs MD on ``atoms`` (calculator attached) and returns an :class:`MDResult`.
 
@@ -136,6 +141,10 @@ def run_md(
             with both, ``result.hr_mae`` holds their integrated absolute difference and ``hr.png``
             is drawn.
         progress: a tqdm bar (``None``: when stderr is a terminal).
+        max_minutes: stop (and write everything) when the run has taken this much wall time.
+
+    ``result.stop_reason`` says why the run ended: ``'completed'``, ``'unstable'``, ``'time limit'``,
+    ``'interrupted'`` (Ctrl-C) or ``'non-finite energy'``.
     """
     from tqdm.auto import tqdm
 
@@ -175,23 +184,31 @@ def run_md(
         show = sys.stderr.isatty() if progress is None else progress
         bar = stack.enter_context(tqdm(total=steps, unit="step", disable=not show, desc=f"MD {ensemble}",
                                        dynamic_ncols=True))
-        step, interrupted = 0, False
+        step, reason = 0, "completed"
         started = time.perf_counter()
+        deadline = math.inf if max_minutes is None else started + 60.0 * max_minutes
         try:
             go_on = record(0)
             while go_on and step < steps:
+                if time.perf_counter() > deadline:
+                    reason = "time limit"
+                    break
                 n = min(log_interval, steps - step)
                 dyn.run(n)
                 step += n
                 bar.update(n)
-                go_on = record(step) and math.isfinite(rows[-1][1])
+                go_on = record(step)
+                if not math.isfinite(rows[-1][1]):
+                    reason, go_on = "non-finite energy", False
+            if not go_on and reason == "completed":
+                reason = "unstable"
         except KeyboardInterrupt:
-            interrupted = True
+            reason = "interrupted"
         wall = time.perf_counter() - started
 
     data = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
     result = MDResult(ensemble, dt_fs, step, len(atoms), data[:, 0], data[:, 1], data[:, 2], data[:, 3], wall,
-                      interrupted=interrupted, instability=monitor.instability if monitor else None)
+                      stop_reason=reason, instability=monitor.instability if monitor else None)
     if ensemble == "nve" and len(rows) >= 2 and np.isfinite(result.total_eV).all():
         result.drift = energy_drift(result.time_fs, result.total_eV, len(atoms))
     if histogram is not None and reference_histogram is not None and histogram.frames:
