@@ -222,3 +222,21 @@ def test_periodic_atoms_need_a_model_with_a_cutoff():
     atoms.calc = SchNetCalculator(small_model(cutoff=None))
     with pytest.raises(ValueError, match="cutoff=None"):
         atoms.get_potential_energy()
+
+
+def test_readme_calculator_example_runs(tmp_path, monkeypatch):
+    """The README's simulation block, with a small saved model in place of runs/eth/model.pt."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "SchNetCalculator(" in b)
+    (tmp_path / "runs" / "eth").mkdir(parents=True)
+    save_model(small_model(), tmp_path / "runs" / "eth" / "model.pt")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README simulation example", "exec"), namespace)
+    assert namespace["energy"] == pytest.approx(model_energy_forces(small_model(), molecule("CH3CH2OH"))[0]
+                                                * KCAL_MOL_IN_EV, rel=1e-12)
+    assert namespace["forces"].shape == (9, 3)
+    assert not np.allclose(namespace["atoms"].positions, molecule("CH3CH2OH").positions)  # it moved
