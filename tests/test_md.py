@@ -84,13 +84,17 @@ def test_initial_velocities_are_seeded_and_have_no_total_momentum():
 
 
 def test_langevin_is_reproducible_with_its_seed():
-    def run(seed):
+    def run(seed: int):
         atoms = molecule("CH3CH2OH")
         atoms.calc = SchNetCalculator(smooth_model())
         return run_md(atoms, 20, 0.5, "langevin", 500.0, friction_per_fs=0.05, seed=seed, log_interval=5,
                       traj_interval=0, progress=False)
 
     first, again, other = run(3), run(3), run(4)
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = SchNetCalculator(smooth_model())
+    run_md(atoms, 10, 0.5, "langevin", 500.0, seed=0, log_interval=5, traj_interval=0, progress=False)
+    np.testing.assert_allclose(atoms.get_momenta().sum(axis=0), 0.0, atol=1e-10)  # FixCom, not fixcm=True
     np.testing.assert_array_equal(first.total_eV, again.total_eV)
     assert not np.allclose(first.total_eV, other.total_eV)
     assert first.drift is None  # drift is reported for NVE only

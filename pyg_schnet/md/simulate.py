@@ -44,7 +44,8 @@ def initial_velocities(atoms: Atoms, temperature_K: float, seed: int) -> None:
 
 def make_integrator(atoms: Atoms, ensemble: str, dt_fs: float, temperature_K: float,
                     friction_per_fs: float, seed: int):
-    """ASE's ``VelocityVerlet`` (``'nve'``) or ``Langevin`` (``'langevin'``, friction in 1/fs)."""
+    """ASE's ``VelocityVerlet`` (``'nve'``) or ``Langevin`` (``'langevin'``, friction in 1/fs; the
+    centre of mass is fixed with an :class:`ase.constraints.FixCom` constraint added to ``atoms``)."""
     if ensemble == "nve":
         from ase.md.verlet import VelocityVerlet
 
@@ -54,7 +55,13 @@ def make_integrator(atoms: Atoms, ensemble: str, dt_fs: float, temperature_K: fl
 
         if not friction_per_fs > 0:
             raise ValueError(f"the Langevin friction must be positive (1/fs), got {friction_per_fs}")
-        return Langevin(atoms, timestep=dt_fs * units.fs, temperature_K=temperature_K,
+        from ase.constraints import FixCom
+
+        # ASE >= 3.28: fixcm=True does not sample NVT exactly (worst for small molecules); it recommends
+        # fixcm=False with a FixCom constraint, which also keeps the centre of mass at rest.
+        if not any(isinstance(c, FixCom) for c in atoms.constraints):
+            atoms.set_constraint([*atoms.constraints, FixCom()])
+        return Langevin(atoms, timestep=dt_fs * units.fs, temperature_K=temperature_K, fixcm=False,
                         friction=friction_per_fs / units.fs, rng=np.random.default_rng(seed + 1))
     raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
 
