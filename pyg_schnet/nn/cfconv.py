@@ -77,15 +77,23 @@ class CFConv(MessagePassing):
         return W
 
     def forward(
-        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor, mirrored: bool = False
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_attr: Optional[Tensor],
+        mirrored: bool = False,
+        filters: Optional[Tensor] = None,
     ) -> Tensor:
         """Convolve ``x`` over ``edge_index``.
 
         With ``mirrored=True``, ``edge_index`` holds each pair twice, its second half being its first
         half reversed (:func:`pyg_schnet.graph.mirror`), and ``edge_weight`` / ``edge_attr`` are given
         for the first half only: the filters, symmetric in ``i`` and ``j``, are computed once per pair.
+        ``filters`` are precomputed values of :meth:`filters` (see :mod:`pyg_schnet.nn.fused`); then
+        ``edge_attr`` is not read.
         """
-        W = self.filters(edge_weight, edge_attr)
+        W = self.filters(edge_weight, edge_attr) if filters is None else filters
         if mirrored:
             W = torch.cat([W, W], dim=0)
         return self.propagate(edge_index, x=x, W=W)
