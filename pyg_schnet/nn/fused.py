@@ -111,11 +111,8 @@ def fused_filters(rbf: GaussianRBF, convs: Sequence[CFConv], distances: Tensor) 
     hidden = shifted_softplus(torch.addmm(bias, expansion, weight.t()))  # [P, sum F_l]
     cutoffs: Dict[float, Tensor] = {}
     out = []
-    start = 0
-    for conv, layer in zip(convs, firsts):
-        width = layer.out_features
-        h = hidden[:, start : start + width]
-        start += width
+    # split, not slices: its backward is one concatenation instead of a zero-filled copy per block
+    for conv, h in zip(convs, hidden.split([layer.out_features for layer in firsts], dim=1)):
         W = shifted_softplus(conv.filter_network[2](h))
         if conv.cutoff is not None:
             key = conv.cutoff.cutoff

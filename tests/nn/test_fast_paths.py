@@ -113,3 +113,19 @@ def test_reference_path_restores_the_setting_after_an_error() -> None:
         with reference_path():
             raise RuntimeError("boom")
     assert fused.fast_path_enabled()
+
+
+def test_precomputed_filters_go_through_propagate_when_a_pyg_hook_is_registered(molecules) -> None:
+    torch.manual_seed(0)
+    model = SchNet(**CONFIGS["paper_grid"]).double().eval()
+    z, pos = molecules[1]
+    direct = model(z, pos)
+    calls = []
+    conv = model.representation.interactions[0].conv
+    handle = conv.register_message_forward_hook(lambda module, inputs, output: calls.append(output.shape))
+    try:
+        hooked = model(z, pos)
+    finally:
+        handle.remove()
+    assert calls == [(2 * 36, conv.channels)]  # 9 atoms: 36 pairs, both directions
+    torch.testing.assert_close(hooked, direct, rtol=0, atol=1e-12)
