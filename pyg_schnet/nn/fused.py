@@ -59,7 +59,8 @@ def set_fast_path(enabled: bool) -> None:
 
 @contextmanager
 def reference_path() -> Iterator[None]:
-    """Run the block with the reference modules (plain :class:`GaussianRBF` and :class:`FilterNetwork`)."""
+    """Run the code inside the ``with`` block on the reference modules (plain :class:`GaussianRBF` and
+    :class:`FilterNetwork` per block), then restore the previous setting."""
     previous = _FAST_PATH
     set_fast_path(False)
     try:
@@ -81,9 +82,7 @@ def gaussian_window(rbf: GaussianRBF, distances: Tensor) -> Tuple[int, int]:
     spacing = (rbf.stop - rbf.start) / (K - 1)
     if not spacing > 0:
         return 0, K
-    d = distances.detach()
-    d_min, d_max = torch.aminmax(d)
-    d_min, d_max = float(d_min), float(d_max)
+    d_min, d_max = torch.stack(torch.aminmax(distances.detach())).tolist()
     lo = math.floor((d_min - width - rbf.start) / spacing) - 1
     hi = math.ceil((d_max + width - rbf.start) / spacing) + 2
     return max(lo, 0), min(max(hi, 0), K)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pyg_schnet import SchNet
+from pyg_schnet.data.dense import to_dense_atoms
 from pyg_schnet.nn import GaussianRBF, fused, reference_path
 
 # small widths keep the tests fast; the Gaussian grids are the paper's (301 on 0-30 A) and the
@@ -31,11 +32,17 @@ def _batch(molecules, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor, t
     return torch.cat(zs), torch.cat(ps).to(dtype), torch.cat(bs)
 
 
-def _force_training(model: SchNet, z: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """Energies, forces and the gradients of an energy + force loss with respect to every parameter."""
+def _force_training(
+    model: SchNet, z: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor, dense: bool = False
+) -> Dict[str, torch.Tensor]:
+    """Energies, forces and the gradients of an energy + force loss with respect to every parameter
+    (``dense``: through the padded path, ``batch`` then being the mask)."""
     model.train()
     model.zero_grad(set_to_none=True)
-    energy, forces = model.energy_and_forces(z, pos, batch)
+    if dense:
+        energy, forces = model.energy_and_forces_dense(z, pos, batch)
+    else:
+        energy, forces = model.energy_and_forces(z, pos, batch)
     loss = (energy**2).sum() + (forces**2).sum() + (forces * torch.linspace(-1, 1, forces.numel()).view_as(forces).to(pos.dtype)).sum()
     loss.backward()
     out = {"energy": energy.detach(), "forces": forces.detach()}
@@ -44,12 +51,14 @@ def _force_training(model: SchNet, z: torch.Tensor, pos: torch.Tensor, batch: to
     return out
 
 
-def _compare(model: SchNet, dtype: torch.dtype, z: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor) -> None:
+def _compare(
+    model: SchNet, dtype: torch.dtype, z: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor, dense: bool = False
+) -> None:
     assert fused.fast_path_enabled()
-    fast = _force_training(model, z, pos, batch)
+    fast = _force_training(model, z, pos, batch, dense)
     with reference_path():
         assert not fused.fast_path_enabled()
-        ref = _force_training(model, z, pos, batch)
+        ref = _force_training(model, z, pos, batch, dense)
     assert fused.fast_path_enabled()
     for key in ref:
         if dtype == torch.float64:
@@ -74,6 +83,15 @@ def test_fast_path_equals_reference_energy_forces_and_double_backward(molecules,
             if p.dim() == 1:
                 p.normal_(0.0, 0.3)
     _compare(model, dtype, z, pos, batch)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_dense_fast_path_equals_dense_reference(molecules, dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    model = SchNet(**CONFIGS["common_grid_cutoff"]).to(dtype)
+    z, pos, batch = _batch(molecules, dtype)
+    dense = to_dense_atoms(z, pos, batch)
+    _compare(model, dtype, dense.z, dense.pos, dense.mask, dense=True)
 
 
 def test_fast_path_single_molecule_eval_and_energy_only(molecules) -> None:
