@@ -135,8 +135,9 @@ def dense_atom_features(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -
     batch_size, num_slots = mask.shape
     pairs = dense_pairs(pos, mask, rep.cutoff)
     weight = pairs.mask.unsqueeze(-1).to(pos.dtype)  # [B, P, 1]
-    if fused.fast_path_enabled():  # all blocks' filters at once, Gaussian window (see pyg_schnet.nn.fused)
-        flat = fused.fused_filters(rep.rbf, [block.conv for block in rep.interactions], pairs.distances.reshape(-1))
+    convs = [block.conv for block in rep.interactions]
+    if fused.fast_path_enabled() and fused.fusable(rep.rbf, convs):  # Gaussian window, one first layer
+        flat = fused.fused_filters(rep.rbf, convs, pairs.distances.reshape(-1))
         filters = [W.view(batch_size, pairs.distances.size(1), W.size(-1)) for W in flat]
     else:
         rbf = rep.rbf(pairs.distances)  # [B, P, K]

@@ -72,7 +72,7 @@ class SchNetRepresentation(nn.Module):
 
     def forward(self, z: Tensor, pos: Tensor, batch: Tensor) -> Tensor:
         """Atom features ``[N, hidden_channels]`` for atomic numbers ``z``, positions ``pos`` (Angstrom)."""
-        fast = fused.fast_path_enabled()
+        fast = fused.fast_path_enabled() and fused.fusable(self.rbf, [block.conv for block in self.interactions])
         g = self.graph(pos, batch, expand=not fast)
         return self.interact(self.embedding(z), g, fast)
 

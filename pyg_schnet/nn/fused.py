@@ -35,8 +35,10 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .activations import shifted_softplus
-from .cfconv import CFConv
+from .activations import ShiftedSoftplus, shifted_softplus
+from .cfconv import CFConv, FilterNetwork
+from .cutoff import CosineCutoff
+from .dense import Dense
 from .radial import GaussianRBF
 
 #: Gaussians below this value are dropped by the window (exact zeros in float32, see module docstring).
@@ -67,6 +69,25 @@ def reference_path() -> Iterator[None]:
         yield
     finally:
         set_fast_path(previous)
+
+
+def fusable(rbf: object, convs: Sequence[CFConv]) -> bool:
+    """Whether :func:`fused_filters` computes what the modules would: a plain :class:`GaussianRBF` and
+    unmodified :class:`FilterNetwork` s (dense layers with biases and shifted softplus) and cutoffs, so
+    a model whose modules were replaced or subclassed runs its own modules."""
+    if type(rbf) is not GaussianRBF:
+        return False
+    for conv in convs:
+        net = conv.filter_network
+        if type(net) is not FilterNetwork or len(net) != 4 or type(conv).filters is not CFConv.filters:
+            return False
+        if conv.cutoff is not None and type(conv.cutoff) is not CosineCutoff:
+            return False
+        if not all(type(net[i]) is Dense and net[i].bias is not None for i in (0, 2)):
+            return False
+        if not all(type(net[i]) is ShiftedSoftplus for i in (1, 3)):
+            return False
+    return True
 
 
 def gaussian_window(rbf: GaussianRBF, distances: Tensor) -> Tuple[int, int]:

@@ -147,3 +147,16 @@ def test_precomputed_filters_go_through_propagate_when_a_pyg_hook_is_registered(
         handle.remove()
     assert calls == [(2 * 36, conv.channels)]  # 9 atoms: 36 pairs, both directions
     torch.testing.assert_close(hooked, direct, rtol=0, atol=1e-12)
+
+
+def test_modified_filter_networks_run_their_own_modules(molecules) -> None:
+    torch.manual_seed(0)
+    model = SchNet(**CONFIGS["paper_grid"]).double().eval()
+    z, pos = molecules[1]
+    convs = [block.conv for block in model.representation.interactions]
+    assert fused.fusable(model.representation.rbf, convs)
+    convs[1].filter_network[3] = torch.nn.Tanh()  # a user's variant: the fused maths would be wrong
+    assert not fused.fusable(model.representation.rbf, convs)
+    energy = model(z, pos)
+    with reference_path():
+        torch.testing.assert_close(energy, model(z, pos), rtol=0, atol=1e-12)
