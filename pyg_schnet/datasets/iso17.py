@@ -119,7 +119,8 @@ def read_ase_db(path: PathLike, energy_key: str = "total_energy", force_key: str
     except RawFileError:
         raise
     except (sqlite3.DatabaseError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise RawFileError(f"{path}: not a readable ASE database: {exc}") from exc
+        where = f"the row after row id {ids[-1]}" if ids else "the first row"
+        raise RawFileError(f"{path}: not a readable ASE database ({where} cannot be read: {exc})") from exc
     if not ids:
         raise RawFileError(f"{path}: the database is empty (no rows)")
     counts = [len(z) for z in numbers]

@@ -50,7 +50,6 @@ IDENTITY_KEYS: Tuple[str, ...] = ("dataset", "variant", "format_version")
 TRANSFORM_KEYS: Tuple[str, ...] = ("pre_transform", "pre_filter")
 
 _ADDRESS = re.compile(r"\s+at\s+0x[0-9a-fA-F]+|0x[0-9a-fA-F]{6,}")
-_DEFAULT_REPR = re.compile(r"^<[\w.]+ object>$")
 _MAX_DESCRIPTION = 4000
 
 
@@ -108,14 +107,13 @@ def _describe(obj: Any, depth: int) -> str:
         return f"function {obj.__module__}.{obj.__qualname__} [{_function_fingerprint(obj, depth)}]"
     if isinstance(obj, type) or inspect.isbuiltin(obj):
         return _qualified(obj)
-    text = _ADDRESS.sub("", repr(obj))
-    if _DEFAULT_REPR.match(text):
+    if type(obj).__repr__ is object.__repr__:  # no repr of its own: class and attributes
         try:
             attributes = vars(obj)
         except TypeError:
             attributes = {}
-        text = f"{type(obj).__module__}.{type(obj).__qualname__}({_value(attributes, depth)})"
-    return text
+        return f"{type(obj).__module__}.{type(obj).__qualname__}({_value(attributes, depth)})"
+    return _ADDRESS.sub("", repr(obj))
 
 
 def _qualified(obj: Any) -> str:
