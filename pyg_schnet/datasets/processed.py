@@ -230,12 +230,12 @@ def load_processed(path: PathLike) -> ProcessedContent:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for code, RuntimeError/EOFError for damaged files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights only" in str(exc).lower() or "weights_only" in str(exc):
-            raise ProcessedFileError(
-                f"{path} is not a tensors-only file and was not unpickled ({_short(first, 160)})"
-            ) from None
-        raise ProcessedFileError(f"{path} is unreadable ({type(exc).__name__}: {_short(first, 160)})") from None
+        text = str(exc)
+        if "weights only" in text.lower() or "weightsunpickler" in text.lower():
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+            what = f"it asks for {found.group(1)}" if found else _short(_first_line(text), 160)
+            raise ProcessedFileError(f"{path} is not a tensors-only file and was not unpickled ({what})") from None
+        raise ProcessedFileError(f"{path} is unreadable ({type(exc).__name__}: {_short(_first_line(text), 160)})") from None
     if not isinstance(obj, dict) or obj.get("format") != PROCESSED_FORMAT:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise ProcessedFileError(f"{path} is not a {PROCESSED_FORMAT} file (found {found!r}; an earlier layout)")
@@ -248,6 +248,11 @@ def load_processed(path: PathLike) -> ProcessedContent:
     if not isinstance(raw, list) or not all(_valid_raw_entry(e) for e in raw):
         raise ProcessedFileError(f"{path}: the record lacks a valid list of raw files (name, size, mtime_ns, sha256)")
     return ProcessedContent(data=data, slices=slices, record=record)
+
+
+def _first_line(text: str) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _valid_raw_entry(entry: Any) -> bool:

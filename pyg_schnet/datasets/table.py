@@ -37,6 +37,11 @@ MIN_ATOM_DISTANCE = 0.01
 _PAIRS_PER_BLOCK = 1_000_000
 
 
+def _values(row: Tensor) -> str:
+    """``[3e+19, 0.582910, nan]``: a row's values with 6 significant digits (no float32 noise)."""
+    return "[" + ", ".join(f"{float(v):.6g}" for v in row.reshape(-1)) + "]"
+
+
 @dataclass
 class AtomsTable:
     """Molecules in columns: the fast, collated form a parser returns.
@@ -185,7 +190,7 @@ class AtomsTable:
                 g = self._molecule_of_atom(atom)
                 raise RawFileError(
                     f"{self.where(g)}: non-finite {self._name(key)} at atom {atom - int(offsets[g])} "
-                    f"({value[atom].tolist()})"
+                    f"({_values(value[atom])})"
                 )
         for key, value in self.graph_fields.items():
             if not value.dtype.is_floating_point:
@@ -209,8 +214,8 @@ class AtomsTable:
             atom = int(far.nonzero()[0])
             g = self._molecule_of_atom(atom)
             raise RawFileError(
-                f"{self.where(g)}: {self._name('pos')} has coordinates {pos[atom].tolist()} Angstrom at atom "
-                f"{atom - int(offsets[g])}, beyond +-{MAX_ABS_POSITION:g} Angstrom (a unit mistake or a corrupt file)"
+                f"{self.where(g)}: atom {atom - int(offsets[g])} is at {_values(pos[atom])} Angstrom in "
+                f"{self._name('pos')}, beyond +-{MAX_ABS_POSITION:g} Angstrom (a unit mistake or a corrupt file)"
             )
         pair = self.closest_pair_below(min_distance)
         if pair is not None:
