@@ -56,7 +56,8 @@ from .table import MIN_ATOM_DISTANCE, AtomsTable
 
 __all__ = [
     "AtomsDataset", "AtomsTable", "RemoteFile", "RawFileError", "RawFilesMissingError",
-    "DownloadVerificationError", "ProcessedFileError", "open_tar_stream", "fetch_url", "OFFLINE_ENV",
+    "DownloadVerificationError", "ProcessedFileError", "IncompleteTarError", "open_tar_stream", "fetch_url",
+    "OFFLINE_ENV",
 ]
 
 logger = logging.getLogger(__name__)

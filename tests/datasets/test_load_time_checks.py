@@ -74,7 +74,8 @@ def test_shortest_real_distance_passes_and_the_bound_is_the_documented_one(ethan
         "z": torch.from_numpy(ethanol["z"]).repeat(1500), "pos": torch.from_numpy(ethanol["R"].reshape(-1, 3))})
     table.validate()
     diff = ethanol["R"][:, :, None] - ethanol["R"][:, None]
-    distances = np.linalg.norm(diff, axis=-1)[:, *np.triu_indices(n, 1)]
+    i, j = np.triu_indices(n, 1)
+    distances = np.linalg.norm(diff, axis=-1)[:, i, j]
     assert distances.min() > 50 * MIN_ATOM_DISTANCE
     assert table.closest_pair_below(float(distances.min()) + 1e-6) is not None  # the search does find pairs
     assert MAX_ABS_POSITION == 1e4 and MAX_ATOMIC_NUMBER == 118

@@ -39,7 +39,7 @@ def ethanol(shared_data: Path):
 def write_frames(root: Path, ethanol, frames) -> Path:
     path = root / "raw" / "md17_ethanol.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:  # np.savez on a path would add nothing, but keep the name exact
+    with open(path, "wb") as handle:  # through a handle: np.savez never renames it
         np.savez(handle, z=ethanol["z"], R=ethanol["R"][frames], E=ethanol["E"][frames], F=ethanol["F"][frames])
     return path
 
