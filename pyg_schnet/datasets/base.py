@@ -359,15 +359,14 @@ class AtomsDataset(InMemoryDataset):
 
     @property
     def summary_path(self) -> Path:
-        """JSON file with the counts of the last processing run."""
+        """JSON file with the counts of the last processing run (a copy for people to read)."""
         return Path(self.processed_dir) / f"{self.processed_stem}_v{self.format_version}.json"
 
     @property
     def summary(self) -> Dict[str, object]:
-        """The counts written by the processing run (empty when none were recorded)."""
-        if not self.summary_path.exists():
-            return {}
-        return json.loads(self.summary_path.read_text())
+        """The counts of the processing run that wrote the processed file in use (kept in its record,
+        so they always belong to the data loaded; empty when none were recorded)."""
+        return dict(self.build_record.get("summary", {}))
 
     def missing_raw_files(self) -> List[str]:
         """Raw file names (relative to ``root/raw``) that do not exist."""
@@ -583,6 +582,7 @@ class AtomsDataset(InMemoryDataset):
                     if isinstance(value, Tensor)
                 }
         summary["num_molecules"] = len(slices[next(iter(slices))]) - 1
+        record["summary"] = summary
         save_processed(self.processed_paths[0], data.to_dict(), slices, record)
         atomic_write_text(self.summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
         self._say(f"{self.__class__.__name__}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))

@@ -10,7 +10,8 @@ writes those two files. Its one processed file holds::
      "record": {"dataset": "MD17", "variant": "md17_ethanol", "format_version": 2,
                 "pre_transform": "<description>", "pre_filter": "<description>",
                 "raw_files": [{"name": "md17_ethanol.npz", "size": 123, "mtime_ns": 456,
-                               "sha256": "..."}]},
+                               "sha256": "..."}],
+                "summary": {"num_molecules": 1500, ...}},
      "data": {"z": Tensor, "pos": Tensor, ...}, "slices": {"z": Tensor, ...}}
 
 It is written atomically (:func:`pyg_schnet._atomic.atomic_torch_save`) and read with

@@ -103,6 +103,16 @@ def test_pyg_layout_and_damaged_processed_files_are_rebuilt(tmp_path, ethanol):
     assert MD17(root, "ethanol").rebuild_reason is None  # the rebuilt file is used as it is
 
 
+def test_half_written_pyg_pickles_do_not_lock_the_data_set(tmp_path, ethanol):
+    # PyG writes these two files non-atomically; a kill mid-write left a data set PyG could not open
+    root = tmp_path / "md17"
+    write_frames(root, ethanol, slice(0, 20))
+    MD17(root, "ethanol")
+    for name in ("pre_transform.pt", "pre_filter.pt"):
+        (root / "processed" / name).write_bytes(b"\x80\x04\x95half a pickle")
+    assert len(MD17(root, "ethanol")) == 20
+
+
 # ----------------------------------------------------------------------------------------------
 # defect 5: a stale processed cache is never served
 # ----------------------------------------------------------------------------------------------
@@ -113,7 +123,7 @@ def test_replaced_raw_file_is_reprocessed(tmp_path, ethanol, caplog):
     write_frames(root, ethanol, slice(100, 160))  # a different file of another size
     with caplog.at_level(logging.WARNING, logger="pyg_schnet.datasets.base"):
         ds = MD17(root, "ethanol")
-    assert len(ds) == 60
+    assert len(ds) == 60 and ds.summary["num_molecules"] == 60
     np.testing.assert_array_equal(ds._data.energy.numpy(), ethanol["E"][100:160, 0])
     assert f"the raw file {path} changed since it was processed (size" in ds.rebuild_reason
     assert "rebuilding" in caplog.text
