@@ -217,3 +217,22 @@ def check_distinct_positions(distances: Tensor, edge_index: Tensor, batch: Tenso
             f"atoms {min(i, j)} and {max(i, j)} of molecule {int(batch[i])} are at the same position "
             "(distance 0): the energy is not differentiable there"
         )
+
+
+def check_device(owner: str, device: Any) -> torch.device:
+    """``device`` as a :class:`torch.device`, or :class:`ValueError` when it is malformed or names an
+    accelerator this machine does not have (e.g. ``'cuda'`` without a CUDA GPU)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{owner}: device {device!r} is not a torch device ({exc})") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{owner}: device {device!r} was asked for, but no CUDA GPU is available here; use 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{owner}: device {device!r} was asked for, but only {torch.cuda.device_count()} CUDA GPU(s) exist"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{owner}: device {device!r} was asked for, but MPS is not available here; use 'cpu'")
+    return dev

@@ -58,5 +58,5 @@ def test_load_model_round_trip_and_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.pt"):
         load_model(tmp_path / "nothing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match=r"junk\.pt: cannot be read"):
+    with pytest.raises(ValueError, match=r"junk\.pt: not a file written by torch\.save"):
         load_model(tmp_path / "junk.pt")
