@@ -144,8 +144,8 @@ def verify_format(path: PathLike, obj: Dict[str, Any], formats: Sequence[str], w
             raise ValueError(f"{path}: {exc}") from exc
         if actual != stored:
             raise ValueError(
-                f"{path}: checksum mismatch: the content hashes to {actual[:16]}..., the file says "
-                f"{stored[:16]}...; the file is corrupt (e.g. a damaged disk or an incomplete copy)"
+                f"{path}: checksum mismatch: the content no longer matches the {CHECKSUM_FIELD} stored in "
+                "the file; the file is corrupt (e.g. a damaged disk or an incomplete copy)"
             )
     return obj
 

@@ -430,8 +430,9 @@ class Trainer:
             f"training stopped at epoch {self.epoch + 1}, step {self.step}: {what}. "
             + (hint or "Typical causes: a learning rate too high, or absurd energies, forces or coordinates "
                "in the data. ")
-            + f"Nothing was written for this epoch: {self.checkpoint_path.name} and {self.model_path.name} "
-            + (f"hold epoch {self.epoch}." if self.epoch else "were not written.")
+            + (f"Nothing was written for this epoch: {self.checkpoint_path.name} holds epoch {self.epoch}"
+               + (f", {self.model_path.name} the best epoch {self.best_epoch}." if self.best_epoch else ".")
+               if self.epoch else "Nothing was written: no epoch completed.")
         )
 
     def _check_weights(self) -> None:
