@@ -164,3 +164,15 @@ def test_non_finite_standardization_is_refused():
     with pytest.raises(ValueError, match="atomref of atomic number 6 is nan"):
         model.set_standardization(0.0, 1.0, ref)
     assert float(model.mean) == 0.0 and float(model.std) == 1.0  # nothing was half-set
+
+
+def test_dense_path_refuses_absurd_coordinates_and_converts_dtypes(model):
+    from pyg_schnet.data import to_dense_atoms
+
+    z, pos = water()
+    dense = to_dense_atoms(z, pos)
+    with pytest.raises(ValueError, match=r"molecule 0, atom slot 1 has position .*MAX_ABS_POSITION"):
+        model.energy_and_forces_dense(dense.z, dense.pos * 1e19, dense.mask)
+    expected = model.forward_dense(dense.z, dense.pos, dense.mask)
+    torch.testing.assert_close(model.forward_dense(dense.z.to(torch.uint8), dense.pos.double(), dense.mask), expected)
+    torch.testing.assert_close(expected, model(z, pos))
