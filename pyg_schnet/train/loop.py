@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import csv
 import math
+import numbers
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -132,7 +133,7 @@ class TrainConfig:
             check_positive_int(owner, "max_epochs (or None)", self.max_epochs, minimum=0)
         if self.max_minutes is not None:
             check_finite(owner, "max_minutes (or None)", self.max_minutes, low=0.0, low_open=True)
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool):
             raise ValueError(f"{owner}: seed must be an integer, got {self.seed!r}")
         check_batching(self.batching, allow_auto=True)
         check_device(owner, self.device)
