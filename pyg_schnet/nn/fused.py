@@ -106,7 +106,7 @@ def gaussian_window(rbf: GaussianRBF, distances: Tensor) -> Tuple[int, int]:
     d_min, d_max = torch.stack(torch.aminmax(distances.detach())).tolist()
     lo = math.floor((d_min - width - rbf.start) / spacing) - 1
     hi = math.ceil((d_max + width - rbf.start) / spacing) + 2
-    return max(lo, 0), min(max(hi, 0), K)
+    return min(max(lo, 0), K), min(max(hi, 0), K)
 
 
 def windowed_expansion(rbf: GaussianRBF, distances: Tensor, lo: int, hi: int) -> Tensor:

@@ -126,6 +126,18 @@ def test_gaussian_window_keeps_every_gaussian_the_reference_keeps(dtype: torch.d
         assert torch.count_nonzero(outside) == 0
 
 
+def test_pairs_beyond_the_last_gaussian_get_an_empty_window_and_the_bias_alone() -> None:
+    torch.manual_seed(0)
+    model = SchNet(hidden_channels=8, num_filters=8, num_interactions=2, num_gaussians=51, rbf_stop=5.0).double()
+    assert fused.gaussian_window(model.representation.rbf, torch.tensor([40.0], dtype=torch.float64)) == (51, 51)
+    z, pos = torch.tensor([1, 6]), torch.tensor([[0.0, 0.0, 0.0], [40.0, 0.0, 0.0]], dtype=torch.float64)
+    energy, forces = model.energy_and_forces(z, pos)
+    with reference_path():
+        energy_ref, forces_ref = model.energy_and_forces(z, pos)
+    torch.testing.assert_close(energy, energy_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(forces, forces_ref, rtol=0, atol=1e-12)
+
+
 def test_reference_path_restores_the_setting_after_an_error() -> None:
     with pytest.raises(RuntimeError):
         with reference_path():
