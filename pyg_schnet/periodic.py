@@ -17,7 +17,7 @@ computed in PyTorch from ``pos`` and ``cell`` (:func:`pyg_schnet.graph.edge_dist
 reaches both (forces and stress).
 
 The search is vesin's (:class:`vesin.NeighborList`, a C++ cell list), run per structure; when vesin
-cannot be imported, ASE's :func:`ase.neighborlist.primitive_neighbor_list` (same pairs, 20 to 90 times
+cannot be imported, ASE's :func:`ase.neighborlist.primitive_neighbor_list` (same pairs, 40 to 350 times
 slower) with one :class:`RuntimeWarning`. :data:`USE_VESIN` says which is in use (tests flip it).
 ``docs/periodic.md`` gives the measurements behind that choice.
 """
@@ -45,7 +45,7 @@ USE_VESIN: bool = vesin is not None
 if _VESIN_ERROR is not None:  # pragma: no cover
     warnings.warn(
         f"pyg-schnet: could not import vesin ({_VESIN_ERROR}); periodic neighbour lists fall back to "
-        "ASE's primitive_neighbor_list: same pairs, 20-90x slower. Install it with `pip install vesin`.",
+        "ASE's primitive_neighbor_list: same pairs, 40-350x slower. Install it with `pip install vesin`.",
         RuntimeWarning,
         stacklevel=2,
     )

@@ -274,3 +274,17 @@ def test_dense_batching_refuses_periodic_data(model):
     expected = model(crystal.z, crystal.pos, None, crystal.cell, crystal.pbc)
     assert float(energy[1]) == pytest.approx(float(expected.detach()), rel=1e-12)
     assert float(energy[0]) == pytest.approx(float(model(z, pos).detach()), rel=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_equals_cpu(model):
+    z, pos, cell = random_structure(9, num_atoms=5, short=True)
+    pbc = torch.ones(1, 3, dtype=torch.bool)
+    expected = model.energy_forces_stress(z, pos, None, cell[None], pbc)
+    gpu = model.to("cuda")
+    try:
+        got = gpu.energy_forces_stress(z.cuda(), pos.cuda(), None, cell[None].cuda(), pbc.cuda())
+    finally:
+        model.to("cpu")
+    for a, b in zip(expected, got):
+        assert torch.allclose(a, b.cpu(), rtol=1e-9, atol=1e-12)
