@@ -98,16 +98,20 @@ def check_cell_and_pbc(
     if not bool(finite.all()):
         g = int((~finite).nonzero()[0])
         raise ValueError(f"structure {g} has a non-finite cell {cell[g].tolist()}")
-    for g in pbc.any(dim=1).nonzero().flatten().tolist():
-        axes = pbc[g].nonzero().flatten()
-        vectors = cell[g, axes].detach().double()
-        # the periodic lattice vectors must span as many dimensions as there are periodic axes
-        rank = int(torch.linalg.matrix_rank(vectors, atol=1e-8 * max(float(vectors.abs().max()), 1.0)))
-        if rank < axes.numel():
-            raise ValueError(
-                f"structure {g} is periodic along axes {axes.tolist()} but its lattice vectors "
-                f"{cell[g].tolist()} are zero or linearly dependent there"
-            )
+    # the periodic lattice vectors must be independent: the Gram determinant of their directions
+    # (the squared volume of the unit vectors, in [0, 1]) is zero for a zero or dependent vector;
+    # non-periodic rows are replaced by the identity so they do not count
+    vectors = cell.detach().double()
+    units = vectors / torch.linalg.vector_norm(vectors, dim=-1, keepdim=True).clamp_min(1e-300)
+    units = torch.where(pbc.unsqueeze(-1), units, torch.zeros_like(units))
+    gram = units @ units.transpose(1, 2) + torch.diag_embed((~pbc).double())
+    degenerate = torch.linalg.det(gram) < 1e-12
+    if bool(degenerate.any()):
+        g = int(degenerate.nonzero()[0])
+        raise ValueError(
+            f"structure {g} is periodic along axes {pbc[g].nonzero().flatten().tolist()} but its lattice "
+            f"vectors {cell[g].tolist()} are zero or linearly dependent there"
+        )
     return cell, pbc
 
 

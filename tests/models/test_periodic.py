@@ -220,6 +220,11 @@ def test_periodic_errors(model):
     flat[2] = 0
     with pytest.raises(ValueError, match=r"structure 0 is periodic along axes \[0, 1, 2\].*zero or linearly dependent"):
         model(z, pos, None, flat[None], pbc)
+    parallel = cell.clone()
+    parallel[1] = 2 * cell[0]
+    with pytest.raises(ValueError, match=r"structure 1 is periodic along axes \[0, 1\].*linearly dependent"):
+        model(z, pos, torch.tensor([0, 0, 1]), torch.stack([cell, parallel]),
+              torch.tensor([[True, True, True], [True, True, False]]))
     nan_cell = cell.clone()
     nan_cell[1, 1] = float("nan")
     with pytest.raises(ValueError, match="structure 0 has a non-finite cell"):
