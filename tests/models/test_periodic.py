@@ -293,3 +293,18 @@ def test_cuda_equals_cpu(model):
         model.to("cpu")
     for a, b in zip(expected, got):
         assert torch.allclose(a, b.cpu(), rtol=1e-9, atol=1e-12)
+
+
+def test_float64_input_into_float32_model():
+    torch.manual_seed(0)
+    single = SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=8, rbf_stop=CUTOFF, cutoff=CUTOFF)
+    double = SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=8, rbf_stop=CUTOFF, cutoff=CUTOFF)
+    double.load_state_dict(single.state_dict())
+    double.double()
+    z, pos, cell = random_structure(12, num_atoms=4, short=True)
+    pbc = torch.ones(1, 3, dtype=torch.bool)
+    e32, f32, s32 = single.eval().energy_forces_stress(z, pos, None, cell[None], pbc)
+    e64, f64, s64 = double.eval().energy_forces_stress(z, pos, None, cell[None], pbc)
+    assert f32.dtype == torch.float64 and s32.dtype == torch.float64  # gradients in the caller's dtype
+    assert torch.allclose(e32.double(), e64, rtol=1e-5)
+    assert torch.allclose(s32, s64, rtol=1e-3, atol=1e-5) and torch.allclose(f32, f64, rtol=1e-3, atol=1e-5)
