@@ -161,7 +161,13 @@ def test_supercell_equivalent_cell_translation(model):
     assert float(model(z, moved, None, cell[None], pbc)) == pytest.approx(energy, rel=1e-10)
 
 
-def test_mixed_batch_from_data_list_equals_separate_calls(model):
+@pytest.mark.parametrize("compiled", [True, False], ids=["torch-cluster", "fallback"])
+def test_mixed_batch_from_data_list_equals_separate_calls(model, compiled, monkeypatch):
+    from pyg_schnet import _backend
+
+    if compiled and not _backend.USE_TORCH_CLUSTER:
+        pytest.skip("torch-cluster is not installed")
+    monkeypatch.setattr(_backend, "USE_TORCH_CLUSTER", compiled)
     z1, pos1, cell1 = random_structure(5, num_atoms=6)
     z2, pos2, cell2 = random_structure(6, num_atoms=3, short=True)
     z3 = torch.tensor([8, 1, 1])
@@ -171,9 +177,10 @@ def test_mixed_batch_from_data_list_equals_separate_calls(model):
         Data(z=z1, pos=pos1, cell=cell1[None], pbc=torch.tensor([[True] * 3])),
         Data(z=z3, pos=pos3, cell=torch.zeros(1, 3, 3, dtype=torch.float64), pbc=torch.zeros(1, 3, dtype=torch.bool)),
         Data(z=z2, pos=pos2, cell=cell2[None], pbc=torch.tensor([slab_pbc])),
+        Data(z=z3, pos=pos3 + 0.1, cell=torch.zeros(1, 3, 3, dtype=torch.float64), pbc=torch.zeros(1, 3, dtype=torch.bool)),
     ]
     batch = Batch.from_data_list(data)
-    assert batch.cell.shape == (3, 3, 3) and batch.pbc.shape == (3, 3)
+    assert batch.cell.shape == (4, 3, 3) and batch.pbc.shape == (4, 3)
     assert torch.equal(batch.cell[2], cell2) and batch.pbc[2].tolist() == slab_pbc
     energy, forces = model.energy_and_forces(batch.z, batch.pos, batch.batch, batch.cell, batch.pbc)
     expected_e, expected_f = [], []
