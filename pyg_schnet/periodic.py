@@ -174,3 +174,17 @@ def periodic_pairs(
     pairs = torch.from_numpy(np.concatenate(all_pairs, axis=1)).to(batch.device)
     shifts = torch.from_numpy(np.concatenate(all_shifts, axis=0)).to(device=pos.device, dtype=pos.dtype)
     return pairs, shifts
+
+
+def check_distinct_images(distances: Tensor, pairs: Tensor, shifts: Tensor, batch: Tensor) -> None:
+    """Raise :class:`ValueError` when an atom sits on another atom or on a periodic image of one."""
+    same = distances == 0
+    if bool(same.any()):
+        p = int(same.nonzero()[0])
+        i, j = int(pairs[0, p]), int(pairs[1, p])
+        shift = [-int(v) for v in shifts[p].round().tolist()]  # pos[j] = pos[i] - S C
+        where = "at the same position" if not any(shift) else f"on atom {i}'s image shifted by {shift} lattice vectors"
+        raise ValueError(
+            f"atoms {i} and {j} of structure {int(batch[i])} coincide: atom {j} is {where} "
+            "(distance 0): the energy is not differentiable there"
+        )

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from ..graph import build_pairs, build_periodic_pairs, check_all_pairs_memory, edge_distances, mirror
 from ..nn import GaussianRBF, InteractionBlock
+from ..periodic import check_distinct_images
 from ..validation import check_distinct_positions
 
 
@@ -75,6 +76,7 @@ class SchNetRepresentation(nn.Module):
         if cell is not None and pbc is not None:
             pairs, shifts = build_periodic_pairs(pos, batch, cell, pbc, self.cutoff, self.max_num_neighbors)
             distances = edge_distances(pos, pairs, shifts, cell, batch)
+            check_distinct_images(distances, pairs, shifts, batch)
         else:
             if self.cutoff is None:
                 check_all_pairs_memory(
@@ -83,7 +85,7 @@ class SchNetRepresentation(nn.Module):
                 )
             pairs = build_pairs(pos, batch, self.cutoff, self.max_num_neighbors)
             distances = edge_distances(pos, pairs)
-        check_distinct_positions(distances, pairs, batch)
+            check_distinct_positions(distances, pairs, batch)
         return Graph(mirror(pairs), distances, self.rbf(distances))
 
     def forward(

@@ -255,7 +255,7 @@ def test_periodic_errors(model):
 def test_coincident_image_raises(model):
     cell = 3.0 * torch.eye(3, dtype=torch.float64)
     pos = torch.tensor([[0.5, 0.5, 0.5], [3.5, 0.5, 0.5]], dtype=torch.float64)  # atom 1 sits on an image of atom 0
-    with pytest.raises(ValueError, match="atoms 0 and 1 of molecule 0 are at the same position"):
+    with pytest.raises(ValueError, match=r"atoms 0 and 1 of structure 0 coincide: atom 1 is on atom 0.s image shifted by \[1, 0, 0\] lattice vectors"):
         model(torch.tensor([1, 1]), pos, None, cell[None], torch.ones(1, 3, dtype=torch.bool))
 
 
