@@ -315,3 +315,29 @@ def test_float64_input_into_float32_model():
     assert f32.dtype == torch.float64 and s32.dtype == torch.float64  # gradients in the caller's dtype
     assert torch.allclose(e32.double(), e64, rtol=1e-5)
     assert torch.allclose(s32, s64, rtol=1e-3, atol=1e-5) and torch.allclose(f32, f64, rtol=1e-3, atol=1e-5)
+
+
+def test_stress_convention_is_ases(model):
+    """ASE's own numerical stress of the model's energy (through a bare ASE calculator) equals ours."""
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator, all_changes
+
+    class EnergyOnly(Calculator):
+        implemented_properties = ["energy", "free_energy"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            with torch.no_grad():
+                self.results["energy"] = self.results["free_energy"] = float(model(
+                    torch.as_tensor(atoms.numbers), torch.as_tensor(atoms.positions), None,
+                    torch.as_tensor(atoms.cell.array)[None], torch.as_tensor(atoms.pbc)[None],
+                ))
+
+    z, pos, cell = random_structure(21, num_atoms=4, short=True)
+    atoms = Atoms(numbers=z.numpy(), positions=pos.numpy(), cell=cell.numpy(), pbc=True)
+    calc = EnergyOnly()
+    atoms.calc = calc
+    numerical = calc.calculate_numerical_stress(atoms, d=1e-5, voigt=False)
+    _, _, stress = model.energy_forces_stress(z, pos, None, cell[None], torch.ones(1, 3, dtype=torch.bool))
+    assert np.abs(numerical).max() > 1e-4
+    assert np.allclose(stress[0].numpy(), numerical, atol=1e-6, rtol=0)
