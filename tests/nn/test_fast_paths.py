@@ -172,3 +172,31 @@ def test_modified_filter_networks_run_their_own_modules(molecules) -> None:
     energy = model(z, pos)
     with reference_path():
         torch.testing.assert_close(energy, model(z, pos), rtol=0, atol=1e-12)
+
+
+def test_periodic_fast_path_equals_reference_energy_forces_stress_and_double_backward() -> None:
+    torch.manual_seed(0)
+    model = SchNet(hidden_channels=8, num_filters=8, num_interactions=2, num_gaussians=40, rbf_stop=4.0, cutoff=4.0).double()
+    gen = torch.Generator().manual_seed(3)
+    cell = torch.diag(torch.tensor([3.2, 3.6, 4.1], dtype=torch.float64)) + 0.3 * torch.rand(3, 3, generator=gen, dtype=torch.float64)
+    z = torch.tensor([1, 6, 8, 1, 7])
+    pos = torch.rand(5, 3, generator=gen, dtype=torch.float64) @ cell
+    cell, pbc = cell.unsqueeze(0), torch.tensor([[True, True, False]])
+
+    def run() -> Dict[str, torch.Tensor]:
+        model.eval()
+        energy, forces, stress = model.energy_forces_stress(z, pos, cell=cell, pbc=pbc)
+        model.train()
+        model.zero_grad(set_to_none=True)
+        e, f = model.energy_and_forces(z, pos, cell=cell, pbc=pbc)
+        ((e**2).sum() + (f**2).sum()).backward()
+        out = {"energy": energy, "forces": forces, "stress": stress}
+        out.update({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+        return out
+
+    fast = run()
+    with reference_path():
+        ref = run()
+    assert fast.keys() == ref.keys()
+    for key in ref:
+        torch.testing.assert_close(fast[key], ref[key], rtol=0, atol=1e-10, msg=key)
