@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..nn import fused
+from ..validation import MAX_ABS_POSITION
 from .response import energy_and_forces
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,10 +70,15 @@ def check_dense_inputs(z: Tensor, pos: Tensor, mask: Tensor, max_z: int) -> None
         raise ValueError(
             f"molecule {b}, atom slot {n} has atomic number {int(z[b, n])}, outside 1..{max_z - 1} of the embedding"
         )
-    bad_pos = mask & ~torch.isfinite(pos).all(dim=-1)
+    bad_pos = mask & ~(pos.detach().abs() <= MAX_ABS_POSITION).all(dim=-1)  # NaN compares false
     if bool(bad_pos.any()):
         b, n = (int(v) for v in bad_pos.nonzero()[0])
-        raise ValueError(f"molecule {b}, atom slot {n} has a non-finite position {pos[b, n].tolist()}")
+        if not bool(torch.isfinite(pos[b, n]).all()):
+            raise ValueError(f"molecule {b}, atom slot {n} has a non-finite position {pos[b, n].tolist()}")
+        raise ValueError(
+            f"molecule {b}, atom slot {n} has position {pos[b, n].tolist()}, beyond +-{MAX_ABS_POSITION:g} "
+            "Angstrom (MAX_ABS_POSITION): a unit mistake or a corrupt coordinate"
+        )
 
 
 class DensePairs(NamedTuple):
@@ -134,10 +141,16 @@ def dense_atom_features(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -
     batch_size, num_slots = mask.shape
     pairs = dense_pairs(pos, mask, rep.cutoff)
     weight = pairs.mask.unsqueeze(-1).to(pos.dtype)  # [B, P, 1]
-    rbf = rep.rbf(pairs.distances)  # [B, P, K]
+    convs = [block.conv for block in rep.interactions]
+    if fused.fast_path_enabled() and fused.fusable(rep.rbf, convs):  # Gaussian window, one first layer
+        flat = fused.fused_filters(rep.rbf, convs, pairs.distances.reshape(-1))
+        filters = [W.view(batch_size, pairs.distances.size(1), W.size(-1)) for W in flat]
+    else:
+        rbf = rep.rbf(pairs.distances)  # [B, P, K]
+        filters = [block.conv.filters(pairs.distances, rbf) for block in rep.interactions]
     x = rep.embedding(z)
-    for block in rep.interactions:
-        W = block.conv.filters(pairs.distances, rbf) * weight  # [B, P, F]
+    for block, W in zip(rep.interactions, filters):
+        W = W * weight  # [B, P, F]
         W = torch.cat([W, W.new_zeros(batch_size, 1, W.size(-1))], dim=1)  # pair P: the zero filter
         W = W[:, pairs.to_square].view(batch_size, num_slots, num_slots, W.size(-1))  # [B, N, N, F]
         h = block.in2filter(x)  # [B, N, F]
@@ -149,8 +162,8 @@ def dense_atom_features(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -
 def dense_energy(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
     r"""Total energy per molecule ``[B]``: :math:`E_b = \sum_{i:\,\mathrm{mask}_{bi}} e(\mathbf{x}_{bi}, Z_{bi})`."""
     check_dense_inputs(z, pos, mask, model.max_z)
-    z = torch.where(mask, z, torch.zeros_like(z))
-    pos = torch.where(mask.unsqueeze(-1), pos, torch.zeros_like(pos))
+    z = torch.where(mask, z.long(), 0)
+    pos = torch.where(mask.unsqueeze(-1), pos, torch.zeros_like(pos)).to(model.head.mean.dtype)  # differentiable
     x = dense_atom_features(model, z, pos, mask)
     atom_energies = model.head.atom_energies(x, z)  # [B, N]
     return torch.where(mask, atom_energies, torch.zeros_like(atom_energies)).sum(dim=1)
