@@ -35,7 +35,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 from torch import nn
 
-from .units import model_units, unit_value
+from .units import resolve_units, unit_value
 
 ModelLike = Union[nn.Module, str, "os.PathLike[str]"]
 
@@ -82,7 +82,7 @@ class SchNetCalculator(Calculator):
             model = load_model(model)
         elif not isinstance(model, nn.Module):
             raise TypeError(f"model must be a SchNet or the path of a model.pt, got {type(model).__name__}")
-        self.units = model_units(model, energy_unit)
+        self.units = resolve_units(model, energy_unit)
         self.device = torch.device(resolve_device(None if device is None else str(device)))
         self.dtype = dtype
         self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval()

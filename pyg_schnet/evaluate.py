@@ -60,11 +60,11 @@ def evaluate_model(model_path: os.PathLike | str, kind: str, root: os.PathLike |
     from .train.checkpoint import load_model
     from .train.cli import resolve_device
     from .train.metrics import evaluate
-    from .units import model_units
+    from .units import resolve_units
 
     dev = resolve_device(device)
     model = load_model(model_path, map_location=dev)
-    unit = model_units(model, energy_unit)["energy"]
+    unit = resolve_units(model, energy_unit)["energy"]
     dataset = load_dataset(kind, root, unit, molecule=molecule, raw_file=raw_file, fold=fold)
     if subset not in SUBSETS:
         raise ValueError(f"--subset must be one of {SUBSETS}, got {subset!r}")

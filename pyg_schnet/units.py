@@ -8,12 +8,9 @@ factor that turns a number in that unit into eV (energies) or Angstrom (lengths)
 from __future__ import annotations
 
 import re
-from typing import Dict, Mapping, Optional
+from typing import Dict, Optional
 
 from ase import units as _ase_units
-
-#: Units of every model written before files recorded theirs, and of every benchmark script.
-DEFAULT_UNITS: Dict[str, str] = {"energy": "kcal/mol", "length": "Angstrom"}
 
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
@@ -42,11 +39,13 @@ def unit_value(name: str) -> float:
     return value
 
 
-def model_units(model: object, energy_unit: Optional[str] = None) -> Dict[str, str]:
-    """The units of ``model`` (its ``units`` attribute, else :data:`DEFAULT_UNITS`), with the energy
-    unit replaced by ``energy_unit`` when given. Both names are checked with :func:`unit_value`."""
-    recorded: Mapping[str, str] = getattr(model, "units", None) or DEFAULT_UNITS
-    units = {**DEFAULT_UNITS, **dict(recorded)}
+def resolve_units(model: object, energy_unit: Optional[str] = None) -> Dict[str, str]:
+    """The units of ``model`` (:func:`pyg_schnet.train.checkpoint.model_units`: its ``units``
+    attribute, else kcal/mol and Angstrom), with the energy unit replaced by ``energy_unit`` when
+    given. Both names are checked with :func:`unit_value`."""
+    from .train.checkpoint import model_units
+
+    units = dict(model_units(model))
     if energy_unit is not None:
         units["energy"] = energy_unit
     unit_value(units["energy"])
