@@ -33,13 +33,17 @@ CSV_COLUMNS = ("time_fs", "potential_eV", "kinetic_eV", "total_eV", "temperature
 def initial_velocities(atoms: Atoms, temperature_K: float, seed: int) -> None:
     """Maxwell-Boltzmann momenta at ``temperature_K`` (seeded), then zero total momentum
     (the temperature is restored after removing the centre-of-mass motion)."""
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md import velocitydistribution as vd
 
     if temperature_K < 0 or not math.isfinite(temperature_K):
         raise ValueError(f"temperature must be a finite number >= 0 K, got {temperature_K}")
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    if hasattr(vd, "thermalize_momenta"):  # ASE >= 3.29 (MaxwellBoltzmannDistribution is deprecated there)
+        vd.thermalize_momenta(atoms, temperature_K, rng=rng)
+    else:
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
     if len(atoms) > 1:
-        Stationary(atoms, preserve_temperature=True)
+        vd.Stationary(atoms, preserve_temperature=True)
 
 
 def make_integrator(atoms: Atoms, ensemble: str, dt_fs: float, temperature_K: float,
