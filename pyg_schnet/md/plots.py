@@ -14,16 +14,29 @@ if TYPE_CHECKING:
 
 def plot_energies(result: "MDResult", path: os.PathLike | str, title: str = "") -> Path:
     """Potential, kinetic and total energy (eV, relative to the first total energy) and temperature
-    against time (ps); the NVE drift line when the result has one."""
+    against time (ps); for NVE also the total energy alone (meV) with its fitted drift line."""
     plt = _pyplot()
     t_ps = result.time_fs / 1000
     e0 = float(result.total_eV[0]) if result.total_eV.size else 0.0
-    fig, (ax_e, ax_t) = plt.subplots(2, 1, figsize=(7.0, 5.2), sharex=True,
-                                     gridspec_kw={"height_ratios": [2, 1]})
-    ax_e.plot(t_ps, result.potential_eV - e0, lw=0.8, label="potential")
+    nve = result.ensemble == "nve"
+    fig, axes = plt.subplots(3 if nve else 2, 1, figsize=(7.0, 7.0 if nve else 5.2), sharex=True,
+                             gridspec_kw={"height_ratios": [2, 1, 1] if nve else [2, 1]})
+    ax_e, ax_t = axes[0], axes[-1]
+    if nve:  # the conserved quantity on its own scale
+        ax_d = axes[1]
+        ax_d.plot(t_ps, 1e3 * (result.total_eV - e0), lw=0.6, color="k")
+        if result.drift is not None:
+            slope = result.drift.slope_eV_per_fs * 1e3  # meV/fs
+            mid = result.time_fs.mean()
+            fit = 1e3 * (result.total_eV.mean() - e0) + slope * (result.time_fs - mid)
+            ax_d.plot(t_ps, fit, lw=1.2, color="tab:red", label="linear fit")
+            ax_d.legend(loc="upper right", fontsize=8)
+        ax_d.set_ylabel("total - E(0) [meV]")
+        ax_d.grid(alpha=0.3)
+    ax_e.plot(t_ps, result.potential_eV - e0, lw=0.8, label=f"potential - ({e0:.3f} eV)")
     ax_e.plot(t_ps, result.kinetic_eV, lw=0.8, label="kinetic")
-    ax_e.plot(t_ps, result.total_eV - e0, lw=1.0, color="k", label="total")
-    ax_e.set_ylabel(f"energy [eV] (potential, total: minus {e0:.3f} eV)")
+    ax_e.plot(t_ps, result.total_eV - e0, lw=1.0, color="k", label=f"total - ({e0:.3f} eV)")
+    ax_e.set_ylabel("energy [eV]")
     ax_e.legend(loc="upper right", fontsize=8)
     ax_e.grid(alpha=0.3)
     ax_t.plot(t_ps, result.temperature_K, lw=0.8, color="tab:red")
@@ -31,7 +44,7 @@ def plot_energies(result: "MDResult", path: os.PathLike | str, title: str = "") 
     ax_t.set_xlabel("time [ps]")
     ax_t.grid(alpha=0.3)
     if result.instability is not None:
-        for ax in (ax_e, ax_t):
+        for ax in axes:
             ax.axvline(result.instability.time_fs / 1000, color="tab:purple", ls="--", lw=1)
     label = f"{result.ensemble.upper()}, dt = {result.dt_fs:g} fs"
     if result.drift is not None:
