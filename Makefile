@@ -20,7 +20,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q "torch==$(TORCH_VERSION)"
-	$(PIP) install -q "setuptools>=68" wheel ninja
+	$(PIP) install -q "setuptools>=77" wheel ninja
 	$(PIP) install -q --no-build-isolation \
 		"torch-scatter==$(TORCH_SCATTER_VERSION)" "torch-cluster==$(TORCH_CLUSTER_VERSION)"
 	$(PIP) install -q --no-build-isolation -e ".[test,plot]"
