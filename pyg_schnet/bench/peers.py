@@ -302,7 +302,7 @@ def plot(report: Dict[str, Any], path: Path, goals: Optional[Dict[str, float]] =
         if goals and name in goals:
             ax.axhline(goals[name], color="C0", ls="--", lw=1, label=f"goal {goals[name]:g}x")
         ax.set_xticks(x)
-        ax.set_xticklabels([c.title.replace(", ", ",\n", 1) for c in cases], fontsize=7)
+        ax.set_xticklabels([c.title.replace(" (", "\n(", 1).replace(", ", ",\n", 1) for c in cases], fontsize=7)
         ax.set_ylabel("speed-up (peer time / our time)")
         ax.set_title(f"{name}: {report['meta']['configs'][name]['description']}", fontsize=8)
         ax.legend(fontsize=8)

@@ -130,3 +130,33 @@ def test_make_runners_reports_what_cannot_be_built(monkeypatch):
     runners, unavailable = adapters.make_runners(["pyg", "schnetpack"], TINY, torch.device("cpu"))
     assert list(runners) == ["pyg"]
     assert unavailable == {"schnetpack": "ImportError: no schnetpack here"}
+
+
+def test_md_call_through_the_calculator_equals_the_bare_call():
+    pytest.importorskip("pyg_schnet.ase")
+    import ase.units
+
+    from pyg_schnet.bench import peers
+
+    runner = adapters.OursSparse(TINY, torch.device("cpu"))
+    steps, notes = peers.md_steps({"ours_sparse": runner}, torch.device("cpu"))
+    assert "SchNetCalculator" in notes["ours_sparse"]
+    frames = peers.md_frames()
+    for k in range(2):  # each call moves to the next frame, as an MD step does
+        energy_ev, forces_ev = steps["ours_sparse"]()
+        z = torch.as_tensor(frames.z)
+        e, f = runner.md_call(z, torch.as_tensor(frames.frames[k], dtype=torch.float32))
+        to_ev = ase.units.kcal / ase.units.mol  # the model's default unit is kcal/mol
+        assert energy_ev == pytest.approx(float(e) * to_ev, rel=1e-5)
+        np.testing.assert_allclose(forces_ev, f.numpy() * to_ev, rtol=1e-4, atol=1e-5)
+
+
+def test_md_call_without_the_calculator_is_marked(monkeypatch):
+    from pyg_schnet.bench import peers
+
+    monkeypatch.setattr(peers, "calculator_class", lambda: (None, "ImportError: not here"))
+    runner = adapters.OursSparse(TINY, torch.device("cpu"))
+    steps, notes = peers.md_steps({"ours_sparse": runner}, torch.device("cpu"))
+    assert notes["ours_sparse"].startswith("bare model call") and "not here" in notes["ours_sparse"]
+    energy, forces = steps["ours_sparse"]()
+    assert forces.shape == (9, 3)
