@@ -41,6 +41,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--impls", default=",".join(peers.IMPLS))
     p.add_argument("--repeats", type=int, default=None, help="timed interleaved steps (default 21)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 3)")
+    p.add_argument("--md-repeats", type=int, default=None, help="timed rounds of the MD call (default 10 x --repeats)")
     p.add_argument("--batch-size", type=int, default=None, help="override the cases' batch size of 32")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
@@ -71,8 +72,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         bad = [g for g in given if g not in allowed]
         if bad:
             p.error(f"unknown {name}(s) {bad}; choose from {list(allowed)}")
-    if args.repeats < 1 or args.warmup < 0 or args.threads < 1 or args.scale_repeats < 1:
-        p.error("--repeats, --scale-repeats and --threads must be >= 1, --warmup >= 0")
+    if args.repeats < 1 or args.warmup < 0 or args.threads < 1 or args.scale_repeats < 1 or (args.md_repeats or 1) < 1:
+        p.error("--repeats, --md-repeats, --scale-repeats and --threads must be >= 1, --warmup >= 0")
     if any(s < 2 for s in args.scale_sizes):
         p.error("--scale-sizes must be at least 2 atoms each")
     return args
@@ -109,12 +110,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         for name in args.configs:
             print(f"## {name}: {CONFIGS[name].describe()}", flush=True)
             r, info = peers.run_config(
-                CONFIGS[name], args.cases, args.impls, device, args.warmup, args.repeats, args.batch_size, args.seed
+                CONFIGS[name], args.cases, args.impls, device, args.warmup, args.repeats, args.batch_size, args.seed,
+                args.md_repeats,
             )
             rows += r
             configs[name] = info
         report = dict(
-            meta=dict(meta, repeats=args.repeats, warmup=args.warmup, configs=configs,
+            meta=dict(meta, repeats=args.repeats, md_repeats=args.md_repeats or 10 * args.repeats,
+                      warmup=args.warmup, configs=configs,
                       schnetpack_note=peers.schnetpack_note(), gaussian_note=peers.GAUSSIAN_NOTE,
                       wall_seconds=time.perf_counter() - started),
             results=rows,

@@ -41,7 +41,7 @@ def test_markdown_marks_a_bare_md_call_and_states_the_gaussian_width():
                                                         skipped="ImportError", atoms="9", batch_size=1)]
     report = dict(meta=_meta(), results=rows, ratios=peers.ratios(rows))
     text = peers.markdown(report)
-    assert "calculator not available" in text and "| 1.50 | - |" in text and "| n/a |" in text
+    assert "calculator not available" in text and "| 1.50 (1.50) | - (-) |" in text and "| n/a |" in text
     assert "gamma" in text and "python benchmarks/peers.py" in text and "2026-11-22" in text
 
 
