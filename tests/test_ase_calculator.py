@@ -11,7 +11,7 @@ from ase.calculators.fd import calculate_numerical_forces
 
 from pyg_schnet import SchNet
 from pyg_schnet.ase import SchNetCalculator
-from pyg_schnet.train.checkpoint import MODEL_FORMAT, model_payload, save_model
+from pyg_schnet.train.checkpoint import model_payload, save_model
 
 KCAL_MOL_IN_EV = units.kcal / units.mol
 
@@ -99,7 +99,7 @@ def test_loading_from_a_path_equals_the_model(tmp_path):
 def test_old_model_file_without_units_is_read_as_kcal_per_mol(tmp_path):
     model = small_model()
     payload = model_payload(model)
-    old = {"format": MODEL_FORMAT, "config": payload["config"], "state_dict": payload["state_dict"]}
+    old = {"format": "pyg_schnet.model/1", "config": payload["config"], "state_dict": payload["state_dict"]}  # as written before units
     torch.save(old, tmp_path / "old.pt")
     calc = SchNetCalculator(tmp_path / "old.pt")
     assert calc.units["energy"] == "kcal/mol"

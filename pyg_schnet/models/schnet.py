@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from ..nn import AtomwiseEnergy
 from ..periodic import check_cell_and_pbc
-from ..validation import check_inputs
+from ..validation import check_inputs, check_model_config, check_standardization, prepare_inputs
 from .representation import SchNetRepresentation
 from .response import energy_and_forces, energy_forces_stress
 
@@ -80,6 +80,7 @@ class SchNet(nn.Module):
             output_hidden=output_hidden,
             max_num_neighbors=max_num_neighbors,
         )
+        check_model_config(self.config)
         self.max_z = max_z
         self.representation = SchNetRepresentation(
             hidden_channels, num_filters, num_interactions, num_gaussians, rbf_start, rbf_stop, gamma,
@@ -101,6 +102,7 @@ class SchNet(nn.Module):
 
     def set_standardization(self, mean: float, std: float, atomref: Optional[Tensor] = None) -> None:
         """Per-atom energy mean and std of the training targets, and optional atomrefs ``[max_z]``."""
+        check_standardization(mean, std, atomref)
         self.head.set_standardization(mean, std, atomref)
 
     @property
@@ -127,14 +129,14 @@ class SchNet(nn.Module):
 
         Args:
             z: atomic numbers ``[N]``.
-            pos: positions ``[N, 3]`` in Angstrom.
+            pos: positions ``[N, 3]`` in Angstrom (converted to the model's dtype, differentiably).
             batch: sorted structure index of each atom ``[N]`` (``None``: one structure).
             cell: lattice vectors as rows ``[G, 3, 3]`` in Angstrom (``None``: no periodicity).
             pbc: periodic axes ``[G, 3]`` bool; structures with all ``False`` are molecules (their
                 cell is ignored), so a batch can mix periodic and molecular structures. A periodic
                 structure interacts with every image within the cutoff and needs a finite cutoff.
         """
-        batch = check_inputs(z, pos, batch, self.max_z)
+        z, pos, batch = prepare_inputs(z, pos, batch, self.max_z, self.head.mean.dtype)
         num_graphs = int(batch.max()) + 1 if batch.numel() else 0
         cell, pbc = self._check_periodic(cell, pbc, num_graphs, pos)
         x = self.representation(z, pos, batch, cell, pbc)

@@ -10,10 +10,14 @@ builds its data sets and split, then calls :func:`run_experiment`, which
 5. writes ``DIR/results.json``, ``DIR/split.npz``, ``DIR/model.pt``, ``DIR/log.csv``,
    ``DIR/learning_curves.png`` and ``DIR/parity_<test set>.png``,
 6. prints the test errors beside the paper's numbers for the same row.
+
+All settings are validated (:func:`check_arguments`) before anything is written, into the output
+folder or the data folder; ``results.json`` lists only files that exist.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -25,11 +29,12 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
 
+from ..validation import check_model_config, check_positive_int
 from .checkpoint import atomic_write
 from .loop import TrainConfig, Trainer
 from .predict import BATCHING_CHOICES
@@ -97,6 +102,22 @@ def train_config(args: argparse.Namespace, rho: float) -> TrainConfig:
     )
 
 
+def check_arguments(args: argparse.Namespace, rho: float) -> TrainConfig:
+    """Validate the common flags (training settings, device, threads, model sizes) and return the
+    :class:`TrainConfig`; the benchmarks call this first, before any file or link is created.
+
+    Raises:
+        ValueError: naming the setting at fault.
+    """
+    if getattr(args, "threads", None) is not None:
+        check_positive_int("command line", "--threads", args.threads)
+    config = train_config(args, rho)
+    from pyg_schnet.models.schnet import PAPER_CONFIG
+
+    check_model_config({**PAPER_CONFIG, **model_overrides(args)})
+    return config
+
+
 def resolve_device(device: Optional[str]) -> str:
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -135,20 +156,44 @@ def file_record(path: os.PathLike | str) -> Dict[str, Any]:
 def link_raw_file(source: os.PathLike | str, root: os.PathLike | str, name: str) -> Path:
     """Makes ``ROOT/raw/<name>`` a symbolic link to ``source`` (a data file outside the root, e.g. a
     read-only shared copy), so a data set class finds it without a copy. An existing different file
-    at that place is an error."""
+    at that place is an error. Prefer :func:`raw_file_link`, which removes the link again when the
+    data set cannot be opened."""
+    return _link(source, root, name)[0]
+
+
+def _link(source: os.PathLike | str, root: os.PathLike | str, name: str) -> tuple:
+    """``(target, created)``: the link, and whether this call created it."""
     source = Path(source).resolve()
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such data file")
     target = Path(root) / "raw" / name
-    target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_symlink() or target.exists():
         if target.resolve() == source:
-            return target
+            return target, False
         raise FileExistsError(
             f"{target} already exists and is not a link to {source}; use another --root or remove it"
         )
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.symlink_to(source)
-    return target
+    return target, True
+
+
+@contextlib.contextmanager
+def raw_file_link(source: Optional[os.PathLike | str], root: os.PathLike | str, name: str) -> Iterator[Optional[Path]]:
+    """:func:`link_raw_file` for the body of a ``with`` block that opens the data set: when the body
+    fails (e.g. ``source`` is not a data file of the expected kind), a link created here is removed,
+    so the next run with the right file is not blocked by it. ``source=None`` links nothing."""
+    if source is None:
+        yield None
+        return
+    target, created = _link(source, root, name)
+    try:
+        yield target
+    except BaseException:
+        if created:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+        raise
 
 
 # ------------------------------------------------------------------------------------- results
@@ -238,23 +283,23 @@ def run_experiment(
     from .plots import plot_learning_curves, plot_parity
 
     started = time.monotonic()
+    config = check_arguments(args, rho)  # everything is validated before the first file is written
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    config = train_config(args, rho)
 
     seed_everything(args.seed)
     model = SchNet.from_paper(**model_overrides(args))
     mean, std = standardize_model(model, train_set, atomref)
-    split.save(out / "split.npz")
     split_dict = {"train": split.train, "val": split.val, "test": split.test}
+    trainer = Trainer(model, train_set, val_set, out, config, split=split_dict)
+    out.mkdir(parents=True, exist_ok=True)
+    split.save(out / "split.npz")
     n_train, n_val, n_test_total = len(train_set), len(val_set), sum(len(s) for s in test_sets.values())
     print(f"{label}: {n_train} train, {n_val} validation, "
           + ", ".join(f"{len(s)} test ({name})" for name, s in test_sets.items())
           + f"; seed {args.seed}; device {describe_device(config.device)}")
 
-    trainer = Trainer(model, train_set, val_set, out, config, split=split_dict)
     fit = trainer.fit(resume=args.resume)
     print(f"training stopped ({fit.stopped}) after {fit.epochs} epochs, {fit.steps} steps, "
           f"{fit.elapsed_s / 60:.1f} min; best validation epoch {fit.best_epoch}")
@@ -292,7 +337,7 @@ def run_experiment(
                             "unit": "kcal/mol"},
         "training": {"epochs": fit.epochs, "steps": fit.steps, "stopped": fit.stopped,
                      "best_epoch": fit.best_epoch, "best_val": fit.best_val, "train_time_s": fit.elapsed_s,
-                     "batching": fit.batching},
+                     "batching": fit.batching, "resumed_from_epoch": fit.resumed_from_epoch},
         "test": next(iter(tests.values())) if single else tests,
         "units": {"energy": "kcal/mol", "force": "kcal/mol/Angstrom"},
         "paper": next(iter(paper.values()), {}) if single else dict(paper),
@@ -301,7 +346,7 @@ def run_experiment(
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
-        "files": files,
+        "files": {key: name for key, name in files.items() if (out / name).is_file()},
     }
     try:
         import torch_geometric
@@ -315,7 +360,9 @@ def run_experiment(
 
     for name, metrics in tests.items():
         print(comparison_line(label if single else f"{label} [{name}]", metrics, paper.get(name, {})))
-    print(f"results: {out / 'results.json'}; model: {out / 'model.pt'}; log: {out / 'log.csv'}")
+    written = results["files"]
+    print(f"results: {out / 'results.json'}; "
+          + "; ".join(f"{key}: {out / written[key]}" for key in ("model", "log") if key in written))
     if plots_ok:
-        print("plots: " + ", ".join(str(out / f) for k, f in files.items() if f.endswith(".png")))
+        print("plots: " + ", ".join(str(out / f) for f in written.values() if f.endswith(".png")))
     return results

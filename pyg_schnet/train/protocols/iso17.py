@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from ..cli import add_common_arguments, file_record, run_experiment
+from ..cli import add_common_arguments, check_arguments, file_record, run_experiment
 from ..paper_values import iso17_row
 
 TEST_SPLITS = ("test_within", "test_other")
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     """Table 3 (one column) from parsed flags; results for both test folds in ``OUT/results.json``."""
     from pyg_schnet.datasets import ISO17, ScaleUnits, SplitIndices
 
+    check_arguments(args, args.rho)  # before the data folder and the output folder are written
     root = args.root if args.root is not None else Path("runs/data/iso17")
     to_kcal = ScaleUnits(ISO17.EV_TO_KCAL_PER_MOL)
     reference = ISO17(root, "reference", transform=to_kcal)

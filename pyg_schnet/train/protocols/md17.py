@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..cli import add_common_arguments, file_record, link_raw_file, run_experiment
+from ..cli import add_common_arguments, check_arguments, file_record, raw_file_link, run_experiment
 from ..paper_values import md17_row
 
 #: Data set root when ``--root`` is not given.
@@ -99,11 +99,11 @@ def run(args: argparse.Namespace, *, benchmark: str = "md17", label_prefix: str 
     """One Table 2 row from parsed flags; returns the results dict (also written to ``OUT/results.json``)."""
     from pyg_schnet.datasets import MD17, random_split
 
+    check_arguments(args, args.rho)  # before the link, the data folder and the output folder
     root = args.root if args.root is not None else Path(DEFAULT_ROOT)
     name = raw_file_name(args.molecule)
-    if args.raw_file is not None:
-        link_raw_file(args.raw_file, root, name)
-    dataset = MD17(root, args.molecule)
+    with raw_file_link(args.raw_file, root, name):  # a link to a file that cannot be opened is removed
+        dataset = MD17(root, args.molecule)
     n_train, n_val, n_test, note = md17_split_sizes(len(dataset), args.n_train, args.n_val, args.n_test)
     if note:
         print(f"note: {note}")

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..cli import add_common_arguments, file_record, run_experiment
+from ..cli import add_common_arguments, check_arguments, file_record, run_experiment
 from ..paper_values import qm9_row
 
 
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     """One Table 1 row from parsed flags; returns the results dict (also in ``OUT/results.json``)."""
     from pyg_schnet.datasets import QM9, ScaleUnits, random_split
 
+    check_arguments(args, 0.0)  # before the data folder and the output folder are written
     root = args.root if args.root is not None else Path("runs/data/qm9")
     to_kcal = QM9.HARTREE_TO_KCAL_PER_MOL
     dataset = QM9(root, transform=ScaleUnits(to_kcal, target="U0"))
