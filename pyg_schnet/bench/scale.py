@@ -163,6 +163,10 @@ def plot(report: Dict[str, Any], path: Path) -> Optional[str]:
         mem = [(r["atoms"], r["peak_memory_mib"]) for r in measured if r["peak_memory_mib"]]
         if mem:
             axes[1].loglog([a for a, _ in mem], [m for _, m in mem], "o-", color=f"C{k}", label=TITLES[mode])
+    for ax in axes:  # a slope-1 guide through the first point of each curve
+        for k, line in enumerate(list(ax.get_lines())):
+            x, y = line.get_xdata(), line.get_ydata()
+            ax.loglog(x, [y[0] * v / x[0] for v in x], ":", color="0.5", lw=1, label="slope 1" if k == 0 else None)
     for ax, label in zip(axes, ("ms per step", "peak memory of a step, MiB")):
         ax.set_xlabel("atoms")
         ax.set_ylabel(label)
