@@ -6,7 +6,8 @@ default), for each backend that can be imported:
 
 - ``ase``: :func:`ase.neighborlist.primitive_neighbor_list` (NumPy, binned; what pyg-schnet uses);
 - ``vesin``: ``vesin.NeighborList(...).compute`` (C++ cell list);
-- ``matscipy``: ``matscipy.neighbours.neighbour_list`` (C cell list);
+- ``matscipy``: ``matscipy.neighbours.neighbour_list`` (C cell list; not a dependency, install it
+  to measure it);
 - ``torch_images``: plain PyTorch, all ``N x N x images`` candidate distances in chunks;
 - ``torch_cluster``: :func:`torch_cluster.radius` between the atoms and their images (k-d tree).
 
@@ -116,9 +117,11 @@ BACKENDS: Dict[str, Tuple[Optional[str], Search]] = {
 }
 
 
-def available() -> Dict[str, Search]:
+def available(names: List[str]) -> Dict[str, Search]:
     found = {}
     for name, (module, fn) in BACKENDS.items():
+        if name not in names:
+            continue
         try:
             if module:
                 importlib.import_module(module)
@@ -140,7 +143,7 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
 
 def neighbours(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
-    backends = available()
+    backends = available(args.backends)
     pbc = np.array([True, True, True])
     print(f"cutoff {args.cutoff} A, density {args.density} / A^3, best of {args.repeats}, milliseconds")
     print("| atoms | pairs | " + " | ".join(backends) + " |")
@@ -216,6 +219,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--cutoff", type=float, default=5.0)
     p.add_argument("--density", type=float, default=0.1)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(BACKENDS))
     p.add_argument("--max-seconds", type=float, default=5.0, help="stop timing a backend slower than this")
     p.set_defaults(run=neighbours)
     m = sub.add_parser("memory", help="peak memory of the all-pairs model against the estimate")

@@ -17,7 +17,7 @@ computed in PyTorch from ``pos`` and ``cell`` (:func:`pyg_schnet.graph.edge_dist
 reaches both (forces and stress).
 
 The search is vesin's (:class:`vesin.NeighborList`, a C++ cell list), run per structure; when vesin
-cannot be imported, ASE's :func:`ase.neighborlist.primitive_neighbor_list` (same pairs, 20 to 90 times
+cannot be imported, ASE's :func:`ase.neighborlist.primitive_neighbor_list` (same pairs, 40 to 350 times
 slower) with one :class:`RuntimeWarning`. :data:`USE_VESIN` says which is in use (tests flip it).
 ``docs/periodic.md`` gives the measurements behind that choice.
 """
@@ -45,7 +45,7 @@ USE_VESIN: bool = vesin is not None
 if _VESIN_ERROR is not None:  # pragma: no cover
     warnings.warn(
         f"pyg-schnet: could not import vesin ({_VESIN_ERROR}); periodic neighbour lists fall back to "
-        "ASE's primitive_neighbor_list: same pairs, 20-90x slower. Install it with `pip install vesin`.",
+        "ASE's primitive_neighbor_list: same pairs, 40-350x slower. Install it with `pip install vesin`.",
         RuntimeWarning,
         stacklevel=2,
     )
@@ -98,16 +98,20 @@ def check_cell_and_pbc(
     if not bool(finite.all()):
         g = int((~finite).nonzero()[0])
         raise ValueError(f"structure {g} has a non-finite cell {cell[g].tolist()}")
-    for g in pbc.any(dim=1).nonzero().flatten().tolist():
-        axes = pbc[g].nonzero().flatten()
-        vectors = cell[g, axes].detach().double()
-        # the periodic lattice vectors must span as many dimensions as there are periodic axes
-        rank = int(torch.linalg.matrix_rank(vectors, atol=1e-8 * max(float(vectors.abs().max()), 1.0)))
-        if rank < axes.numel():
-            raise ValueError(
-                f"structure {g} is periodic along axes {axes.tolist()} but its lattice vectors "
-                f"{cell[g].tolist()} are zero or linearly dependent there"
-            )
+    # the periodic lattice vectors must be independent: the Gram determinant of their directions
+    # (the squared volume of the unit vectors, in [0, 1]) is zero for a zero or dependent vector;
+    # non-periodic rows are replaced by the identity so they do not count
+    vectors = cell.detach().double()
+    units = vectors / torch.linalg.vector_norm(vectors, dim=-1, keepdim=True).clamp_min(1e-300)
+    units = torch.where(pbc.unsqueeze(-1), units, torch.zeros_like(units))
+    gram = units @ units.transpose(1, 2) + torch.diag_embed((~pbc).double())
+    degenerate = torch.linalg.det(gram) < 1e-12
+    if bool(degenerate.any()):
+        g = int(degenerate.nonzero()[0])
+        raise ValueError(
+            f"structure {g} is periodic along axes {pbc[g].nonzero().flatten().tolist()} but its lattice "
+            f"vectors {cell[g].tolist()} are zero or linearly dependent there"
+        )
     return cell, pbc
 
 
@@ -170,3 +174,17 @@ def periodic_pairs(
     pairs = torch.from_numpy(np.concatenate(all_pairs, axis=1)).to(batch.device)
     shifts = torch.from_numpy(np.concatenate(all_shifts, axis=0)).to(device=pos.device, dtype=pos.dtype)
     return pairs, shifts
+
+
+def check_distinct_images(distances: Tensor, pairs: Tensor, shifts: Tensor, batch: Tensor) -> None:
+    """Raise :class:`ValueError` when an atom sits on another atom or on a periodic image of one."""
+    same = distances == 0
+    if bool(same.any()):
+        p = int(same.nonzero()[0])
+        i, j = int(pairs[0, p]), int(pairs[1, p])
+        shift = [-int(v) for v in shifts[p].round().tolist()]  # pos[j] = pos[i] - S C
+        where = "at the same position" if not any(shift) else f"on atom {i}'s image shifted by {shift} lattice vectors"
+        raise ValueError(
+            f"atoms {i} and {j} of structure {int(batch[i])} coincide: atom {j} is {where} "
+            "(distance 0): the energy is not differentiable there"
+        )

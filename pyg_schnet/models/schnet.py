@@ -131,7 +131,8 @@ class SchNet(nn.Module):
             z: atomic numbers ``[N]``.
             pos: positions ``[N, 3]`` in Angstrom (converted to the model's dtype, differentiably).
             batch: sorted structure index of each atom ``[N]`` (``None``: one structure).
-            cell: lattice vectors as rows ``[G, 3, 3]`` in Angstrom (``None``: no periodicity).
+            cell: lattice vectors as rows ``[G, 3, 3]`` in Angstrom (``None``: no periodicity;
+                converted to the model's dtype).
             pbc: periodic axes ``[G, 3]`` bool; structures with all ``False`` are molecules (their
                 cell is ignored), so a batch can mix periodic and molecular structures. A periodic
                 structure interacts with every image within the cutoff and needs a finite cutoff.

@@ -161,7 +161,13 @@ def test_supercell_equivalent_cell_translation(model):
     assert float(model(z, moved, None, cell[None], pbc)) == pytest.approx(energy, rel=1e-10)
 
 
-def test_mixed_batch_from_data_list_equals_separate_calls(model):
+@pytest.mark.parametrize("compiled", [True, False], ids=["torch-cluster", "fallback"])
+def test_mixed_batch_from_data_list_equals_separate_calls(model, compiled, monkeypatch):
+    from pyg_schnet import _backend
+
+    if compiled and not _backend.USE_TORCH_CLUSTER:
+        pytest.skip("torch-cluster is not installed")
+    monkeypatch.setattr(_backend, "USE_TORCH_CLUSTER", compiled)
     z1, pos1, cell1 = random_structure(5, num_atoms=6)
     z2, pos2, cell2 = random_structure(6, num_atoms=3, short=True)
     z3 = torch.tensor([8, 1, 1])
@@ -171,9 +177,10 @@ def test_mixed_batch_from_data_list_equals_separate_calls(model):
         Data(z=z1, pos=pos1, cell=cell1[None], pbc=torch.tensor([[True] * 3])),
         Data(z=z3, pos=pos3, cell=torch.zeros(1, 3, 3, dtype=torch.float64), pbc=torch.zeros(1, 3, dtype=torch.bool)),
         Data(z=z2, pos=pos2, cell=cell2[None], pbc=torch.tensor([slab_pbc])),
+        Data(z=z3, pos=pos3 + 0.1, cell=torch.zeros(1, 3, 3, dtype=torch.float64), pbc=torch.zeros(1, 3, dtype=torch.bool)),
     ]
     batch = Batch.from_data_list(data)
-    assert batch.cell.shape == (3, 3, 3) and batch.pbc.shape == (3, 3)
+    assert batch.cell.shape == (4, 3, 3) and batch.pbc.shape == (4, 3)
     assert torch.equal(batch.cell[2], cell2) and batch.pbc[2].tolist() == slab_pbc
     energy, forces = model.energy_and_forces(batch.z, batch.pos, batch.batch, batch.cell, batch.pbc)
     expected_e, expected_f = [], []
@@ -220,6 +227,11 @@ def test_periodic_errors(model):
     flat[2] = 0
     with pytest.raises(ValueError, match=r"structure 0 is periodic along axes \[0, 1, 2\].*zero or linearly dependent"):
         model(z, pos, None, flat[None], pbc)
+    parallel = cell.clone()
+    parallel[1] = 2 * cell[0]
+    with pytest.raises(ValueError, match=r"structure 1 is periodic along axes \[0, 1\].*linearly dependent"):
+        model(z, pos, torch.tensor([0, 0, 1]), torch.stack([cell, parallel]),
+              torch.tensor([[True, True, True], [True, True, False]]))
     nan_cell = cell.clone()
     nan_cell[1, 1] = float("nan")
     with pytest.raises(ValueError, match="structure 0 has a non-finite cell"):
@@ -243,7 +255,7 @@ def test_periodic_errors(model):
 def test_coincident_image_raises(model):
     cell = 3.0 * torch.eye(3, dtype=torch.float64)
     pos = torch.tensor([[0.5, 0.5, 0.5], [3.5, 0.5, 0.5]], dtype=torch.float64)  # atom 1 sits on an image of atom 0
-    with pytest.raises(ValueError, match="atoms 0 and 1 of molecule 0 are at the same position"):
+    with pytest.raises(ValueError, match=r"atoms 0 and 1 of structure 0 coincide: atom 1 is on atom 0.s image shifted by \[1, 0, 0\] lattice vectors"):
         model(torch.tensor([1, 1]), pos, None, cell[None], torch.ones(1, 3, dtype=torch.bool))
 
 
@@ -274,3 +286,58 @@ def test_dense_batching_refuses_periodic_data(model):
     expected = model(crystal.z, crystal.pos, None, crystal.cell, crystal.pbc)
     assert float(energy[1]) == pytest.approx(float(expected.detach()), rel=1e-12)
     assert float(energy[0]) == pytest.approx(float(model(z, pos).detach()), rel=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_equals_cpu(model):
+    z, pos, cell = random_structure(9, num_atoms=5, short=True)
+    pbc = torch.ones(1, 3, dtype=torch.bool)
+    expected = model.energy_forces_stress(z, pos, None, cell[None], pbc)
+    gpu = model.to("cuda")
+    try:
+        got = gpu.energy_forces_stress(z.cuda(), pos.cuda(), None, cell[None].cuda(), pbc.cuda())
+    finally:
+        model.to("cpu")
+    for a, b in zip(expected, got):
+        assert torch.allclose(a, b.cpu(), rtol=1e-9, atol=1e-12)
+
+
+def test_float64_input_into_float32_model():
+    torch.manual_seed(0)
+    single = SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=8, rbf_stop=CUTOFF, cutoff=CUTOFF)
+    double = SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=8, rbf_stop=CUTOFF, cutoff=CUTOFF)
+    double.load_state_dict(single.state_dict())
+    double.double()
+    z, pos, cell = random_structure(12, num_atoms=4, short=True)
+    pbc = torch.ones(1, 3, dtype=torch.bool)
+    e32, f32, s32 = single.eval().energy_forces_stress(z, pos, None, cell[None], pbc)
+    e64, f64, s64 = double.eval().energy_forces_stress(z, pos, None, cell[None], pbc)
+    assert f32.dtype == torch.float64 and s32.dtype == torch.float64  # gradients in the caller's dtype
+    assert torch.allclose(e32.double(), e64, rtol=1e-5)
+    assert torch.allclose(s32, s64, rtol=1e-3, atol=1e-5) and torch.allclose(f32, f64, rtol=1e-3, atol=1e-5)
+
+
+def test_stress_convention_is_ases(model):
+    """ASE's own numerical stress of the model's energy (through a bare ASE calculator) equals ours."""
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator, all_changes
+
+    class EnergyOnly(Calculator):
+        implemented_properties = ["energy", "free_energy"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            with torch.no_grad():
+                self.results["energy"] = self.results["free_energy"] = float(model(
+                    torch.as_tensor(atoms.numbers), torch.as_tensor(atoms.positions), None,
+                    torch.as_tensor(atoms.cell.array)[None], torch.as_tensor(atoms.pbc)[None],
+                ))
+
+    z, pos, cell = random_structure(21, num_atoms=4, short=True)
+    atoms = Atoms(numbers=z.numpy(), positions=pos.numpy(), cell=cell.numpy(), pbc=True)
+    calc = EnergyOnly()
+    atoms.calc = calc
+    numerical = calc.calculate_numerical_stress(atoms, d=1e-5, voigt=False)
+    _, _, stress = model.energy_forces_stress(z, pos, None, cell[None], torch.ones(1, 3, dtype=torch.bool))
+    assert np.abs(numerical).max() > 1e-4
+    assert np.allclose(stress[0].numpy(), numerical, atol=1e-6, rtol=0)

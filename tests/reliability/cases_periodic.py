@@ -52,7 +52,7 @@ def _(tmp: Path):
 
 
 @case("periodic", "atom on a periodic image of another atom", ValueError,
-      r"atoms 0 and 1 of molecule 0 are at the same position")
+      r"atoms 0 and 1 of structure 0 coincide: atom 1 is on atom 0.s image shifted by \[0, 1, 0\] lattice vectors")
 def _(tmp: Path):
     z, pos, cell, pbc = _crystal()
     pos = torch.stack([pos[0], pos[0] + cell[0, 1]])
