@@ -99,7 +99,7 @@ def test_loading_from_a_path_equals_the_model(tmp_path):
 def test_old_model_file_without_units_is_read_as_kcal_per_mol(tmp_path):
     model = small_model()
     payload = model_payload(model)
-    old = {"format": "pyg_schnet.model/1", "config": payload["config"], "state_dict": payload["state_dict"]}
+    old = {"format": "pyg_schnet.model/1", "config": payload["config"], "state_dict": payload["state_dict"]}  # as written before units
     torch.save(old, tmp_path / "old.pt")
     calc = SchNetCalculator(tmp_path / "old.pt")
     assert calc.units["energy"] == "kcal/mol"
