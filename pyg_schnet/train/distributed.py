@@ -46,6 +46,7 @@ import atexit
 import contextlib
 import datetime
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
@@ -291,6 +292,9 @@ def wrap_model(model: nn.Module, info: DistInfo, rho: float, energy_weight: floa
     EMA see the plain model). The constructor broadcasts rank 0's parameters to every rank."""
     from torch.nn.parallel import DistributedDataParallel
 
+    # the gradient of an [1, F] weight can come out of autograd with strides (1, 1) instead of (F, 1):
+    # the same layout for a size-1 row; DDP copies it into its bucket and would warn every run
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     module = ShardLoss(model, rho, energy_weight)
     device = next(model.parameters()).device
     device_ids = [device.index] if device.type == "cuda" else None

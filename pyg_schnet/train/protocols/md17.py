@@ -17,7 +17,8 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..cli import add_common_arguments, file_record, link_raw_file, run_experiment
+from .. import distributed
+from ..cli import add_common_arguments, file_record, link_raw_file, run_experiment, setup_distributed
 from ..paper_values import md17_row
 
 #: Data set root when ``--root`` is not given.
@@ -101,11 +102,13 @@ def run(args: argparse.Namespace, *, benchmark: str = "md17", label_prefix: str 
 
     root = args.root if args.root is not None else Path(DEFAULT_ROOT)
     name = raw_file_name(args.molecule)
-    if args.raw_file is not None:
-        link_raw_file(args.raw_file, root, name)
-    dataset = MD17(root, args.molecule)
+    info = setup_distributed(args)
+    with distributed.main_process_first(info):  # under torchrun rank 0 links and processes first
+        if args.raw_file is not None:
+            link_raw_file(args.raw_file, root, name)
+        dataset = MD17(root, args.molecule)
     n_train, n_val, n_test, note = md17_split_sizes(len(dataset), args.n_train, args.n_val, args.n_test)
-    if note:
+    if note and info.is_main:
         print(f"note: {note}")
     split = random_split(len(dataset), n_train, n_val=n_val, seed=args.seed, n_test=n_test)
     paper = md17_row(dataset.molecule, n_train, args.rho) if not dataset.revised else {}
