@@ -42,7 +42,7 @@ def ethanol_data(npz: Path, count: int) -> List[Data]:
 def qm9size_data(db: Path, count: int) -> List[Data]:
     from ase.db import connect
 
-    rows = [(torch.as_tensor(r.numbers, dtype=torch.long), torch.as_tensor(r.positions, dtype=torch.float32),
+    rows = [(torch.tensor(r.numbers, dtype=torch.long), torch.tensor(r.positions, dtype=torch.float32),
              float(r.key_value_pairs["total_energy"])) for r in connect(str(db)).select()]
     return [Data(z=rows[i % len(rows)][0], pos=rows[i % len(rows)][1],
                  energy=torch.tensor([rows[i % len(rows)][2]], dtype=torch.float64)) for i in range(count)]

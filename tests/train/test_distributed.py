@@ -60,7 +60,7 @@ def snapshot(trainer: Trainer) -> dict:
 def _train_all_cases(rank: int, tmp) -> None:
     result = {}
     for case in CASES:
-        trainer = make_trainer(case, tmp / case)
+        trainer = make_trainer(case, tmp / case / f"rank{rank}")  # a folder per rank: who writes?
         if case == "f64":  # sharded validation of the initial model, before any step
             result["initial_val"] = trainer.evaluate(trainer.val_dataset, model=copy.deepcopy(trainer.model)).compute()
         trainer.fit()
@@ -143,10 +143,27 @@ def test_force_only_loss_trains_under_ddp_like_one_process(two_ranks, tmp_path):
 
 def test_rank_zero_alone_writes_the_run_files(two_ranks):
     _, tmp = two_ranks
-    out = tmp / "f64"
+    assert not list((tmp / "f64" / "rank1").iterdir())
+    out = tmp / "f64" / "rank0"
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "log.csv", "model.pt"]
     assert len((out / "log.csv").read_text().splitlines()) == 1 + 2
     assert safe_load(out / "checkpoint.pt")["step"] == 6
+
+
+def _clock_of_rank_one_runs_out(rank: int, out) -> None:
+    trainer = make_trainer("f32", out)
+    trainer.config.max_minutes = 60.0
+    if rank == 1:  # this rank's clock says the time is up; rank 0's does not
+        trainer._time_left_s = lambda run_start: -1.0
+    fit = trainer.fit()
+    torch.save((fit.steps, fit.epochs, fit.stopped), out / f"fit{rank}.pt")
+
+
+def test_time_cap_is_decided_by_rank_zero_for_all(tmp_path):
+    # were each rank to read its own clock, rank 1 would stop while rank 0 waits for it: a hang
+    run_ranks(_clock_of_rank_one_runs_out, tmp_path, deadline_s=60)
+    for rank in range(2):
+        assert torch.load(tmp_path / f"fit{rank}.pt") == (6, 2, "max_epochs")
 
 
 class Killed(Exception):
