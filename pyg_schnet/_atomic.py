@@ -12,7 +12,7 @@ import contextlib
 import io
 import os
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Union
+from typing import IO, Any, Callable, Iterator, List, Union
 
 import torch
 
@@ -77,3 +77,39 @@ def atomic_torch_save(obj: Any, path: PathLike) -> Path:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def remove_stale_temporaries(folder: PathLike) -> List[Path]:
+    """Delete temporary files that interrupted writers left in ``folder``; return what was removed.
+
+    A temporary file is named ``.<name>.tmp-<pid>`` (:func:`temporary_path`); it is removed unless the
+    process ``<pid>`` is another process that is still alive (a writer at work right now). Data set
+    folders call this before they process, run folders when training starts.
+    """
+    folder = Path(folder)
+    removed: List[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if not (entry.name.startswith(".") and TMP_MARKER in entry.name and entry.is_file()):
+            continue
+        owner = entry.name.rsplit(TMP_MARKER, 1)[1]
+        if owner.isdigit() and int(owner) != os.getpid() and _process_alive(int(owner)):
+            continue  # another live process is writing this file right now
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` may exist (best effort; ``True`` where it cannot be told)."""
+    if os.name != "posix":  # signal 0 is not a probe on Windows; keep the file (it is never trusted)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True

@@ -1,16 +1,14 @@
-"""File plumbing of the data sets: stale-temporary clean-up and a read-ahead decompressor.
+"""File plumbing of the data sets: a read-ahead decompressor.
 
-The atomic writers (temporary file in the same folder, then :func:`os.replace`) live in
-:mod:`pyg_schnet._atomic`, shared with checkpoints and plots, and are re-exported here.
+The atomic writers (temporary file in the same folder, then :func:`os.replace`) and the clean-up of
+temporaries left by dead writers live in :mod:`pyg_schnet._atomic`, shared with run folders,
+checkpoints and plots, and are re-exported here.
 """
 from __future__ import annotations
 
-import contextlib
 import io
-import os
 import queue
 import threading
-from pathlib import Path
 from typing import Any
 
 from .._atomic import (  # noqa: F401  (re-exported for the data sets)
@@ -20,39 +18,9 @@ from .._atomic import (  # noqa: F401  (re-exported for the data sets)
     atomic_torch_save,
     atomic_write_bytes,
     atomic_write_text,
+    remove_stale_temporaries,
     temporary_path,
 )
-
-
-def remove_stale_temporaries(folder: PathLike) -> list[Path]:
-    """Delete temporary files that an interrupted run left in ``folder``; return what was removed."""
-    folder = Path(folder)
-    removed: list[Path] = []
-    if not folder.is_dir():
-        return removed
-    for entry in folder.iterdir():
-        if not (entry.name.startswith(".") and TMP_MARKER in entry.name and entry.is_file()):
-            continue
-        owner = entry.name.rsplit(TMP_MARKER, 1)[1]
-        if owner.isdigit() and int(owner) != os.getpid() and _process_alive(int(owner)):
-            continue  # another live process is writing this file right now
-        with contextlib.suppress(FileNotFoundError):
-            entry.unlink()
-            removed.append(entry)
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether a process with id ``pid`` may exist (best effort; ``True`` where it cannot be told)."""
-    if os.name != "posix":  # signal 0 is not a probe on Windows; keep the file (it is never trusted)
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
 
 
 class PrefetchReader(io.RawIOBase):

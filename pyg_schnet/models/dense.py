@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..validation import MAX_ABS_POSITION
 from .response import energy_and_forces
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,10 +69,15 @@ def check_dense_inputs(z: Tensor, pos: Tensor, mask: Tensor, max_z: int) -> None
         raise ValueError(
             f"molecule {b}, atom slot {n} has atomic number {int(z[b, n])}, outside 1..{max_z - 1} of the embedding"
         )
-    bad_pos = mask & ~torch.isfinite(pos).all(dim=-1)
+    bad_pos = mask & ~(pos.detach().abs() <= MAX_ABS_POSITION).all(dim=-1)  # NaN compares false
     if bool(bad_pos.any()):
         b, n = (int(v) for v in bad_pos.nonzero()[0])
-        raise ValueError(f"molecule {b}, atom slot {n} has a non-finite position {pos[b, n].tolist()}")
+        if not bool(torch.isfinite(pos[b, n]).all()):
+            raise ValueError(f"molecule {b}, atom slot {n} has a non-finite position {pos[b, n].tolist()}")
+        raise ValueError(
+            f"molecule {b}, atom slot {n} has position {pos[b, n].tolist()}, beyond +-{MAX_ABS_POSITION:g} "
+            "Angstrom (MAX_ABS_POSITION): a unit mistake or a corrupt coordinate"
+        )
 
 
 class DensePairs(NamedTuple):
@@ -149,8 +155,8 @@ def dense_atom_features(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -
 def dense_energy(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
     r"""Total energy per molecule ``[B]``: :math:`E_b = \sum_{i:\,\mathrm{mask}_{bi}} e(\mathbf{x}_{bi}, Z_{bi})`."""
     check_dense_inputs(z, pos, mask, model.max_z)
-    z = torch.where(mask, z, torch.zeros_like(z))
-    pos = torch.where(mask.unsqueeze(-1), pos, torch.zeros_like(pos))
+    z = torch.where(mask, z.long(), 0)
+    pos = torch.where(mask.unsqueeze(-1), pos, torch.zeros_like(pos)).to(model.head.mean.dtype)  # differentiable
     x = dense_atom_features(model, z, pos, mask)
     atom_energies = model.head.atom_energies(x, z)  # [B, N]
     return torch.where(mask, atom_energies, torch.zeros_like(atom_energies)).sum(dim=1)

@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional, Tuple
 from torch import Tensor, nn
 
 from ..nn import AtomwiseEnergy
-from ..validation import check_inputs
+from ..validation import check_model_config, check_standardization, prepare_inputs
 from .representation import SchNetRepresentation
 from .response import energy_and_forces
 
@@ -79,6 +79,7 @@ class SchNet(nn.Module):
             output_hidden=output_hidden,
             max_num_neighbors=max_num_neighbors,
         )
+        check_model_config(self.config)
         self.max_z = max_z
         self.representation = SchNetRepresentation(
             hidden_channels, num_filters, num_interactions, num_gaussians, rbf_start, rbf_stop, gamma,
@@ -100,6 +101,7 @@ class SchNet(nn.Module):
 
     def set_standardization(self, mean: float, std: float, atomref: Optional[Tensor] = None) -> None:
         """Per-atom energy mean and std of the training targets, and optional atomrefs ``[max_z]``."""
+        check_standardization(mean, std, atomref)
         self.head.set_standardization(mean, std, atomref)
 
     @property
@@ -119,10 +121,10 @@ class SchNet(nn.Module):
 
         Args:
             z: atomic numbers ``[N]``.
-            pos: positions ``[N, 3]`` in Angstrom.
+            pos: positions ``[N, 3]`` in Angstrom (converted to the model's dtype, differentiably).
             batch: sorted molecule index of each atom ``[N]`` (``None``: one molecule).
         """
-        batch = check_inputs(z, pos, batch, self.max_z)
+        z, pos, batch = prepare_inputs(z, pos, batch, self.max_z, self.head.mean.dtype)
         num_graphs = int(batch.max()) + 1 if batch.numel() else 0
         x = self.representation(z, pos, batch)
         return self.head(x, z, batch, num_graphs)

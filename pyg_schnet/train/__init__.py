@@ -8,7 +8,7 @@
 * :mod:`.cli` and :mod:`.protocols` -- what ``benchmarks/*.py`` and ``python -m pyg_schnet.demo`` run.
 """
 from .checkpoint import load_model, save_model
-from .loop import TrainConfig, Trainer, FitResult, exponential_moving_average, paper_lr_schedule
+from .loop import FitResult, NonFiniteError, TrainConfig, Trainer, exponential_moving_average, paper_lr_schedule
 from .loss import energy_force_loss, per_molecule_loss
 from .metrics import ErrorAccumulator, evaluate
 from .predict import predict
@@ -18,6 +18,7 @@ __all__ = [
     "Trainer",
     "TrainConfig",
     "FitResult",
+    "NonFiniteError",
     "paper_lr_schedule",
     "exponential_moving_average",
     "energy_force_loss",

@@ -11,6 +11,9 @@ builds its data sets and split, then calls :func:`run_experiment`, which
    ``DIR/learning_curves.png`` and ``DIR/parity_<test set>.png``,
 6. prints the test errors beside the paper's numbers for the same row.
 
+All settings are validated (:func:`check_arguments`) before anything is written, into the output
+folder or the data folder; ``results.json`` lists only files that exist.
+
 Under ``torchrun`` (see docs/distributed.md) every rank runs all of this: the protocols start the
 process group (:func:`setup_distributed`) and let rank 0 prepare the data first, training and testing
 run data-parallel (:mod:`pyg_schnet.train.distributed`), and rank 0 alone prints and writes files;
@@ -19,6 +22,7 @@ run data-parallel (:mod:`pyg_schnet.train.distributed`), and rank 0 alone prints
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -30,11 +34,12 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
 
+from ..validation import check_model_config, check_positive_int
 from . import distributed
 from .checkpoint import atomic_write
 from .loop import TrainConfig, Trainer
@@ -75,6 +80,8 @@ def add_common_arguments(
     t.add_argument("--batch-size", type=int, default=32, help="molecules per training mini-batch")
     t.add_argument("--eval-batch-size", type=int, default=100, help="molecules per validation/test batch")
     t.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate")
+    t.add_argument("--energy-weight", type=float, default=1.0,
+                   help="weight of the energy term of Eq. 5 (paper: 1); 0 with --rho > 0 trains on forces only")
     t.add_argument("--lr-decay", type=float, default=0.96, help="learning-rate factor per --lr-decay-steps")
     t.add_argument("--lr-decay-steps", type=int, default=100_000, help="optimizer steps per --lr-decay (smooth exponential decay)")
     t.add_argument("--ema-decay", type=float, default=0.99, help="decay per step of the exponential moving average of the weights")
@@ -101,7 +108,7 @@ def model_overrides(args: argparse.Namespace) -> Dict[str, Any]:
 def train_config(args: argparse.Namespace, rho: float) -> TrainConfig:
     """A :class:`TrainConfig` from the common flags."""
     return TrainConfig(
-        rho=rho, lr=args.lr, lr_decay=args.lr_decay, lr_decay_steps=args.lr_decay_steps,
+        rho=rho, energy_weight=getattr(args, "energy_weight", 1.0), lr=args.lr, lr_decay=args.lr_decay, lr_decay_steps=args.lr_decay_steps,
         batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, ema_decay=args.ema_decay,
         patience=args.patience if args.patience and args.patience > 0 else None,
         max_epochs=args.max_epochs, max_minutes=args.max_minutes, seed=args.seed, batching=args.batching,
@@ -116,6 +123,22 @@ def setup_distributed(args: argparse.Namespace) -> distributed.DistInfo:
         resolve_device(getattr(args, "device", None)), backend=getattr(args, "dist_backend", None),
         timeout_s=getattr(args, "dist_timeout", None),
     )
+
+
+def check_arguments(args: argparse.Namespace, rho: float) -> TrainConfig:
+    """Validate the common flags (training settings, device, threads, model sizes) and return the
+    :class:`TrainConfig`; the benchmarks call this first, before any file or link is created.
+
+    Raises:
+        ValueError: naming the setting at fault.
+    """
+    if getattr(args, "threads", None) is not None:
+        check_positive_int("command line", "--threads", args.threads)
+    config = train_config(args, rho)
+    from pyg_schnet.models.schnet import PAPER_CONFIG
+
+    check_model_config({**PAPER_CONFIG, **model_overrides(args)})
+    return config
 
 
 def resolve_device(device: Optional[str]) -> str:
@@ -156,20 +179,44 @@ def file_record(path: os.PathLike | str) -> Dict[str, Any]:
 def link_raw_file(source: os.PathLike | str, root: os.PathLike | str, name: str) -> Path:
     """Makes ``ROOT/raw/<name>`` a symbolic link to ``source`` (a data file outside the root, e.g. a
     read-only shared copy), so a data set class finds it without a copy. An existing different file
-    at that place is an error."""
+    at that place is an error. Prefer :func:`raw_file_link`, which removes the link again when the
+    data set cannot be opened."""
+    return _link(source, root, name)[0]
+
+
+def _link(source: os.PathLike | str, root: os.PathLike | str, name: str) -> tuple:
+    """``(target, created)``: the link, and whether this call created it."""
     source = Path(source).resolve()
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such data file")
     target = Path(root) / "raw" / name
-    target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_symlink() or target.exists():
         if target.resolve() == source:
-            return target
+            return target, False
         raise FileExistsError(
             f"{target} already exists and is not a link to {source}; use another --root or remove it"
         )
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.symlink_to(source)
-    return target
+    return target, True
+
+
+@contextlib.contextmanager
+def raw_file_link(source: Optional[os.PathLike | str], root: os.PathLike | str, name: str) -> Iterator[Optional[Path]]:
+    """:func:`link_raw_file` for the body of a ``with`` block that opens the data set: when the body
+    fails (e.g. ``source`` is not a data file of the expected kind), a link created here is removed,
+    so the next run with the right file is not blocked by it. ``source=None`` links nothing."""
+    if source is None:
+        yield None
+        return
+    target, created = _link(source, root, name)
+    try:
+        yield target
+    except BaseException:
+        if created:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+        raise
 
 
 # ------------------------------------------------------------------------------------- results
@@ -259,28 +306,28 @@ def run_experiment(
     from .plots import plot_learning_curves, plot_parity
 
     started = time.monotonic()
+    config = check_arguments(args, rho)  # everything is validated before the first file is written
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     info = setup_distributed(args)
     say = print if info.is_main else (lambda *_, **__: None)  # rank 0 alone prints and writes
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    config = train_config(args, rho)
     config.device = distributed.local_device(config.device, info)
+    out = Path(args.out)
 
     seed_everything(args.seed)
     model = SchNet.from_paper(**model_overrides(args))
     mean, std = standardize_model(model, train_set, atomref)
+    split_dict = {"train": split.train, "val": split.val, "test": split.test}
+    trainer = Trainer(model, train_set, val_set, out, config, split=split_dict)
+    out.mkdir(parents=True, exist_ok=True)
     if info.is_main:
         split.save(out / "split.npz")
-    split_dict = {"train": split.train, "val": split.val, "test": split.test}
     n_train, n_val, n_test_total = len(train_set), len(val_set), sum(len(s) for s in test_sets.values())
     say(f"{label}: {n_train} train, {n_val} validation, "
           + ", ".join(f"{len(s)} test ({name})" for name, s in test_sets.items())
           + f"; seed {args.seed}; device {describe_device(config.device)}"
           + (f"; {info.world_size} processes ({info.backend})" if info.enabled else ""))
 
-    trainer = Trainer(model, train_set, val_set, out, config, split=split_dict)
     fit = trainer.fit(resume=args.resume)
     say(f"training stopped ({fit.stopped}) after {fit.epochs} epochs, {fit.steps} steps, "
           f"{fit.elapsed_s / 60:.1f} min; best validation epoch {fit.best_epoch}")
@@ -320,7 +367,7 @@ def run_experiment(
                             "unit": "kcal/mol"},
         "training": {"epochs": fit.epochs, "steps": fit.steps, "stopped": fit.stopped,
                      "best_epoch": fit.best_epoch, "best_val": fit.best_val, "train_time_s": fit.elapsed_s,
-                     "batching": fit.batching},
+                     "batching": fit.batching, "resumed_from_epoch": fit.resumed_from_epoch},
         "test": next(iter(tests.values())) if single else tests,
         "units": {"energy": "kcal/mol", "force": "kcal/mol/Angstrom"},
         "paper": next(iter(paper.values()), {}) if single else dict(paper),
@@ -330,7 +377,7 @@ def run_experiment(
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
-        "files": files,
+        "files": {key: name for key, name in files.items() if (out / name).is_file()},
     }
     try:
         import torch_geometric
@@ -346,7 +393,9 @@ def run_experiment(
 
     for name, metrics in tests.items():
         print(comparison_line(label if single else f"{label} [{name}]", metrics, paper.get(name, {})))
-    print(f"results: {out / 'results.json'}; model: {out / 'model.pt'}; log: {out / 'log.csv'}")
+    written = results["files"]
+    print(f"results: {out / 'results.json'}; "
+          + "; ".join(f"{key}: {out / written[key]}" for key in ("model", "log") if key in written))
     if plots_ok:
-        print("plots: " + ", ".join(str(out / f) for k, f in files.items() if f.endswith(".png")))
+        print("plots: " + ", ".join(str(out / f) for f in written.values() if f.endswith(".png")))
     return results

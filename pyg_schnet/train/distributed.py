@@ -48,7 +48,7 @@ import datetime
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -183,6 +183,17 @@ def init_from_env(
     return current()
 
 
+def record(fn: Callable) -> Callable:
+    """Decorates an entry point so that under ``torchrun`` an exception is written to the error file
+    the launcher reads: its summary then names the failing rank and prints that rank's traceback
+    (:func:`torch.distributed.elastic.multiprocessing.errors.record`). Without torchrun: ``fn``."""
+    try:
+        from torch.distributed.elastic.multiprocessing.errors import record as elastic_record
+    except ImportError:  # a torch build without torch.distributed
+        return fn
+    return elastic_record(fn)
+
+
 def _destroy() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -314,6 +325,18 @@ def shard_loss(ddp: nn.Module, local: LocalBatch, info: DistInfo, device: torch.
     batch = local.data.to(device) if local.data is not None else None
     loss, energy, forces = ddp(batch, info.world_size / local.global_size, batching)
     return batch, loss, energy, forces
+
+
+# --------------------------------------------------------------------------------- collectives
+def global_batch_loss(loss: Tensor, info: DistInfo) -> Tensor:
+    """The loss of the whole global batch from each rank's :func:`shard_loss` (all-reduced sum over
+    ranks divided by their number; identical on every rank, and non-finite on every rank when one
+    rank's is); ``loss`` itself in a one-process run."""
+    if not info.enabled:
+        return loss
+    total = loss.detach().double().reshape(1).to(_comm_device(info))
+    torch.distributed.all_reduce(total)
+    return (total / info.world_size)[0]
 
 
 # --------------------------------------------------------------------------------- collectives

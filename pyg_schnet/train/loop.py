@@ -12,7 +12,12 @@
 * After every epoch an atomic checkpoint (model, EMA, optimizer, scheduler, RNG states, step, epoch,
   split, best validation, history) and a CSV log; ``fit(resume=True)`` continues from it, so a killed
   run loses at most one epoch, and on the CPU with the same seed it ends exactly where an
-  uninterrupted run would.
+  uninterrupted run would. A resume refuses settings that differ from the checkpoint's
+  (:data:`RESUME_FIXED`); the caps of :data:`RESUME_MAY_CHANGE` may change.
+* Training stops with :class:`NonFiniteError` (naming the epoch and step) as soon as the training
+  loss, the weights or the validation loss stop being finite; nothing is written for that epoch, so
+  ``checkpoint.pt`` and ``model.pt`` stay those of the last good epoch.
+* Temporary files that killed writers left in the output folder are removed when training starts.
 * Under ``torchrun`` the same loop runs data-parallel (DDP) and takes the same optimizer steps as one
   process; rank 0 alone writes files (:mod:`pyg_schnet.train.distributed`).
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import copy
 import csv
 import math
+import numbers
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,13 +40,17 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
+from .._atomic import remove_stale_temporaries
+from ..validation import check_device, check_finite, check_positive_int
 from .checkpoint import (
     CHECKPOINT_FORMAT,
+    CHECKPOINT_FORMATS,
     atomic_torch_save,
     atomic_write,
+    load_verified,
     rng_state,
-    safe_load,
     save_model,
+    seal,
     seed_everything,
     set_rng_state,
 )
@@ -56,6 +66,20 @@ LOG_COLUMNS = (
     "val_loss", "val_energy_mae", "val_energy_rmse", "val_force_mae", "val_force_rmse",
     "best_val_loss", "epoch_s", "elapsed_s",
 )
+
+#: :class:`TrainConfig` fields a checkpoint fixes for the whole run: they shape the optimisation
+#: (loss, optimizer, schedule, batches, averaging, random streams), so a resume that changes one is
+#: refused rather than silently ignored or applied mid-run.
+RESUME_FIXED = ("rho", "energy_weight", "lr", "lr_decay", "lr_decay_steps", "batch_size", "ema_decay", "seed", "batching")
+#: :class:`TrainConfig` fields a resume may change: caps and stopping rules (``max_epochs``,
+#: ``max_minutes``, ``patience``), and how the same computation is run or shown (``eval_batch_size``
+#: only groups the validation molecules, ``device``, ``progress``).
+RESUME_MAY_CHANGE = ("max_epochs", "max_minutes", "patience", "eval_batch_size", "device", "progress")
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a non-finite training loss, weights or validation loss; the message names
+    the epoch and the optimizer step."""
 
 
 @dataclass
@@ -101,23 +125,28 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.rho < 0:
-            raise ValueError(f"rho must be >= 0, got {self.rho}")
-        if self.energy_weight < 0:
-            raise ValueError(f"energy_weight must be >= 0, got {self.energy_weight}")
+        """Validate every field (before anything is written): :class:`ValueError` names the field."""
+        owner = "TrainConfig"
+        check_finite(owner, "rho", self.rho, low=0.0)
+        check_finite(owner, "energy_weight", self.energy_weight, low=0.0)
         if self.energy_weight == 0 and self.rho == 0:
-            raise ValueError("energy_weight = 0 and rho = 0 leave no loss to train on")
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError(f"batch sizes must be positive, got {self.batch_size} and {self.eval_batch_size}")
-        if not 0.0 <= self.ema_decay <= 1.0:
-            raise ValueError(f"ema_decay must lie in [0, 1], got {self.ema_decay}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be positive or None, got {self.patience}")
-        if self.max_epochs is not None and self.max_epochs < 0:
-            raise ValueError(f"max_epochs must be >= 0 or None, got {self.max_epochs}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"max_minutes must be positive or None, got {self.max_minutes}")
+            raise ValueError(f"{owner}: energy_weight = 0 and rho = 0 leave no loss to train on")
+        check_finite(owner, "lr", self.lr, low=0.0, low_open=True)
+        check_finite(owner, "lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
+        check_positive_int(owner, "lr_decay_steps", self.lr_decay_steps)
+        check_positive_int(owner, "batch_size", self.batch_size)
+        check_positive_int(owner, "eval_batch_size", self.eval_batch_size)
+        check_finite(owner, "ema_decay", self.ema_decay, low=0.0, high=1.0)
+        if self.patience is not None:
+            check_positive_int(owner, "patience (or None)", self.patience)
+        if self.max_epochs is not None:
+            check_positive_int(owner, "max_epochs (or None)", self.max_epochs, minimum=0)
+        if self.max_minutes is not None:
+            check_finite(owner, "max_minutes (or None)", self.max_minutes, low=0.0, low_open=True)
+        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool):
+            raise ValueError(f"{owner}: seed must be an integer, got {self.seed!r}")
         check_batching(self.batching, allow_auto=True)
+        check_device(owner, self.device)
 
 
 def paper_lr_schedule(optimizer: torch.optim.Optimizer, decay: float = 0.96, decay_steps: int = 100_000) -> LambdaLR:
@@ -156,6 +185,8 @@ class FitResult:
     best_val: Dict[str, float] = field(default_factory=dict)
     #: the batching mode used (``'auto'`` resolved to ``'sparse'`` or ``'dense'``)
     batching: str = "sparse"
+    #: the epoch of the checkpoint this run resumed from (``None``: a fresh run)
+    resumed_from_epoch: Optional[int] = None
 
 
 class Trainer:
@@ -279,21 +310,33 @@ class Trainer:
             "elapsed_s": self.elapsed_s,
             "history": list(self.history),
             "stopped": self.stopped,
+            "batching": self.batching,
         }
 
     def save_checkpoint(self) -> Path:
-        return atomic_torch_save(self.state_dict(), self.checkpoint_path)
+        """Write :meth:`state_dict` with its checksum (:func:`~.checkpoint.seal`) atomically."""
+        return atomic_torch_save(seal(self.state_dict()), self.checkpoint_path)
 
     def load_checkpoint(self, path: Optional[os.PathLike | str] = None) -> None:
-        """Restores a :meth:`state_dict` written by :meth:`save_checkpoint` (weights-only load)."""
+        """Restores a :meth:`state_dict` written by :meth:`save_checkpoint` (weights-only load,
+        checksum verified).
+
+        Raises:
+            ValueError: a damaged file, or a model config, split or :data:`RESUME_FIXED` setting that
+                differs from this run's (each differing field listed as ``old -> new``).
+        """
         path = Path(path) if path is not None else self.checkpoint_path
-        state = safe_load(path, map_location=self.device)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: field 'format' is {state.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
-        if state["model_config"] != dict(self.model.config):
+        state = load_verified(path, CHECKPOINT_FORMATS, map_location=self.device, what="checkpoint.pt")
+        changed = _changed_fields(state["model_config"], dict(self.model.config))
+        if changed:
+            raise ValueError(f"{path}: the checkpoint's model differs from this run's: {changed}")
+        saved = state.get("train_config") or {}
+        changed = _changed_fields({k: saved[k] for k in RESUME_FIXED if k in saved}, asdict(self.config))
+        if changed:
             raise ValueError(
-                f"{path}: the checkpoint's model config {state['model_config']} differs from this run's "
-                f"{dict(self.model.config)}"
+                f"{path}: a resume must keep the settings the checkpoint was trained with, but this run "
+                f"changes {changed}. Resume with the checkpoint's values, or start a new run in another "
+                f"output folder (a resume may change only {', '.join(RESUME_MAY_CHANGE)})"
             )
         saved_split = state.get("split") or {}
         if set(saved_split) != set(self.split) or any(
@@ -315,6 +358,8 @@ class Trainer:
         self.elapsed_s = float(state["elapsed_s"])
         self.history = list(state["history"])
         self.stopped = str(state["stopped"])
+        if state.get("batching") in BATCHING_MODES:  # 'auto' keeps the mode it resolved to
+            self.batching = str(state["batching"])
 
     # ---------------------------------------------------------------------------------- models
     def best_model(self) -> nn.Module:
@@ -352,7 +397,8 @@ class Trainer:
         self.scheduler.step()
         self.ema.update_parameters(self.model)
         self.step += 1
-        return batch, None if energy is None else energy.detach(), None if forces is None else forces.detach()
+        return (batch, None if energy is None else energy.detach(), None if forces is None else forces.detach(),
+                loss.detach())
 
     def _time_left_s(self, run_start: float) -> float:
         if self.config.max_minutes is None:
@@ -368,9 +414,16 @@ class Trainer:
             disable=None if self.config.progress and self.dist.is_main else True, mininterval=0.5,
         )
         for i, batch in enumerate(bar):
-            batch, energy, forces = self._train_step(batch)
-            if batch is not None:
+            batch, energy, forces, loss = self._train_step(batch)
+            if batch is not None:  # None: this rank's slice of the global batch was empty
                 acc.update(energy, batch.energy, batch.batch, forces, batch.force if forces is not None else None)
+            # data-parallel: the loss of the whole global batch (all-reduced), so all ranks stop together
+            loss = distributed.global_batch_loss(loss, self.dist)
+            # the accumulator has just synchronised with the device, so this costs no extra wait
+            if not bool(torch.isfinite(loss)):
+                bar.close()
+                raise self._non_finite(f"the training loss is {float(loss)} (mini-batch {i + 1} of the epoch)",
+                                       self.train_dataset, "training")
             if i % 10 == 0 and acc.num_molecules > 0 and not bar.disable:
                 m = acc.compute()
                 postfix = {"loss": f"{m['loss']:.4g}", "E_mae": f"{m['energy_mae']:.3g}"}
@@ -408,6 +461,27 @@ class Trainer:
         atomic_write(self.log_path, write, binary=False)
         self._log_synced = True
 
+    def _non_finite(self, what: str, dataset=None, name: str = "") -> NonFiniteError:
+        """The error for a non-finite ``what`` at the current epoch and step, naming the first example
+        of ``dataset`` with a non-finite target or position when there is one."""
+        hint = _first_non_finite_example(dataset, name) if dataset is not None else ""
+        return NonFiniteError(
+            f"training stopped at epoch {self.epoch + 1}, step {self.step}: {what}. "
+            + (hint or "Typical causes: a learning rate too high, or absurd energies, forces or coordinates "
+               "in the data. ")
+            + (f"Nothing was written for this epoch: {self.checkpoint_path.name} holds epoch {self.epoch}"
+               + (f", {self.model_path.name} the best epoch {self.best_epoch}." if self.best_epoch else ".")
+               if self.epoch else "Nothing was written: no epoch completed.")
+        )
+
+    def _check_weights(self) -> None:
+        """Raise :class:`NonFiniteError` naming the first parameter with a non-finite entry."""
+        params = list(self.model.named_parameters())
+        finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in params])
+        if not bool(finite.all()):
+            name = params[int((~finite).nonzero()[0])][0]
+            raise self._non_finite(f"the weights became non-finite (first: {name})")
+
     def _stop_reason(self, run_start: float, last_epoch_s: Optional[float]) -> str:
         cfg = self.config
         if cfg.max_epochs is not None and self.epoch >= cfg.max_epochs:
@@ -442,9 +516,16 @@ class Trainer:
         checkpoint (``out_dir`` must be on a file system all ranks see) and all stop together."""
         main = self.dist.is_main
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._resolve_batching()
-        if distributed.broadcast_object(resume and self.checkpoint_path.exists(), self.dist):
+        if main:  # rank 0 alone writes here, so it alone clears what killed writers left
+            for stale in remove_stale_temporaries(self.out_dir):
+                print(f"removed {stale}, a temporary file a killed run left behind")
+        resuming = distributed.broadcast_object(resume and self.checkpoint_path.exists(), self.dist)
+        resumed_from_epoch: Optional[int] = None
+        if resuming:
             self.load_checkpoint()
+            resumed_from_epoch = self.epoch
+        self._resolve_batching()
+        if resuming:
             if self.config.progress and main:
                 print(f"resumed from {self.checkpoint_path} at epoch {self.epoch}, step {self.step}")
         else:
@@ -459,10 +540,16 @@ class Trainer:
                 break
             epoch_start = time.monotonic()
             train, cut_short = self._train_epoch(run_start)
+            self._check_weights()
             val = distributed.reduce_errors(evaluate(
                 self.ema.module, self.val_loader, with_forces=self.eval_forces, rho=self.config.rho,
                 device=self.device, batching=self.batching, energy_weight=self.config.energy_weight,
             ), self.dist).compute()
+            if not math.isfinite(val["loss"]):
+                raise self._non_finite(
+                    f"the validation loss is {val['loss']} with finite weights (energy MAE {val['energy_mae']})",
+                    self.val_dataset, "validation",
+                )
             self.epoch += 1
             improved = val["loss"] < self.best_val_loss
             if improved:
@@ -510,5 +597,22 @@ class Trainer:
         return FitResult(
             best_val_loss=self.best_val_loss, best_epoch=self.best_epoch, epochs=self.epoch,
             steps=self.step, elapsed_s=self.elapsed_s, stopped=self.stopped, best_val=dict(self.best_val),
-            batching=self.batching,
+            batching=self.batching, resumed_from_epoch=resumed_from_epoch,
         )
+
+
+def _changed_fields(old: Dict[str, Any], new: Dict[str, Any]) -> str:
+    """``'lr 0.001 -> 0.01, rho 100.0 -> 0.0'`` for the keys of ``old`` whose value differs in ``new``
+    (empty when none does)."""
+    return ", ".join(f"{k} {old[k]!r} -> {new.get(k)!r}" for k in old if new.get(k) != old[k])
+
+
+def _first_non_finite_example(dataset, name: str) -> str:
+    """``'The first non-finite value in the training data: example 17, field 'energy'. '`` or ``''``."""
+    for index in range(len(dataset)):
+        example = dataset[index]
+        for key in ("energy", "force", "pos"):
+            value = getattr(example, key, None)
+            if isinstance(value, Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                return f"The first non-finite value in the {name} data: example {index}, field {key!r}. "
+    return ""

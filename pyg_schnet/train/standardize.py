@@ -22,11 +22,27 @@ from torch_geometric.loader import DataLoader
 
 
 def per_atom_energies(dataset, atomref: Optional[Tensor] = None, batch_size: int = 1024) -> Tensor:
-    """``e_m`` (see module docstring) of every molecule of ``dataset``, float64 ``[M]``."""
+    """``e_m`` (see module docstring) of every molecule of ``dataset``, float64 ``[M]``.
+
+    Raises:
+        ValueError: a non-finite energy (naming the example) or atomref entry.
+    """
     values = []
     ref = None if atomref is None else atomref.detach().to(torch.float64).cpu()
+    if ref is not None and not bool(torch.isfinite(ref).all()):
+        element = int((~torch.isfinite(ref)).nonzero()[0])
+        raise ValueError(f"atomref of atomic number {element} is {float(ref[element])}; cannot standardise energies")
+    seen = 0
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         energy = batch.energy.reshape(-1).to(torch.float64)
+        bad = ~torch.isfinite(energy)
+        if bool(bad.any()):
+            k = int(bad.nonzero()[0])
+            raise ValueError(
+                f"training example {seen + k} has energy {float(energy[k])}: cannot standardise energies "
+                "(a NaN mean would make every prediction NaN)"
+            )
+        seen += energy.numel()
         counts = torch.bincount(batch.batch, minlength=energy.numel()).to(torch.float64)
         if ref is not None:
             if int(batch.z.max()) >= ref.numel():

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.multiprocessing as mp
@@ -23,7 +24,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _entry(rank: int, fn: Callable, world_size: int, port: int, timeout_s: float, args: Sequence[Any]) -> None:
+def _entry(rank: int, fn: Callable, world_size: int, port: int, timeout_s: Optional[float], args: Sequence[Any],
+           errors: Optional[Path]) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -31,18 +33,23 @@ def _entry(rank: int, fn: Callable, world_size: int, port: int, timeout_s: float
     assert info.world_size == world_size and info.rank == rank and info.backend == "gloo"
     try:
         fn(rank, *args)
+    except BaseException as exc:
+        if errors is not None:  # what each rank raised (the launcher reports only the first it sees)
+            (errors / f"rank{rank}.error").write_text(f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         torch.distributed.destroy_process_group()
 
 
 def run_ranks(fn: Callable, *args: Any, world_size: int = 2, deadline_s: float = 60.0,
-              collective_timeout_s: float = 20.0) -> None:
+              collective_timeout_s: Optional[float] = 20.0, errors: Optional[Path] = None) -> None:
     """Calls ``fn(rank, *args)`` on ``world_size`` forked processes; raises what a rank raised
     (:class:`torch.multiprocessing.ProcessRaisedException`, the others are then terminated) or
-    :class:`TimeoutError` after ``deadline_s``."""
+    :class:`TimeoutError` after ``deadline_s``. With ``errors`` (a folder), each rank that raises
+    writes ``rank<r>.error`` there."""
     port = free_port()
     context = mp.start_processes(
-        _entry, args=(fn, world_size, port, collective_timeout_s, args), nprocs=world_size, join=False,
+        _entry, args=(fn, world_size, port, collective_timeout_s, args, errors), nprocs=world_size, join=False,
         start_method="fork",
     )
     deadline = time.monotonic() + deadline_s

@@ -1,4 +1,6 @@
 """A run killed inside an epoch and resumed from its checkpoint ends exactly like an uninterrupted run."""
+import re
+
 import pytest
 import torch
 
@@ -70,3 +72,48 @@ def test_finished_run_resumed_with_larger_cap_continues(tmp_path):
     make_trainer(tmp_path, max_epochs=1).fit()
     fit = make_trainer(tmp_path, max_epochs=2).fit(resume=True)
     assert (fit.epochs, fit.steps, fit.stopped) == (2, 6, "max_epochs")
+
+
+def make_with(out, **changes) -> Trainer:
+    model = tiny_model(0)
+    model.set_standardization(-3.0, 1.0)
+    settings = dict(rho=10.0, batch_size=8, max_epochs=1, patience=None, seed=7, progress=False)
+    return Trainer(model, TRAIN, VAL, out, TrainConfig(**{**settings, **changes}), split=SPLIT)
+
+
+@pytest.mark.parametrize("changes, listed", [
+    (dict(lr=0.01), [r"lr 0\.001 -> 0\.01"]),  # was ignored, yet reported in results.json
+    (dict(rho=0.0), [r"rho 10\.0 -> 0\.0"]),   # was applied mid-run
+    (dict(batch_size=4, seed=8), [r"batch_size 8 -> 4", r"seed 7 -> 8"]),  # was applied silently
+    (dict(lr_decay=0.5, lr_decay_steps=10, ema_decay=0.9, batching="dense"),
+     [r"lr_decay 0\.96 -> 0\.5", r"lr_decay_steps 100000 -> 10", r"ema_decay 0\.99 -> 0\.9", r"batching 'sparse' -> 'dense'"]),
+])
+def test_resume_refuses_changed_fixed_settings_listing_each(tmp_path, changes, listed):
+    make_with(tmp_path).fit()
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(ValueError, match=r"checkpoint\.pt: a resume must keep the settings") as info:
+        make_with(tmp_path, max_epochs=2, **changes).fit(resume=True)
+    for pattern in listed:
+        assert re.search(pattern, str(info.value)), (pattern, str(info.value))
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+
+def test_resume_accepts_changed_caps(tmp_path):
+    make_with(tmp_path).fit()
+    fit = make_with(tmp_path, max_epochs=2, patience=5, eval_batch_size=3, max_minutes=30.0).fit(resume=True)
+    assert (fit.epochs, fit.resumed_from_epoch) == (2, 1)
+
+
+def test_resume_with_auto_batching_keeps_the_mode_it_resolved_to(tmp_path, monkeypatch):
+    first = make_with(tmp_path, batching="auto")
+    first.fit()
+    resolved = first.batching
+    assert resolved in ("sparse", "dense")
+    assert safe_load(tmp_path / "checkpoint.pt")["batching"] == resolved
+
+    def no_new_measurement(*args, **kwargs):
+        raise AssertionError("a resume measured the batching again")
+
+    monkeypatch.setattr("pyg_schnet.train.loop.measure_batching", no_new_measurement)
+    second = make_with(tmp_path, batching="auto", max_epochs=2)
+    assert second.fit(resume=True).batching == resolved

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from .. import distributed
-from ..cli import add_common_arguments, file_record, run_experiment, setup_distributed
+from ..cli import add_common_arguments, check_arguments, file_record, run_experiment, setup_distributed
 from ..paper_values import iso17_row
 
 TEST_SPLITS = ("test_within", "test_other")
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     """Table 3 (one column) from parsed flags; results for both test folds in ``OUT/results.json``."""
     from pyg_schnet.datasets import ISO17, ScaleUnits, SplitIndices
 
+    check_arguments(args, args.rho)  # before the data folder and the output folder are written
     root = args.root if args.root is not None else Path("runs/data/iso17")
     to_kcal = ScaleUnits(ISO17.EV_TO_KCAL_PER_MOL)
     with distributed.main_process_first(setup_distributed(args)):  # under torchrun rank 0 processes first
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     )
 
 
+@distributed.record
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Entry point of ``benchmarks/iso17.py``."""
     return run(build_parser(prog="benchmarks/iso17.py").parse_args(argv))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from .. import distributed
-from ..cli import add_common_arguments, file_record, link_raw_file, run_experiment, setup_distributed
+from ..cli import add_common_arguments, check_arguments, file_record, raw_file_link, run_experiment, setup_distributed
 from ..paper_values import md17_row
 
 #: Data set root when ``--root`` is not given.
@@ -100,12 +100,12 @@ def run(args: argparse.Namespace, *, benchmark: str = "md17", label_prefix: str 
     """One Table 2 row from parsed flags; returns the results dict (also written to ``OUT/results.json``)."""
     from pyg_schnet.datasets import MD17, random_split
 
+    check_arguments(args, args.rho)  # before the link, the data folder and the output folder
     root = args.root if args.root is not None else Path(DEFAULT_ROOT)
     name = raw_file_name(args.molecule)
     info = setup_distributed(args)
-    with distributed.main_process_first(info):  # under torchrun rank 0 links and processes first
-        if args.raw_file is not None:
-            link_raw_file(args.raw_file, root, name)
+    # under torchrun rank 0 links and processes first; a link to a file that cannot be opened is removed
+    with distributed.main_process_first(info), raw_file_link(args.raw_file, root, name):
         dataset = MD17(root, args.molecule)
     n_train, n_val, n_test, note = md17_split_sizes(len(dataset), args.n_train, args.n_val, args.n_test)
     if note and info.is_main:
@@ -130,6 +130,7 @@ def run(args: argparse.Namespace, *, benchmark: str = "md17", label_prefix: str 
     )
 
 
+@distributed.record
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Entry point of ``benchmarks/md17.py``."""
     return run(build_parser(prog="benchmarks/md17.py").parse_args(argv))

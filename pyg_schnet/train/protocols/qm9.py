@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .. import distributed
-from ..cli import add_common_arguments, file_record, run_experiment, setup_distributed
+from ..cli import add_common_arguments, check_arguments, file_record, run_experiment, setup_distributed
 from ..paper_values import qm9_row
 
 
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     """One Table 1 row from parsed flags; returns the results dict (also in ``OUT/results.json``)."""
     from pyg_schnet.datasets import QM9, ScaleUnits, random_split
 
+    check_arguments(args, 0.0)  # before the data folder and the output folder are written
     root = args.root if args.root is not None else Path("runs/data/qm9")
     to_kcal = QM9.HARTREE_TO_KCAL_PER_MOL
     with distributed.main_process_first(setup_distributed(args)):  # under torchrun rank 0 processes first
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     )
 
 
+@distributed.record
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Entry point of ``benchmarks/qm9.py``."""
     return run(build_parser(prog="benchmarks/qm9.py").parse_args(argv))
