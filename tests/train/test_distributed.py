@@ -250,3 +250,25 @@ def test_helpers_without_a_process_group():
     with pytest.raises(ValueError, match="backend must be one of"):
         distributed.choose_backend("cpu", "mpi")
     assert distributed.timeout_seconds(5) == 5.0
+
+
+def _nan_on_rank_one(rank: int, out) -> None:
+    from pyg_schnet.train import NonFiniteError
+
+    trainer = make_trainer("f32", out)
+    bad = copy.copy(trainer.train_dataset[9])  # in rank 1's slice of global batch 2
+    bad.energy = torch.full_like(bad.energy, float("nan"))
+    trainer.train_dataset[9] = bad
+    try:
+        trainer.fit()
+    except NonFiniteError as exc:
+        (out / f"rank{rank}.error").write_text(str(exc))
+
+
+def test_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
+    run_ranks(_nan_on_rank_one, tmp_path, deadline_s=60)
+    # both ranks read the loss of the global batch, so both stop at the same step with the same message
+    messages = [(tmp_path / f"rank{rank}.error").read_text() for rank in range(2)]
+    assert messages[0] == messages[1]
+    assert "step 2: the training loss is nan (mini-batch 2 of the epoch)" in messages[0]
+    assert "example 9, field 'energy'" in messages[0]
