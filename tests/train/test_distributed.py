@@ -272,3 +272,18 @@ def test_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
     assert messages[0] == messages[1]
     assert "step 2: the training loss is nan (mini-batch 2 of the epoch)" in messages[0]
     assert "example 9, field 'energy'" in messages[0]
+
+
+def _resume_two_ranks(rank: int, out) -> None:
+    make_trainer("f64", out, max_epochs=2, model_seed=123).fit(resume=True)
+
+
+def test_one_process_checkpoint_resumes_on_two_processes(tmp_path):
+    reference = make_trainer("f64", tmp_path / "a", max_epochs=2)
+    reference.fit()
+    make_trainer("f64", tmp_path / "b", max_epochs=1).fit()  # one process, one epoch
+    run_ranks(_resume_two_ranks, tmp_path / "b")  # two processes, the second epoch
+    resumed = safe_load(tmp_path / "b" / "checkpoint.pt")
+    assert (resumed["epoch"], resumed["step"]) == (2, 6)
+    for key, value in reference.model.state_dict().items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=1e-10, msg=key)
