@@ -371,7 +371,10 @@ class Trainer:
         return model.eval()
 
     def evaluate(self, dataset, model: Optional[nn.Module] = None, keep_predictions: bool = False) -> ErrorAccumulator:
-        """Errors of ``model`` (default: :meth:`best_model`) on ``dataset``; forces when it has them."""
+        """Errors of ``model`` (default: :meth:`best_model`) on ``dataset``; forces when it has them.
+
+        In a data-parallel run this is a collective: every rank must call it (each evaluates its
+        shard; the sums are all-reduced, predictions gathered on rank 0)."""
         model = model if model is not None else self.best_model()
         loader = DataLoader(distributed.shard(dataset, self.dist), batch_size=self.config.eval_batch_size, shuffle=False)
         acc = evaluate(
