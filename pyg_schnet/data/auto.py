@@ -14,7 +14,7 @@ from typing import Callable, Dict, Iterable, List
 import torch
 from torch import Tensor
 
-from .dense import to_dense
+from .dense import is_periodic, to_dense
 
 #: the clock used for the measurement (a module attribute so tests can replace it)
 _clock: Callable[[], float] = time.perf_counter
@@ -96,6 +96,11 @@ def choose_batching(
             first ``num_batches`` are used.
         with_forces: time energy + force training (double backward) instead of energy only.
         num_batches, repeats: size of the measurement (see :func:`measure_batching`).
+
+    Periodic data (a ``pbc`` field with a periodic axis on the first batch) is always ``'sparse'``.
     """
+    first = next(iter(loader_or_sample_batches), None)
+    if first is not None and is_periodic(first):
+        return "sparse"  # the dense path handles molecules only
     timings = measure_batching(model, loader_or_sample_batches, with_forces, num_batches, repeats)
     return min(PATHS, key=lambda path: timings[path])

@@ -8,6 +8,8 @@ to the size ``N_max`` of the largest one:
 - ``pos`` ``[B, N_max, 3]`` positions in Angstrom, ``0`` on padding slots;
 - ``mask`` ``[B, N_max]`` ``True`` for real atoms.
 
+Only molecules: a batch with a periodic structure (a ``pbc`` field with a ``True``) is refused.
+
 Real atoms keep their order: row ``b`` holds the atoms of molecule ``b`` in the order of the sparse
 batch, left-aligned, so ``values[mask]`` (:func:`to_sparse`) gives back the sparse ``[N, ...]`` layout.
 :meth:`pyg_schnet.SchNet.forward_dense` runs the model on this layout.
@@ -88,9 +90,21 @@ def to_dense(data, max_num_atoms: Optional[int] = None) -> DenseBatch:
     for field in ("z", "pos"):
         if getattr(data, field, None) is None:
             raise ValueError(f"to_dense needs the field '{field}' on the batch; it has {sorted(data.keys())}")
+    if is_periodic(data):
+        g = int(data.pbc.reshape(-1, 3).any(dim=1).nonzero()[0])
+        raise ValueError(
+            f"structure {g} of the batch is periodic (pbc {data.pbc.reshape(-1, 3)[g].tolist()}): the dense "
+            "(padded) path handles molecules only; use sparse batching for periodic structures"
+        )
     batch = getattr(data, "batch", None)
     batch_size = int(data.num_graphs) if batch is not None and hasattr(data, "num_graphs") else None
     return to_dense_atoms(data.z, data.pos, batch, batch_size=batch_size, max_num_atoms=max_num_atoms)
+
+
+def is_periodic(data) -> bool:
+    """True when a PyG ``Data``/``Batch`` carries a ``pbc`` field with a periodic axis."""
+    pbc = getattr(data, "pbc", None)
+    return pbc is not None and bool(torch.as_tensor(pbc).any())
 
 
 def to_sparse(values: Tensor, mask: Tensor) -> Tensor:

@@ -16,9 +16,16 @@ Everything else lives here:
   read of archives, the published counts) and only then moved into place; archives are unpacked
   through a temporary folder. Without a network -- or with ``PYG_SCHNET_OFFLINE=1`` -- the error
   lists every missing file, its URL and the path to put it at.
-* **Atomic processing.** The processed file is written to a temporary name and moved into place
-  with :func:`os.replace`; a failed or interrupted run leaves no file a later run would trust, and
-  the next run deletes stale temporaries and starts clean.
+* **Checked data.** Every table a parser returns passes :meth:`AtomsTable.validate` (atomic
+  numbers, finiteness, coordinate bound, coincident atoms) before anything is written; errors name
+  the raw file and the frame, row or molecule in it.
+* **Safe, atomic processing.** The processed file holds tensors and a record of what it was built
+  from (:mod:`.processed`); it is read with ``torch.load(weights_only=True)`` only, and written to a
+  temporary name and moved into place with :func:`os.replace`. PyG's ``pre_transform.pt`` and
+  ``pre_filter.pt`` pickles are never read nor written. A processed file that is not tensors-only,
+  was built with another ``pre_transform`` / ``pre_filter`` or from raw files that changed since is
+  rebuilt, with a message saying why. A failed or interrupted run leaves no file a later run would
+  trust, and the next run deletes stale temporaries and starts clean.
 * **Splits.** :meth:`AtomsDataset.random_split` gives the paper's seeded splits.
 """
 from __future__ import annotations
@@ -33,17 +40,25 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
-from ._io import PrefetchReader, atomic_path, atomic_torch_save, atomic_write_text, remove_stale_temporaries
+from ._io import PrefetchReader, atomic_path, atomic_write_text, remove_stale_temporaries
+from .errors import DownloadVerificationError, ProcessedFileError, RawFileError, RawFilesMissingError
+from .processed import ProcessedContent, describe, load_processed, raw_records, save_processed, stale_reason
 from .split import SplitIndices, random_split
+from .table import MIN_ATOM_DISTANCE, AtomsTable
+
+__all__ = [
+    "AtomsDataset", "AtomsTable", "RemoteFile", "RawFileError", "RawFilesMissingError",
+    "DownloadVerificationError", "ProcessedFileError", "IncompleteTarError", "open_tar_stream", "fetch_url",
+    "OFFLINE_ENV",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -51,18 +66,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 #: Set this environment variable to ``1`` to forbid downloads (missing files then raise at once).
 OFFLINE_ENV = "PYG_SCHNET_OFFLINE"
-
-
-class RawFileError(ValueError):
-    """A raw file is malformed, corrupt or truncated; the message names the file and the place."""
-
-
-class RawFilesMissingError(FileNotFoundError):
-    """Raw files are missing and could not be downloaded; the message lists each one."""
-
-
-class DownloadVerificationError(OSError):
-    """A downloaded file failed verification (size, archive integrity, counts); it was discarded."""
 
 
 @dataclass(frozen=True)
@@ -90,78 +93,6 @@ class RemoteFile:
     @property
     def yields(self) -> Tuple[str, ...]:
         return self.provides or (self.filename,)
-
-
-@dataclass
-class AtomsTable:
-    """Molecules in columns: the fast, collated form a parser returns.
-
-    ``num_atoms[g]`` atoms belong to molecule ``g``; every tensor in ``atom_fields`` has
-    ``num_atoms.sum()`` rows (molecule after molecule), every tensor in ``graph_fields`` has one
-    row per molecule. Molecule ``g`` becomes a :class:`~torch_geometric.data.Data` whose atom
-    fields are its block of rows and whose graph fields keep a leading dimension of 1 (so
-    ``energy`` is ``[1]`` and QM9's ``y`` is ``[1, 15]``, and batches concatenate them).
-    """
-
-    num_atoms: Tensor
-    atom_fields: Dict[str, Tensor]
-    graph_fields: Dict[str, Tensor] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.num_atoms = torch.as_tensor(self.num_atoms, dtype=torch.long)
-        if self.num_atoms.dim() != 1:
-            raise ValueError(f"num_atoms must be 1-D, got shape {tuple(self.num_atoms.shape)}")
-        if self.num_atoms.numel() and int(self.num_atoms.min()) < 1:
-            raise ValueError("every molecule needs at least one atom")
-        total = int(self.num_atoms.sum())
-        for key, value in self.atom_fields.items():
-            if value.size(0) != total:
-                raise ValueError(f"atom field '{key}' has {value.size(0)} rows, expected {total}")
-        for key, value in self.graph_fields.items():
-            if value.size(0) != len(self):
-                raise ValueError(f"graph field '{key}' has {value.size(0)} rows, expected {len(self)}")
-
-    def __len__(self) -> int:
-        return self.num_atoms.numel()
-
-    @property
-    def atom_offsets(self) -> Tensor:
-        """``[G + 1]`` cumulative atom counts starting at 0."""
-        return torch.cat([self.num_atoms.new_zeros(1), torch.cumsum(self.num_atoms, 0)])
-
-    def get(self, g: int) -> Data:
-        """Molecule ``g`` as a :class:`~torch_geometric.data.Data`."""
-        offsets = self.atom_offsets
-        start, stop = int(offsets[g]), int(offsets[g + 1])
-        kwargs = {k: v[start:stop] for k, v in self.atom_fields.items()}
-        kwargs.update({k: v[g:g + 1] for k, v in self.graph_fields.items()})
-        return Data(**kwargs)
-
-    def select(self, order: Union[Sequence[int], Tensor, np.ndarray]) -> "AtomsTable":
-        """The molecules ``order[0], order[1], ...`` in that order (a reordering or a subset)."""
-        order = torch.as_tensor(np.asarray(order), dtype=torch.long)
-        counts = self.num_atoms[order]
-        starts = self.atom_offsets[:-1][order]
-        new_starts = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)[:-1]])
-        atom_index = torch.repeat_interleave(starts - new_starts, counts) + torch.arange(int(counts.sum()))
-        return AtomsTable(
-            num_atoms=counts,
-            atom_fields={k: v[atom_index] for k, v in self.atom_fields.items()},
-            graph_fields={k: v[order] for k, v in self.graph_fields.items()},
-        )
-
-    def collated(self) -> Tuple[Data, Dict[str, Tensor]]:
-        """The ``(data, slices)`` pair :class:`~torch_geometric.data.InMemoryDataset` stores.
-
-        Identical to ``InMemoryDataset.collate([self.get(g) for g in range(len(self))])`` but without
-        building one Python object per molecule.
-        """
-        atom_slices = self.atom_offsets
-        graph_slices = torch.arange(len(self) + 1)
-        slices = {k: atom_slices for k in self.atom_fields}
-        slices.update({k: graph_slices for k in self.graph_fields})
-        data = Data(**self.atom_fields, **self.graph_fields)
-        return data, slices
 
 
 def _describe_bytes(n: Optional[int]) -> str:
@@ -204,6 +135,34 @@ def fetch_url(url: str, destination: PathLike, description: Optional[str] = None
     return written
 
 
+class IncompleteTarError(tarfile.ReadError):
+    """A tar stream ends (or breaks) before its end-of-archive marker."""
+
+
+class _CompleteTarInfo(tarfile.TarInfo):
+    """A :class:`tarfile.TarInfo` that refuses a tar stream ending without its end-of-archive marker.
+
+    :mod:`tarfile` stops silently, as if the archive were complete, when the stream ends at a member
+    boundary or a header is cut short or corrupt after the first member; a tar truncated inside a
+    valid (complete) compressed stream then simply yields fewer members. Only an all-zero block
+    marks a real end; anything else there raises :class:`IncompleteTarError`.
+    """
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        try:
+            return super().fromtarfile(tarfile_)
+        except tarfile.EOFHeaderError:  # an all-zero block: the end-of-archive marker
+            raise
+        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError) as exc:
+            raise IncompleteTarError(
+                f"the tar stream ends at byte {tarfile_.offset} without its end-of-archive marker "
+                f"(truncated tar: {exc})"
+            ) from None
+        except tarfile.InvalidHeaderError as exc:
+            raise IncompleteTarError(f"corrupt tar header at byte {tarfile_.offset} ({exc})") from None
+
+
 _MAGIC = ((b"BZh", "bz2"), (b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "lzma"))
 
 
@@ -215,7 +174,8 @@ def open_tar_stream(path: PathLike) -> Iterator[tarfile.TarFile]:
     about 0.1 ms per member; reading the decompressed stream through a 1 MiB buffer instead makes
     the per-member overhead negligible, and a :class:`~._io.PrefetchReader` decompresses the next
     megabytes on a second core while the caller parses. The compression is recognised by its
-    magic bytes.
+    magic bytes. A tar stream that ends before its end-of-archive marker raises
+    :class:`IncompleteTarError` (a :class:`tarfile.ReadError`) instead of ending the iteration.
     """
     path = os.fspath(path)
     with open(path, "rb") as raw:
@@ -237,12 +197,14 @@ def open_tar_stream(path: PathLike) -> Iterator[tarfile.TarFile]:
         else:
             decompressed = None
         if decompressed is None:
-            with tarfile.open(fileobj=raw, mode="r|") as tar:
+            with tarfile.open(fileobj=raw, mode="r|", tarinfo=_CompleteTarInfo) as tar:
                 yield tar
             return
         prefetch = PrefetchReader(decompressed)
         try:
-            with tarfile.open(fileobj=io.BufferedReader(prefetch, 1 << 20), mode="r|") as tar:
+            with tarfile.open(
+                fileobj=io.BufferedReader(prefetch, 1 << 20), mode="r|", tarinfo=_CompleteTarInfo
+            ) as tar:
                 yield tar
         finally:
             prefetch.close()
@@ -293,9 +255,19 @@ class AtomsDataset(InMemoryDataset):
     Args:
         root: the data set folder; raw files live in ``root/raw``, processed ones in
             ``root/processed``.
-        transform, pre_transform, pre_filter: as in :class:`~torch_geometric.data.InMemoryDataset`.
-        force_reload: process again even when a processed file exists.
+        transform, pre_transform, pre_filter: as in :class:`~torch_geometric.data.InMemoryDataset`;
+            ``pre_transform`` and ``pre_filter`` are recorded by a description
+            (:func:`~.processed.describe`) in the processed file, and a different one on a later
+            open rebuilds the data set (with a message), as does a changed raw file.
+        force_reload: process again even when an up-to-date processed file exists.
         log: print progress to stderr (outside pytest).
+
+    Attributes:
+        rebuild_reason: why an existing processed file was not used and the data set was rebuilt
+            on this open (``None`` when it was used, or when there was none).
+        build_record: the record of the processed file in use: data set, variant, layout version,
+            ``pre_transform`` / ``pre_filter`` descriptions and each raw file's name, size,
+            modification time and sha256.
     """
 
     #: The unit of ``Data.energy`` and ``Data.force`` (subclasses override).
@@ -303,7 +275,10 @@ class AtomsDataset(InMemoryDataset):
     force_unit: str = ""
     distance_unit: str = "Angstrom"
     #: Bump when the processed layout changes, so that old processed files are not trusted.
-    format_version: int = 1
+    #: 2: tensors-only file with a build record (:mod:`.processed`); 1 was PyG's pickled layout.
+    format_version: int = 2
+    #: Two atoms of one molecule closer than this (Angstrom) are refused at load time.
+    min_atom_distance: float = MIN_ATOM_DISTANCE
 
     def __init__(
         self,
@@ -324,8 +299,15 @@ class AtomsDataset(InMemoryDataset):
             for staging in raw.glob(".extract-*"):
                 if staging.is_dir():
                     shutil.rmtree(staging, ignore_errors=True)
+        self.rebuild_reason: Optional[str] = None
+        self.build_record: Dict[str, Any] = {}
+        self._content: Optional[ProcessedContent] = None
+        # PyG's Dataset.__init__ downloads (our download()) and calls our _process()
         super().__init__(root, transform, pre_transform, pre_filter, log=log, force_reload=force_reload)
-        self.load(self.processed_paths[0])
+        content, self._content = self._content, None
+        if content is None:  # just processed: read back what was written
+            content = load_processed(self.processed_paths[0])
+        self._use(content)
 
     # ----------------------------------------------------------------------------------------
     # What a subclass declares
@@ -377,15 +359,14 @@ class AtomsDataset(InMemoryDataset):
 
     @property
     def summary_path(self) -> Path:
-        """JSON file with the counts of the last processing run."""
+        """JSON file with the counts of the last processing run (a copy for people to read)."""
         return Path(self.processed_dir) / f"{self.processed_stem}_v{self.format_version}.json"
 
     @property
     def summary(self) -> Dict[str, object]:
-        """The counts written by the processing run (empty when none were recorded)."""
-        if not self.summary_path.exists():
-            return {}
-        return json.loads(self.summary_path.read_text())
+        """The counts of the processing run that wrote the processed file in use (kept in its record,
+        so they always belong to the data loaded; empty when none were recorded)."""
+        return dict(self.build_record.get("summary", {}))
 
     def missing_raw_files(self) -> List[str]:
         """Raw file names (relative to ``root/raw``) that do not exist."""
@@ -503,7 +484,7 @@ class AtomsDataset(InMemoryDataset):
         """Unpack into a temporary folder inside ``root/raw``, then move each file into place."""
         staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=self.raw_dir))
         try:
-            with tarfile.open(archive, mode="r:*") as tar:
+            with tarfile.open(archive, mode="r:*", tarinfo=_CompleteTarInfo) as tar:
                 if hasattr(tarfile, "data_filter"):
                     tar.extractall(staging, filter="data")
                 else:  # pragma: no cover - Python < 3.11.4
@@ -523,12 +504,61 @@ class AtomsDataset(InMemoryDataset):
             shutil.rmtree(staging, ignore_errors=True)
 
     # ----------------------------------------------------------------------------------------
-    # Processing (atomic)
+    # Processing (safe and atomic)
     # ----------------------------------------------------------------------------------------
+    def _raw_entries(self) -> List[Tuple[str, str]]:
+        return list(zip(self._raw_names(), self.raw_paths))
+
+    def _wanted_record(self) -> Dict[str, Any]:
+        """The record a processed file must carry to be used now (raw files aside)."""
+        return {
+            "dataset": self.__class__.__name__,
+            "variant": self.processed_stem,
+            "format_version": self.format_version,
+            "pre_transform": describe(self.pre_transform),
+            "pre_filter": describe(self.pre_filter),
+        }
+
+    def _process(self) -> None:
+        """Use the processed file if it is tensors-only and up to date, else (re)build it.
+
+        Replaces :meth:`torch_geometric.data.Dataset._process`, which unpickles
+        ``processed/pre_transform.pt`` and ``pre_filter.pt`` with ``weights_only=False`` (running
+        whatever code they hold) and only warns when they differ. Here those files are never read;
+        the processed file's own record decides (:func:`~.processed.stale_reason`).
+        """
+        path = Path(self.processed_paths[0])
+        if not self.force_reload and path.exists():
+            try:
+                content = load_processed(path)
+                reason = stale_reason(content.record, self._wanted_record(), self._raw_entries())
+            except ProcessedFileError as exc:
+                reason = str(exc)
+            if reason is None:
+                self._content = content
+                return
+            self.rebuild_reason = reason
+            self._say(f"{self.__class__.__name__}: rebuilding {path} from the raw files: {reason}", warn=True)
+        os.makedirs(self.processed_dir, exist_ok=True)
+        self.process()
+
+    def load(self, path: str, data_cls: type = Data) -> None:
+        """Load a processed file with tensors-only unpickling (replaces PyG's ``InMemoryDataset.load``)."""
+        self._use(load_processed(path), data_cls)
+
+    def _use(self, content: ProcessedContent, data_cls: type = Data) -> None:
+        self._data = data_cls.from_dict(content.data)
+        self.slices = content.slices
+        self._data_list = None
+        self.build_record = content.record
+
     def process(self) -> None:
+        record = self._wanted_record()
+        record["raw_files"] = raw_records(self._raw_entries())  # before parsing: a later change is seen
         table = self.read_raw()
         if len(table) == 0:
             raise RawFileError(f"{self.__class__.__name__}: the raw files under {self.raw_dir} hold no molecules")
+        table.validate(self.min_atom_distance)
         summary = dict(self.processing_summary())
         if self.pre_filter is None and self.pre_transform is None:
             data, slices = table.collated()
@@ -552,12 +582,13 @@ class AtomsDataset(InMemoryDataset):
                     if isinstance(value, Tensor)
                 }
         summary["num_molecules"] = len(slices[next(iter(slices))]) - 1
-        atomic_torch_save((data.to_dict(), slices, data.__class__), self.processed_paths[0])
+        record["summary"] = summary
+        save_processed(self.processed_paths[0], data.to_dict(), slices, record)
         atomic_write_text(self.summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
         self._say(f"{self.__class__.__name__}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
 
-    def _say(self, message: str) -> None:
-        logger.info(message)
+    def _say(self, message: str, warn: bool = False) -> None:
+        logger.log(logging.WARNING if warn else logging.INFO, message)
         if self.log and "PYTEST_CURRENT_TEST" not in os.environ:
             print(message, file=sys.stderr)
 

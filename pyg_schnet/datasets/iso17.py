@@ -58,11 +58,34 @@ def _check_ase_sqlite(path: str) -> None:
         raise RawFileError(f"{path}: the database is empty (no rows)")
 
 
+def _row_energy(path: str, row_id: int, key: str, value: object) -> float:
+    """The row's energy as a float; a string, bool or array there is an error naming the row and key."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise RawFileError(
+            f"{path}: row id {row_id}: key '{key}' holds {type(value).__name__} {value!r}, expected a number (eV)"
+        )
+    return float(value)
+
+
+def _row_forces(path: str, row_id: int, key: str, value: object, shape: Tuple[int, ...]) -> np.ndarray:
+    """The row's forces as float64 ``shape``; anything else is an error naming the row and key."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        raise RawFileError(
+            f"{path}: row id {row_id}: data '{key}' has dtype {array.dtype}, expected numbers (eV/Angstrom)"
+        )
+    if array.shape != shape:
+        raise RawFileError(f"{path}: row id {row_id}: '{key}' has shape {array.shape}, positions {shape}")
+    return array.astype(np.float64)
+
+
 def read_ase_db(path: PathLike, energy_key: str = "total_energy", force_key: str = "atomic_forces") -> AtomsTable:
     """Read every row of an ASE database: ``z``, ``pos``, ``force`` per atom; ``energy``, ``idx`` per row.
 
-    ``idx`` is the row's database id (1-based). An empty database, a missing key or forces whose
-    shape differs from the positions' raise :class:`RawFileError` naming the file and row id.
+    ``idx`` is the row's database id (1-based). An empty database, a missing key, an energy that is
+    not a number, or forces that are not numbers of the positions' shape raise :class:`RawFileError`
+    naming the file, the row id and the key. The table names each molecule by its row id, so that
+    :meth:`AtomsTable.validate` (atomic numbers, finiteness, coordinate bound, coincident atoms) does too.
     """
     import ase.db
 
@@ -86,14 +109,8 @@ def read_ase_db(path: PathLike, energy_key: str = "total_energy", force_key: str
                     )
                 if force_key not in row.data:
                     raise RawFileError(f"{path}: row id {row.id} has no data '{force_key}' (data: {sorted(row.data)})")
-                force = np.asarray(row.data[force_key], dtype=np.float64)
-                if force.shape != pos.shape:
-                    raise RawFileError(
-                        f"{path}: row id {row.id}: '{force_key}' has shape {force.shape}, positions {pos.shape}"
-                    )
-                energy = float(row.key_value_pairs[energy_key])
-                if not (np.isfinite(energy) and np.isfinite(pos).all() and np.isfinite(force).all()):
-                    raise RawFileError(f"{path}: row id {row.id} holds a non-finite energy, position or force")
+                force = _row_forces(path, row.id, force_key, row.data[force_key], pos.shape)
+                energy = _row_energy(path, row.id, energy_key, row.key_value_pairs[energy_key])
                 numbers.append(z)
                 positions.append(pos)
                 forces.append(force)
@@ -102,7 +119,8 @@ def read_ase_db(path: PathLike, energy_key: str = "total_energy", force_key: str
     except RawFileError:
         raise
     except (sqlite3.DatabaseError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise RawFileError(f"{path}: not a readable ASE database: {exc}") from exc
+        where = f"the row after row id {ids[-1]}" if ids else "the first row"
+        raise RawFileError(f"{path}: not a readable ASE database ({where} cannot be read: {exc})") from exc
     if not ids:
         raise RawFileError(f"{path}: the database is empty (no rows)")
     counts = [len(z) for z in numbers]
@@ -117,6 +135,10 @@ def read_ase_db(path: PathLike, energy_key: str = "total_energy", force_key: str
             "energy": torch.tensor(energies, dtype=torch.float64),
             "idx": torch.tensor(ids, dtype=torch.long),
         },
+        source=path,
+        origin="row id {}",
+        origin_ids=torch.tensor(ids, dtype=torch.long),
+        field_names={"z": "numbers", "pos": "positions", "energy": f"key '{energy_key}'", "force": f"data '{force_key}'"},
     )
 
 

@@ -73,14 +73,38 @@ def canonical_molecule(name: str) -> Tuple[str, bool]:
     return key, revised
 
 
+_NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive's first bytes (one with members, an empty one)
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_npz_signature(path: str) -> None:
+    """Refuse a file that is not a zip archive before numpy guesses (it would call text a pickle)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise RawFileError(f"{path}: cannot be read: {exc}") from exc
+    if head.startswith(_NPY_MAGIC):
+        raise RawFileError(
+            f"{path}: a single .npy array, not an .npz archive of named arrays (renamed .npy file?)"
+        )
+    if not head.startswith(_NPZ_MAGIC):
+        what = "an empty file" if not head else f"a file starting with {head!r}"
+        raise RawFileError(f"{path}: not an npz file (a zip archive of named arrays); it is {what}")
+
+
 def read_md17_npz(path: PathLike, keys: Tuple[str, str, str, str] = MD17_KEYS) -> AtomsTable:
     """Read one MD17-style npz file into an :class:`AtomsTable` (one molecule per frame).
 
-    Checks the keys, shapes (``z`` (n,), positions and forces (M, n, 3), energies (M,) or (M, 1)),
-    finiteness and, where the file states them, the units; every error names the file and key.
+    Checks that the file is an npz archive, the keys, shapes (``z`` (n,), positions and forces
+    (M, n, 3), energies (M,) or (M, 1)), dtypes and, where the file states them, the units; every
+    error names the file and key. The table names each frame by its index in the file, so that
+    :meth:`AtomsTable.validate` (atomic numbers, finiteness, coordinate bound, coincident atoms)
+    names the file, the key and the frame.
     """
     path = os.fspath(path)
     z_key, r_key, e_key, f_key = keys
+    _check_npz_signature(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             present = set(npz.files)
@@ -94,19 +118,20 @@ def read_md17_npz(path: PathLike, keys: Tuple[str, str, str, str] = MD17_KEYS) -
                         raise RawFileError(
                             f"{path}: key '{unit_key}' says {unit!r}; expected {accepted[0]!r} (units are never converted silently)"
                         )
-            z = npz[z_key]
-            pos = npz[r_key]
-            energy = npz[e_key]
-            force = npz[f_key]
+            arrays = {}
+            for key in keys:
+                try:
+                    arrays[key] = npz[key]
+                except (ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
+                    raise RawFileError(f"{path}: key '{key}' cannot be read: {exc}") from exc
     except RawFileError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         raise RawFileError(f"{path}: not a readable npz file: {exc}") from exc
+    z, pos, energy, force = (arrays[k] for k in keys)
 
     if z.ndim != 1 or z.size == 0 or not np.issubdtype(z.dtype, np.integer):
         raise RawFileError(f"{path}: key '{z_key}' must be a non-empty 1-D integer array, got shape {z.shape} dtype {z.dtype}")
-    if z.min() < 1:
-        raise RawFileError(f"{path}: key '{z_key}' holds atomic number {int(z.min())} (must be >= 1)")
     n = z.shape[0]
     if pos.ndim != 3 or pos.shape[1:] != (n, 3):
         raise RawFileError(f"{path}: key '{r_key}' has shape {pos.shape}, expected (M, {n}, 3) for {n} atoms in '{z_key}'")
@@ -120,9 +145,6 @@ def read_md17_npz(path: PathLike, keys: Tuple[str, str, str, str] = MD17_KEYS) -
     for key, arr in ((r_key, pos), (e_key, energy), (f_key, force)):
         if not np.issubdtype(arr.dtype, np.floating):
             raise RawFileError(f"{path}: key '{key}' has dtype {arr.dtype}, expected floating point")
-        bad = ~np.isfinite(arr.reshape(frames, -1)).all(axis=1)
-        if bad.any():
-            raise RawFileError(f"{path}: key '{key}' is not finite in frame {int(np.argmax(bad))}")
 
     z_all = torch.from_numpy(np.ascontiguousarray(z, dtype=np.int64)).repeat(frames)
     return AtomsTable(
@@ -133,6 +155,9 @@ def read_md17_npz(path: PathLike, keys: Tuple[str, str, str, str] = MD17_KEYS) -
             "force": torch.from_numpy(np.ascontiguousarray(force.reshape(-1, 3), dtype=np.float32)),
         },
         graph_fields={"energy": torch.from_numpy(np.ascontiguousarray(energy.reshape(frames), dtype=np.float64))},
+        source=path,
+        origin="frame {}",
+        field_names={"z": f"key '{z_key}'", "pos": f"key '{r_key}'", "energy": f"key '{e_key}'", "force": f"key '{f_key}'"},
     )
 
 

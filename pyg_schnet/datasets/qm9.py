@@ -85,7 +85,9 @@ class Qm9Record:
 def parse_qm9_xyz(text: str, source: str) -> Qm9Record:
     """Parse one QM9 xyz file; ``source`` names it in errors (e.g. ``archive member x.xyz``).
 
-    Raises :class:`~pyg_schnet.datasets.base.RawFileError` naming ``source`` and the 1-based line.
+    Raises :class:`~pyg_schnet.datasets.base.RawFileError` naming ``source`` and the 1-based line; an
+    atom count (line 1) that disagrees with the number of atom lines is named as such. Values are
+    checked (finite, bounded, no coincident atoms) by :meth:`AtomsTable.validate` after parsing.
     """
     if "*^" in text:
         text = text.replace("*^", "e")
@@ -128,8 +130,32 @@ def parse_qm9_xyz(text: str, source: str) -> Qm9Record:
         count = len(lines) - (lines[-1] == "")
         raise RawFileError(f"{source}, line {line_no}: the record ends early (it has {count} lines)") from None
     except ValueError as exc:
+        if line_no >= 3:
+            atom_lines = _count_atom_lines(lines)
+            if atom_lines != num_atoms:
+                raise RawFileError(
+                    f"{source}, line 1: the atom count says {num_atoms} atoms but the record has {atom_lines} "
+                    f"atom lines (line {line_no}: {exc})"
+                ) from None
         raise RawFileError(f"{source}, line {line_no}: {exc}") from None
     return Qm9Record(gdb_id, numbers, positions, properties)
+
+
+def _count_atom_lines(lines: List[str]) -> int:
+    """Consecutive lines from line 3 that look like ``element x y z charge`` (five fields, the first
+    not a number); the frequencies line after them is all numbers."""
+    count = 0
+    for line in lines[2:]:
+        parts = line.split()
+        if len(parts) != 5:
+            break
+        try:
+            float(parts[0])
+        except ValueError:
+            count += 1
+            continue
+        break
+    return count
 
 
 def parse_atomref(path: PathLike) -> Dict[str, Dict[str, float]]:
@@ -400,6 +426,11 @@ class QM9(AtomsDataset):
                 "y": torch.from_numpy(np.asarray(properties, dtype=np.float64).reshape(-1, 15)),
                 "idx": torch.tensor(ids, dtype=torch.long),
             },
+            source=str(raw / ARCHIVE),
+            origin="molecule {0} (member dsgdb9nsd_{0:06d}.xyz)",
+            origin_ids=torch.tensor(ids, dtype=torch.long),
+            field_names={"z": "element", "pos": "coordinates", "y": "line 2 property"},
+            columns={"y": TARGET_NAMES},
         )
         id_array = np.asarray(ids, dtype=np.int64)
         if id_array.size and np.any(np.diff(id_array) < 0):

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
+import torch
 from torch import Tensor, nn
 
-from ..graph import build_pairs, edge_distances, mirror
+from ..graph import build_pairs, build_periodic_pairs, check_all_pairs_memory, edge_distances, mirror
 from ..nn import GaussianRBF, InteractionBlock
+from ..periodic import check_distinct_images
 from ..validation import check_distinct_positions
 
 
@@ -62,16 +64,36 @@ class SchNetRepresentation(nn.Module):
         for block in self.interactions:
             block.reset_parameters()
 
-    def graph(self, pos: Tensor, batch: Tensor) -> Graph:
-        """Build the interaction graph, check that no two atoms coincide, expand the distances."""
-        pairs = build_pairs(pos, batch, self.cutoff, self.max_num_neighbors)
-        distances = edge_distances(pos, pairs)
-        check_distinct_positions(distances, pairs, batch)
+    def graph(self, pos: Tensor, batch: Tensor, cell: Optional[Tensor] = None, pbc: Optional[Tensor] = None) -> Graph:
+        """Build the interaction graph, check that no two atoms coincide, expand the distances.
+
+        ``cell`` ``[G, 3, 3]`` and ``pbc`` ``[G, 3]`` (validated, see
+        :func:`pyg_schnet.periodic.check_cell_and_pbc`) make the graph periodic: pairs with every
+        image within the cutoff, distances differentiable in ``pos`` and ``cell``. ``cell=None``
+        is the molecular path. With ``cutoff=None`` the memory of the all-pairs graph is estimated
+        first (:func:`pyg_schnet.graph.check_all_pairs_memory`).
+        """
+        if cell is not None and pbc is not None:
+            pairs, shifts = build_periodic_pairs(pos, batch, cell, pbc, self.cutoff, self.max_num_neighbors)
+            distances = edge_distances(pos, pairs, shifts, cell, batch)
+            check_distinct_images(distances, pairs, shifts, batch)
+        else:
+            if self.cutoff is None:
+                check_all_pairs_memory(
+                    batch, self.rbf.num_gaussians, self.interactions[0].conv.channels if len(self.interactions) else 0,
+                    len(self.interactions), pos.dtype, torch.is_grad_enabled(),
+                )
+            pairs = build_pairs(pos, batch, self.cutoff, self.max_num_neighbors)
+            distances = edge_distances(pos, pairs)
+            check_distinct_positions(distances, pairs, batch)
         return Graph(mirror(pairs), distances, self.rbf(distances))
 
-    def forward(self, z: Tensor, pos: Tensor, batch: Tensor) -> Tensor:
-        """Atom features ``[N, hidden_channels]`` for atomic numbers ``z``, positions ``pos`` (Angstrom)."""
-        g = self.graph(pos, batch)
+    def forward(
+        self, z: Tensor, pos: Tensor, batch: Tensor, cell: Optional[Tensor] = None, pbc: Optional[Tensor] = None
+    ) -> Tensor:
+        """Atom features ``[N, hidden_channels]`` for atomic numbers ``z``, positions ``pos`` (Angstrom),
+        optionally periodic (``cell`` ``[G, 3, 3]``, ``pbc`` ``[G, 3]``; see :meth:`graph`)."""
+        g = self.graph(pos, batch, cell, pbc)
         x = self.embedding(z)
         for block in self.interactions:
             x = block(x, g.edge_index, g.edge_weight, g.edge_attr, mirrored=True)

@@ -6,9 +6,10 @@ from typing import Any, Dict, Optional, Tuple
 from torch import Tensor, nn
 
 from ..nn import AtomwiseEnergy
-from ..validation import check_model_config, check_standardization, prepare_inputs
+from ..periodic import check_cell_and_pbc
+from ..validation import check_inputs, check_model_config, check_standardization, prepare_inputs
 from .representation import SchNetRepresentation
-from .response import energy_and_forces
+from .response import energy_and_forces, energy_forces_stress
 
 #: The configuration of the paper (section 4, Fig. 2): F = 64, three interaction blocks, Gaussians
 #: every 0.1 Angstrom on [0, 30] Angstrom with gamma = 10 Angstrom^-2, no cutoff, a 32-unit output layer.
@@ -116,26 +117,92 @@ class SchNet(nn.Module):
     def atomref(self) -> Tensor:
         return self.head.atomref
 
-    def forward(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None) -> Tensor:
-        """Total energy per molecule ``[num_graphs]``.
+    def forward(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Optional[Tensor] = None,
+        cell: Optional[Tensor] = None,
+        pbc: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Total energy per structure ``[num_graphs]``.
 
         Args:
             z: atomic numbers ``[N]``.
             pos: positions ``[N, 3]`` in Angstrom (converted to the model's dtype, differentiably).
-            batch: sorted molecule index of each atom ``[N]`` (``None``: one molecule).
+            batch: sorted structure index of each atom ``[N]`` (``None``: one structure).
+            cell: lattice vectors as rows ``[G, 3, 3]`` in Angstrom (``None``: no periodicity;
+                converted to the model's dtype).
+            pbc: periodic axes ``[G, 3]`` bool; structures with all ``False`` are molecules (their
+                cell is ignored), so a batch can mix periodic and molecular structures. A periodic
+                structure interacts with every image within the cutoff and needs a finite cutoff.
         """
         z, pos, batch = prepare_inputs(z, pos, batch, self.max_z, self.head.mean.dtype)
         num_graphs = int(batch.max()) + 1 if batch.numel() else 0
-        x = self.representation(z, pos, batch)
+        cell, pbc = self._check_periodic(cell, pbc, num_graphs, pos)
+        x = self.representation(z, pos, batch, cell, pbc)
         return self.head(x, z, batch, num_graphs)
 
-    def energy_and_forces(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def _check_periodic(
+        self, cell: Optional[Tensor], pbc: Optional[Tensor], num_graphs: int, pos: Tensor
+    ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        cell, pbc = check_cell_and_pbc(cell, pbc, num_graphs, pos)
+        if pbc is not None and self.representation.cutoff is None:
+            g = int(pbc.any(dim=1).nonzero()[0])
+            raise ValueError(
+                f"structure {g} is periodic (pbc {pbc[g].tolist()}) but this SchNet has cutoff=None (all pairs): "
+                "a periodic structure has infinitely many pairs. Build the model with a finite cutoff, "
+                "e.g. SchNet(cutoff=5.0)"
+            )
+        return cell, pbc
+
+    def energy_and_forces(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Optional[Tensor] = None,
+        cell: Optional[Tensor] = None,
+        pbc: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, Tensor]:
         r"""Energies ``[num_graphs]`` and forces :math:`-\partial E / \partial \mathbf{r}` ``[N, 3]``.
 
-        In training mode the forces keep their graph (``create_graph=True``), so a loss on them can be
-        back-propagated to the weights (double backward). In eval mode both results are detached.
+        ``cell`` / ``pbc`` as in :meth:`forward`. In training mode the forces keep their graph
+        (``create_graph=True``), so a loss on them can be back-propagated to the weights (double
+        backward). In eval mode both results are detached.
         """
-        return energy_and_forces(lambda p: self(z, p, batch), pos, self.training)
+        return energy_and_forces(lambda p: self(z, p, batch, cell, pbc), pos, self.training)
+
+    def energy_forces_stress(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Optional[Tensor] = None,
+        cell: Optional[Tensor] = None,
+        pbc: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, Tensor, Tensor]:
+        r"""Energies ``[G]``, forces ``[N, 3]`` and stress ``[G, 3, 3]`` of periodic structures.
+
+        .. math::
+            \sigma = \frac{1}{V} \left.\frac{\partial E}{\partial \varepsilon}\right|_{\varepsilon = 0},
+            \qquad \mathbf{r} \to \mathbf{r}(1 + \varepsilon),\; C \to C (1 + \varepsilon)
+
+        for a symmetric strain :math:`\varepsilon` applied to positions and cell (row vectors),
+        :math:`V = |\det C|`: energy unit per Angstrom^3, ASE's sign (positive = the structure
+        wants to contract, i.e. is under tension). Every structure must be periodic along some axis,
+        with a non-zero volume (else :class:`ValueError`). ``create_graph`` in training mode, as in
+        :meth:`energy_and_forces`.
+        """
+        batch = check_inputs(z, pos, batch, self.max_z)
+        num_graphs = int(batch.max()) + 1 if batch.numel() else 0
+        checked_cell, checked_pbc = self._check_periodic(cell, pbc, num_graphs, pos)
+        if checked_cell is None or checked_pbc is None:
+            raise ValueError(
+                "stress needs periodic structures: pass cell [num_graphs, 3, 3] and pbc [num_graphs, 3] "
+                "with a periodic axis (no structure of this batch is periodic)"
+            )
+        return energy_forces_stress(
+            lambda p, c: self(z, p, batch, c, checked_pbc), pos, checked_cell, checked_pbc, batch, self.training
+        )
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items() if k in ("hidden_channels", "num_interactions", "cutoff"))

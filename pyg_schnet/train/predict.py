@@ -31,7 +31,8 @@ def predict(
 
     Args:
         model: a :class:`pyg_schnet.SchNet` (or anything with its call signature).
-        batch: a PyG ``Batch`` with ``z`` ``[N]``, ``pos`` ``[N, 3]`` (Angstrom) and ``batch`` ``[N]``.
+        batch: a PyG ``Batch`` with ``z`` ``[N]``, ``pos`` ``[N, 3]`` (Angstrom) and ``batch`` ``[N]``;
+            periodic structures also ``cell`` ``[G, 3, 3]`` and ``pbc`` ``[G, 3]`` (sparse mode only).
         with_forces: also return ``F = -dE/dpos``; in training mode the graph is kept so a force loss
             can be back-propagated.
         batching: ``'sparse'`` or ``'dense'`` (see :data:`BATCHING_MODES`); both give the same numbers.
@@ -47,6 +48,8 @@ def predict(
             energy, forces = model.energy_and_forces_dense(dense.z, dense.pos, dense.mask)
             return energy, to_sparse(forces, dense.mask)
         return model.forward_dense(dense.z, dense.pos, dense.mask), None
+    # periodic structures carry cell [G, 3, 3] and pbc [G, 3]; molecules need neither
+    periodic = {"cell": batch.cell, "pbc": batch.pbc} if getattr(batch, "pbc", None) is not None else {}
     if with_forces:
-        return model.energy_and_forces(batch.z, batch.pos, batch.batch)
-    return model(batch.z, batch.pos, batch.batch), None
+        return model.energy_and_forces(batch.z, batch.pos, batch.batch, **periodic)
+    return model(batch.z, batch.pos, batch.batch, **periodic), None

@@ -122,7 +122,7 @@ def test_not_a_database(tmp_path):
         (lambda row: row.update(atomic_forces=row["atomic_forces"][:18]), r"row id 2: 'atomic_forces' has shape \(18, 3\)"),
         (lambda row: row.update(numbers=row["numbers"][:18], positions=row["positions"][:18],
                                 atomic_forces=row["atomic_forces"][:18]), r"row id 2 has 18 atoms; ISO17 molecules"),
-        (lambda row: row.update(total_energy=float("nan")), r"row id 2 holds a non-finite"),
+        (lambda row: row.update(total_energy=float("nan")), r"reference\.db: row id 2: non-finite key 'total_energy' \(nan\)"),
     ],
 )
 def test_bad_rows_name_file_and_row(tmp_path, iso17_rows, iso17_tools, edit, message):

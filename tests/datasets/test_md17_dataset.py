@@ -91,7 +91,7 @@ def test_revised_md17_layout(tmp_path, ethanol_npz, no_network):
         (lambda a: a.update(R=a["R"][:, :, :2]), r"key 'R' has shape \(1500, 9, 2\), expected \(M, 9, 3\)"),
         (lambda a: a.update(E=a["E"][:-1]), r"key 'E' has shape \(1499, 1\), expected \(1500,\) or \(1500, 1\)"),
         (lambda a: a.update(z=a["z"].astype(np.float64)), r"key 'z' must be a non-empty 1-D integer array"),
-        (lambda a: a["E"].__setitem__((17, 0), np.nan), r"key 'E' is not finite in frame 17"),
+        (lambda a: a["E"].__setitem__((17, 0), np.nan), r"md17_ethanol\.npz: frame 17: non-finite key 'E' \(nan\)"),
         (lambda a: a.update(e_unit=np.array("eV")), r"key 'e_unit' says 'eV'; expected 'kcal/mol'"),
         (lambda a: a.update(R=a["R"][:0], E=a["E"][:0], F=a["F"][:0]), r"key 'R' holds no frames"),
     ],

@@ -154,7 +154,7 @@ def test_truncated_archive_names_the_file(qm9_builder, tmp_path):
     archive.write_bytes(payload[: len(payload) // 2])
     with pytest.raises(RawFileError, match=r"dsgdb9nsd\.xyz\.tar\.bz2: corrupt or truncated archive"):
         QM9(root)
-    assert not (root / "processed" / "qm9_v1.pt").exists()
+    assert not (root / "processed" / "qm9_v2.pt").exists()
 
 
 def test_corrupt_archive_bytes(qm9_builder, tmp_path):
@@ -186,7 +186,7 @@ def test_malformed_record_names_member_and_line(qm9_builder, tmp_path, edit, mes
     root = qm9_builder.write_root(tmp_path / "qm9", members=members)
     with pytest.raises(RawFileError, match=message):
         QM9(root)
-    assert not (root / "processed" / "qm9_v1.pt").exists()
+    assert not (root / "processed" / "qm9_v2.pt").exists()
 
 
 def test_duplicate_ids_and_non_ascii(qm9_builder, tmp_path):
@@ -224,7 +224,7 @@ def test_interrupted_processing_leaves_nothing_trusted(qm9_builder, tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         QM9(root)
     processed = root / "processed"
-    assert not (processed / "qm9_v1.pt").exists()
+    assert not (processed / "qm9_v2.pt").exists()
     monkeypatch.setattr(qm9_module, "parse_qm9_xyz", real_parse)
 
     # a crash while the processed file is being written: a partial temporary, then the error
@@ -242,12 +242,12 @@ def test_interrupted_processing_leaves_nothing_trusted(qm9_builder, tmp_path, mo
     monkeypatch.setattr(io_module, "atomic_write_bytes", write_half_then_fail)
     with pytest.raises(OSError, match="disk full"):
         QM9(root)
-    assert not (processed / "qm9_v1.pt").exists()
+    assert not (processed / "qm9_v2.pt").exists()
     assert temporaries(root) == []
     monkeypatch.setattr(io_module, "atomic_write_bytes", real_write)
 
     # a temporary left by a killed process (its pid no longer exists) is removed, and the run succeeds
-    stale = processed / ".qm9_v1.pt.tmp-999999999"
+    stale = processed / ".qm9_v2.pt.tmp-999999999"
     stale.write_bytes(b"half a file")
     ds = QM9(root)
     assert len(ds) == 19 and not stale.exists()
