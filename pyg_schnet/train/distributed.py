@@ -370,6 +370,15 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     return box[0]
 
 
+def broadcast_flag(flag: bool, info: DistInfo) -> bool:
+    """Rank 0's ``flag`` on every rank, as one small tensor broadcast (cheap enough for every step)."""
+    if not info.enabled:
+        return flag
+    box = torch.tensor([1.0 if flag else 0.0], device=_comm_device(info))
+    torch.distributed.broadcast(box, src=0)
+    return bool(box.item() == 1.0)
+
+
 def barrier(info: DistInfo) -> None:
     """Waits for every rank (no-op in a one-process run)."""
     if info.enabled:

@@ -433,7 +433,7 @@ class Trainer:
                 if math.isfinite(m["force_mae"]):
                     postfix["F_mae"] = f"{m['force_mae']:.3g}"
                 bar.set_postfix(postfix)
-            if self.config.max_minutes is not None and distributed.broadcast_object(
+            if self.config.max_minutes is not None and distributed.broadcast_flag(
                 self._time_left_s(run_start) <= 0, self.dist
             ):
                 cut_short = True
