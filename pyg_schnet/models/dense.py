@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..nn import fused
 from ..validation import MAX_ABS_POSITION
 from .response import energy_and_forces
 
@@ -140,10 +141,16 @@ def dense_atom_features(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -
     batch_size, num_slots = mask.shape
     pairs = dense_pairs(pos, mask, rep.cutoff)
     weight = pairs.mask.unsqueeze(-1).to(pos.dtype)  # [B, P, 1]
-    rbf = rep.rbf(pairs.distances)  # [B, P, K]
+    convs = [block.conv for block in rep.interactions]
+    if fused.fast_path_enabled() and fused.fusable(rep.rbf, convs):  # Gaussian window, one first layer
+        flat = fused.fused_filters(rep.rbf, convs, pairs.distances.reshape(-1))
+        filters = [W.view(batch_size, pairs.distances.size(1), W.size(-1)) for W in flat]
+    else:
+        rbf = rep.rbf(pairs.distances)  # [B, P, K]
+        filters = [block.conv.filters(pairs.distances, rbf) for block in rep.interactions]
     x = rep.embedding(z)
-    for block in rep.interactions:
-        W = block.conv.filters(pairs.distances, rbf) * weight  # [B, P, F]
+    for block, W in zip(rep.interactions, filters):
+        W = W * weight  # [B, P, F]
         W = torch.cat([W, W.new_zeros(batch_size, 1, W.size(-1))], dim=1)  # pair P: the zero filter
         W = W[:, pairs.to_square].view(batch_size, num_slots, num_slots, W.size(-1))  # [B, N, N, F]
         h = block.in2filter(x)  # [B, N, F]

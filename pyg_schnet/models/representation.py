@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..graph import build_pairs, build_periodic_pairs, check_all_pairs_memory, edge_distances, mirror
-from ..nn import GaussianRBF, InteractionBlock
+from ..nn import GaussianRBF, InteractionBlock, fused
 from ..periodic import check_distinct_images
 from ..validation import check_distinct_positions
 
@@ -22,7 +22,7 @@ class Graph(NamedTuple):
 
     edge_index: Tensor
     edge_weight: Tensor
-    edge_attr: Tensor
+    edge_attr: Optional[Tensor]
 
 
 class SchNetRepresentation(nn.Module):
@@ -64,8 +64,11 @@ class SchNetRepresentation(nn.Module):
         for block in self.interactions:
             block.reset_parameters()
 
-    def graph(self, pos: Tensor, batch: Tensor, cell: Optional[Tensor] = None, pbc: Optional[Tensor] = None) -> Graph:
-        """Build the interaction graph, check that no two atoms coincide, expand the distances.
+    def graph(
+        self, pos: Tensor, batch: Tensor, cell: Optional[Tensor] = None, pbc: Optional[Tensor] = None, expand: bool = True
+    ) -> Graph:
+        """Build the interaction graph, check that no two atoms coincide, expand the distances
+        (unless ``expand=False``: the fast path expands them itself, see :meth:`interact`).
 
         ``cell`` ``[G, 3, 3]`` and ``pbc`` ``[G, 3]`` (validated, see
         :func:`pyg_schnet.periodic.check_cell_and_pbc`) make the graph periodic: pairs with every
@@ -86,15 +89,29 @@ class SchNetRepresentation(nn.Module):
             pairs = build_pairs(pos, batch, self.cutoff, self.max_num_neighbors)
             distances = edge_distances(pos, pairs)
             check_distinct_positions(distances, pairs, batch)
-        return Graph(mirror(pairs), distances, self.rbf(distances))
+        return Graph(mirror(pairs), distances, self.rbf(distances) if expand else None)
 
     def forward(
         self, z: Tensor, pos: Tensor, batch: Tensor, cell: Optional[Tensor] = None, pbc: Optional[Tensor] = None
     ) -> Tensor:
         """Atom features ``[N, hidden_channels]`` for atomic numbers ``z``, positions ``pos`` (Angstrom),
         optionally periodic (``cell`` ``[G, 3, 3]``, ``pbc`` ``[G, 3]``; see :meth:`graph`)."""
-        g = self.graph(pos, batch, cell, pbc)
-        x = self.embedding(z)
+        fast = fused.fast_path_enabled() and fused.fusable(self.rbf, [block.conv for block in self.interactions])
+        g = self.graph(pos, batch, cell, pbc, expand=not fast)
+        return self.interact(self.embedding(z), g, fast)
+
+    def interact(self, x: Tensor, g: Graph, fast: bool) -> Tensor:
+        """Run the interaction blocks on embedded atoms ``x`` ``[N, F]`` over the graph ``g``.
+
+        ``fast`` computes all blocks' filters at once (:func:`pyg_schnet.nn.fused.fused_filters`),
+        else each block expands and filters on its own (the reference path).
+        """
+        if fast:
+            filters = fused.fused_filters(self.rbf, [block.conv for block in self.interactions], g.edge_weight)
+            for block, W in zip(self.interactions, filters):
+                x = block(x, g.edge_index, g.edge_weight, None, mirrored=True, filters=W)
+            return x
+        edge_attr = g.edge_attr if g.edge_attr is not None else self.rbf(g.edge_weight)
         for block in self.interactions:
-            x = block(x, g.edge_index, g.edge_weight, g.edge_attr, mirrored=True)
+            x = block(x, g.edge_index, g.edge_weight, edge_attr, mirrored=True)
         return x

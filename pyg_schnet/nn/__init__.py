@@ -6,6 +6,8 @@ from .dense import Dense
 from .interaction import InteractionBlock
 from .output import AtomwiseEnergy
 from .radial import GaussianRBF
+from . import fused  # noqa: E402  (imports cfconv and radial above)
+from .fused import reference_path, set_fast_path
 
 __all__ = [
     "AtomwiseEnergy",
@@ -16,5 +18,8 @@ __all__ = [
     "GaussianRBF",
     "InteractionBlock",
     "ShiftedSoftplus",
+    "fused",
+    "reference_path",
+    "set_fast_path",
     "shifted_softplus",
 ]

@@ -77,18 +77,46 @@ class CFConv(MessagePassing):
         return W
 
     def forward(
-        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor, mirrored: bool = False
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_attr: Optional[Tensor],
+        mirrored: bool = False,
+        filters: Optional[Tensor] = None,
     ) -> Tensor:
         """Convolve ``x`` over ``edge_index``.
 
         With ``mirrored=True``, ``edge_index`` holds each pair twice, its second half being its first
         half reversed (:func:`pyg_schnet.graph.mirror`), and ``edge_weight`` / ``edge_attr`` are given
         for the first half only: the filters, symmetric in ``i`` and ``j``, are computed once per pair.
+        ``filters`` are precomputed values of :meth:`filters` (see :mod:`pyg_schnet.nn.fused`); then
+        ``edge_attr`` is not read.
         """
-        W = self.filters(edge_weight, edge_attr)
+        if filters is not None and mirrored and self._plain():
+            return self._mirrored_message_passing(x, edge_index, filters)
+        W = self.filters(edge_weight, edge_attr) if filters is None else filters
         if mirrored:
             W = torch.cat([W, W], dim=0)
         return self.propagate(edge_index, x=x, W=W)
+
+    def _plain(self) -> bool:
+        """No PyG hook, explanation or layer decomposition asks for :meth:`propagate`'s machinery."""
+        hooks = (
+            self._propagate_forward_pre_hooks, self._propagate_forward_hooks, self._message_forward_pre_hooks,
+            self._message_forward_hooks, self._aggregate_forward_pre_hooks, self._aggregate_forward_hooks,
+        )
+        return not any(hooks) and not self.explain and self.decomposed_layers == 1
+
+    def _mirrored_message_passing(self, x: Tensor, edge_index: Tensor, W: Tensor) -> Tensor:
+        r""":meth:`propagate` for a mirrored graph, with the same :meth:`message` and :meth:`aggregate`
+        but without the generic argument collection: :math:`\mathbf{x}_j` is gathered once for all
+        ``2P`` edges and each pair's filter ``W`` ``[P, F]`` is broadcast over its two directions
+        (no concatenated copy ``[2P, F]``)."""
+        num_pairs = W.size(0)
+        x_j = x.index_select(0, edge_index[0]).view(2, num_pairs, x.size(1))
+        messages = self.message(x_j, W).view(2 * num_pairs, x.size(1))
+        return self.aggregate(messages, edge_index[1], dim_size=x.size(0))
 
     def message(self, x_j: Tensor, W: Tensor) -> Tensor:
         return x_j * W

@@ -49,13 +49,26 @@ class InteractionBlock(nn.Module):
         self.out.reset_parameters()
 
     def residual(
-        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor, mirrored: bool = False
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_attr: Optional[Tensor],
+        mirrored: bool = False,
+        filters: Optional[Tensor] = None,
     ) -> Tensor:
-        r"""The update :math:`\mathbf{v}` alone (without adding ``x``); ``mirrored`` as in :class:`CFConv`."""
-        h = self.conv(self.in2filter(x), edge_index, edge_weight, edge_attr, mirrored)
+        r"""The update :math:`\mathbf{v}` alone (without adding ``x``); ``mirrored`` and ``filters``
+        (precomputed cfconv filters) as in :class:`CFConv`."""
+        h = self.conv(self.in2filter(x), edge_index, edge_weight, edge_attr, mirrored, filters)
         return self.out(self.act(self.filter2out(h)))
 
     def forward(
-        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor, mirrored: bool = False
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_attr: Optional[Tensor],
+        mirrored: bool = False,
+        filters: Optional[Tensor] = None,
     ) -> Tensor:
-        return x + self.residual(x, edge_index, edge_weight, edge_attr, mirrored)
+        return x + self.residual(x, edge_index, edge_weight, edge_attr, mirrored, filters)
