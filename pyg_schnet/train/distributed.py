@@ -186,7 +186,10 @@ def init_from_env(
 def record(fn: Callable) -> Callable:
     """Decorates an entry point so that under ``torchrun`` an exception is written to the error file
     the launcher reads: its summary then names the failing rank and prints that rank's traceback
-    (:func:`torch.distributed.elastic.multiprocessing.errors.record`). Without torchrun: ``fn``."""
+    (:func:`torch.distributed.elastic.multiprocessing.errors.record`). Without torchrun (decided when
+    the module is imported, after the launcher has set its variables): ``fn`` itself."""
+    if not launched_by_torchrun():
+        return fn
     try:
         from torch.distributed.elastic.multiprocessing.errors import record as elastic_record
     except ImportError:  # a torch build without torch.distributed
