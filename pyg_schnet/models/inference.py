@@ -1,0 +1,384 @@
+r"""The MD call: energy and analytic forces of one fixed molecule, with as few tensor operations as possible.
+
+A molecular-dynamics step evaluates one structure whose atoms (``z``) never change. For a small
+molecule such a call is dominated by per-operation overhead (dispatch, autograd bookkeeping, input
+checks), not arithmetic. :class:`MDEvaluator` snapshots a trained :class:`~pyg_schnet.models.SchNet`
+for one ``z`` and evaluates
+
+.. math::
+    E(\mathbf{R}), \qquad \mathbf{F}_k = -\partial E / \partial \mathbf{r}_k
+
+with a hand-written backward pass instead of autograd. What does not change between steps is
+computed once: the embedding rows :math:`\mathbf{a}_{Z_i}`, the constant part of the energy
+:math:`N\mu + \sigma \sum_i b_{\text{out}} + \sum_i E^{\text{ref}}_{Z_i}`, the pair list (all pairs
+of the molecule for ``cutoff=None``; with a cutoff a Verlet list, see below), transposed and stacked
+weights.
+
+Forward (eval, per structure; :math:`p = (i, j)`, :math:`i < j`, the unordered pairs,
+:math:`\mathbf{u}_p = (\mathbf{r}_j - \mathbf{r}_i)/d_p`; :math:`\mathrm{ssp}(x) = \ln(1 + e^x) - \ln 2`)
+
+.. math::
+    e_{pk} &= \exp(-\gamma (d_p - \mu_k)^2), \quad
+    \mathbf{h}^{(1)}_p = W_1 \mathbf{e}_p + \mathbf{b}_1 \;(\text{all blocks stacked}), \\
+    \mathbf{h}^{(2)}_{lp} &= W_{2l}\, \mathrm{ssp}(\mathbf{h}^{(1)}_{lp}) + \mathbf{b}_{2l}, \quad
+    \mathbf{w}_{lp} = \mathrm{ssp}(\mathbf{h}^{(2)}_{lp})\, f_c(d_p), \\
+    \mathbf{y} &= W_{\text{in}} \mathbf{x} + \mathbf{b}_{\text{in}}, \quad
+    \mathbf{c}_i = \sum_{p \ni i} \mathbf{w}_{lp} \circ \mathbf{y}_{\text{other}(p, i)}, \quad
+    \mathbf{t} = W_{f} \mathbf{c} + \mathbf{b}_f, \quad
+    \mathbf{x} \leftarrow \mathbf{x} + W_o\, \mathrm{ssp}(\mathbf{t}) + \mathbf{b}_o, \\
+    E &= \sum_i \sigma\,(\mathbf{v}^\top \mathrm{ssp}(H \mathbf{x}_i + \mathbf{b}_H) + b_v) + \mu + E^{\text{ref}}_{Z_i}.
+
+Backward (``ssp' = sigmoid``; every dense layer :math:`\mathbf{y} = W\mathbf{x} + \mathbf{b}` sends
+:math:`\bar{\mathbf{x}} = W^\top \bar{\mathbf{y}}`):
+
+.. math::
+    \bar{\mathbf{x}}_i &= H^\top (\sigma \mathbf{v} \circ \mathrm{sigmoid}(H\mathbf{x}_i + \mathbf{b}_H)), \\
+    \text{per block, last first:}\quad
+    \bar{\mathbf{t}} &= \mathrm{sigmoid}(\mathbf{t}) \circ W_o^\top \bar{\mathbf{x}}, \quad
+    \bar{\mathbf{c}} = W_f^\top \bar{\mathbf{t}}, \quad
+    \bar{\mathbf{y}}_j = \sum_{p \ni j} \mathbf{w}_{lp} \circ \bar{\mathbf{c}}_{\text{other}(p, j)}, \\
+    \bar{\mathbf{w}}_{lp} &= \bar{\mathbf{c}}_i \circ \mathbf{y}_j + \bar{\mathbf{c}}_j \circ \mathbf{y}_i, \quad
+    \bar{\mathbf{x}} \mathrel{+}= W_{\text{in}}^\top \bar{\mathbf{y}}, \\
+    \frac{\partial E}{\partial d_p} &= \sum_l \bar{\mathbf{w}}_{lp} \cdot \frac{d \mathbf{w}_l}{d d}(d_p), \qquad
+    \mathbf{F}_i = \sum_{p = (i, j)} \frac{\partial E}{\partial d_p} \mathbf{u}_p - \sum_{p = (j, i)} \frac{\partial E}{\partial d_p} \mathbf{u}_p.
+
+The filter derivative :math:`d\mathbf{w}/dd` is carried forward alongside the filters (forward
+mode; one scalar input per pair makes that as cheap as reverse mode):
+
+.. math::
+    \frac{d e_{pk}}{d d} = -2\gamma (d_p - \mu_k) e_{pk}, \quad
+    \frac{d \mathbf{h}^{(1)}}{d d} = W_1 \frac{d\mathbf{e}}{d d}, \quad
+    \frac{d \mathbf{h}^{(2)}_l}{d d} = W_{2l}\,\big(\mathrm{sigmoid}(\mathbf{h}^{(1)}_l) \circ \tfrac{d \mathbf{h}^{(1)}_l}{d d}\big), \\
+    \frac{d \mathbf{w}_l}{d d} = \mathrm{sigmoid}(\mathbf{h}^{(2)}_l) \circ \frac{d \mathbf{h}^{(2)}_l}{d d}\, f_c
+    + \mathrm{ssp}(\mathbf{h}^{(2)}_l)\, f_c', \qquad
+    f_c'(d) = -\frac{\pi}{2 r_c} \sin\frac{\pi d}{r_c} \;(d < r_c), \; 0 \text{ beyond}.
+
+Two modes:
+
+- ``"exact"``: the filters as above, with the Gaussian window of :mod:`pyg_schnet.nn.fused` (only
+  centres within :math:`\sqrt{-\ln t/\gamma}` of the distance range). Equals
+  :meth:`SchNet.energy_and_forces` to rounding (tests: 1e-10 in float64, 1e-5 relative in float32).
+- ``"tabulated"``: the filters :math:`\mathbf{w}_l(d)` of all blocks (cutoff included) and their
+  derivatives are tabulated once on a uniform grid of spacing :math:`h` over :math:`[0, d_{\text{end}}]`
+  and interpolated by cubic Hermite polynomials (C1). The energy is the model's with the interpolated
+  filters, and the forces are its exact negative gradient (the derivative of the interpolant, not an
+  interpolated derivative), so energy is conserved in MD. Per filter entry the error is bounded by
+  :math:`h^4 \max|w^{(4)}| / 384` (value) and :math:`\sqrt{3}\, h^3 \max|w^{(4)}| / 216`
+  (derivative); :meth:`MDEvaluator.tabulation_error_bound` returns both, estimating
+  :math:`\max|w^{(4)}|` from fourth differences on the grid. :math:`d_{\text{end}}` is the cutoff,
+  or without one the last centre plus the Gaussian window width, beyond which every Gaussian is
+  below float32's smallest normal number and the filter is constant (longer distances are clamped).
+
+Pair list. ``cutoff=None``: all pairs of the molecule, built once. With a cutoff :math:`r_c`: all
+pairs within :math:`r_c + \text{skin}` of the positions at the last rebuild, rebuilt when an atom
+has moved more than skin/2 since (one host synchronisation per call); pairs beyond :math:`r_c` carry
+exactly zero filter (:math:`f_c = 0`) and zero derivative, so the result does not depend on the skin.
+
+Errors. ``z`` is validated once (:func:`pyg_schnet.validation.check_inputs`). Per call only the
+shape of ``pos`` is checked in Python; the result's finiteness is checked with one host
+synchronisation, and a non-finite result re-runs the model's own checks on the positions
+(non-finite coordinates, two atoms at the same place) to raise their error naming the atom.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..graph import build_pairs, edge_distances, full_pairs
+from ..nn import fused
+from ..validation import check_distinct_positions, check_inputs
+from .schnet import SchNet
+
+_LN2 = math.log(2.0)
+_MODES = ("exact", "tabulated")
+
+
+def _sp(x: Tensor) -> Tensor:
+    """Softplus with the threshold of :func:`pyg_schnet.nn.activations.shifted_softplus` (no shift)."""
+    return F.softplus(x, 1.0, 40.0)
+
+
+class MDEvaluator:
+    r"""Energy and forces of one molecule (fixed ``z``) for MD, without autograd (see the module docstring).
+
+    Args:
+        model: a :class:`~pyg_schnet.models.SchNet` with the plain modules (what
+            :func:`pyg_schnet.nn.fused.fusable` accepts). Its weights are copied at construction:
+            call :meth:`refresh` after changing the model.
+        z: atomic numbers ``[N]`` (validated once).
+        mode: ``"exact"`` (equal to the model to rounding) or ``"tabulated"`` (spline filters).
+        dtype: computation dtype (default: the model's).
+        spacing: grid spacing :math:`h` (Angstrom) of ``"tabulated"``; the default 0.005 Angstrom
+            keeps the filter error near float32 rounding for the paper's Gaussians (gamma = 10).
+        skin: Verlet skin (Angstrom) of the pair list of a model with a cutoff.
+
+    Call: ``evaluator(pos, cell=None, pbc=None) -> (energy [1], forces [N, 3])``, positions in
+    Angstrom, energy in the model's unit, forces in energy unit per Angstrom.
+    Periodic structures (``pbc`` with a ``True``) raise :class:`NotImplementedError`: use
+    :meth:`SchNet.energy_and_forces`.
+    """
+
+    def __init__(
+        self,
+        model: SchNet,
+        z: Tensor,
+        *,
+        mode: str = "exact",
+        dtype: Optional[torch.dtype] = None,
+        spacing: float = 0.005,
+        skin: float = 1.0,
+    ) -> None:
+        if mode not in _MODES:
+            raise ValueError(f"MDEvaluator: mode must be one of {_MODES}, got {mode!r}")
+        if not isinstance(model, SchNet):
+            raise TypeError(f"MDEvaluator needs a pyg_schnet SchNet, got {type(model).__name__}")
+        rep = model.representation
+        if not fused.fusable(rep.rbf, [block.conv for block in rep.interactions]):
+            raise ValueError("MDEvaluator: the model's filter modules were replaced; use model.energy_and_forces")
+        if len({block.conv.channels for block in rep.interactions}) > 1:
+            raise ValueError("MDEvaluator: all interaction blocks must have the same number of filters")
+        if not (spacing > 0 and math.isfinite(spacing)):
+            raise ValueError(f"MDEvaluator: spacing must be a positive number of Angstrom, got {spacing}")
+        if not (skin >= 0 and math.isfinite(skin)):
+            raise ValueError(f"MDEvaluator: skin must be a non-negative number of Angstrom, got {skin}")
+        if not isinstance(z, Tensor):
+            z = torch.as_tensor(z)
+        device = model.head.mean.device
+        z = z.to(device)
+        check_inputs(z, torch.zeros(z.numel(), 3, device=device), None, model.max_z)
+        self.model = model
+        self.mode = mode
+        self.dtype = dtype if dtype is not None else model.head.mean.dtype
+        self.spacing = float(spacing)
+        self.skin = float(skin)
+        self.z = z
+        self.num_atoms = int(z.numel())
+        self.refresh()
+
+    # ------------------------------------------------------------------ caches
+    def refresh(self) -> None:
+        """Copy the model's current weights (call after training or ``reset_parameters``)."""
+        model, dt, z = self.model, self.dtype, self.z
+        rep = model.representation
+        with torch.no_grad():
+            def c(t: Tensor) -> Tensor:
+                return t.detach().to(dt).clone()
+
+            self.cutoff: Optional[float] = rep.cutoff
+            self.x0 = c(rep.embedding.weight[z])  # [N, F]
+            blocks = list(rep.interactions)
+            self.num_blocks = L = len(blocks)
+            self.num_filters = Ff = blocks[0].conv.channels if blocks else 0
+            rbf = rep.rbf
+            self.rbf = rbf
+            self.centers = rbf.centers.to(dt)
+            self.gamma = rbf.gamma
+            firsts = [b.conv.filter_network[0] for b in blocks]
+            seconds = [b.conv.filter_network[2] for b in blocks]
+            self.W1 = c(torch.cat([f.weight for f in firsts], 0)) if blocks else None  # [L*Ff, K]
+            self.W1t = self.W1.t() if blocks else None
+            self.b1 = c(torch.cat([f.bias for f in firsts], 0)) if blocks else None
+            # ssp(h1) = sp(h1) - ln2 feeds W2: fold -ln2 * W2 1 into b2
+            self.W2t = c(torch.stack([s.weight.t() for s in seconds])) if blocks else None  # [L, Ff, Ff] (in, out)
+            self.b2 = (
+                c(torch.stack([(s.bias - _LN2 * s.weight.sum(1)).unsqueeze(0) for s in seconds])) if blocks else None
+            )  # [L, 1, Ff]
+            self.blocks: List[Tuple[Tensor, ...]] = []
+            for b in blocks:
+                self.blocks.append((
+                    c(b.in2filter.weight.t()), c(b.in2filter.bias),
+                    c(b.filter2out.weight.t()), c(b.filter2out.bias),
+                    c(b.out.weight.t()), c(b.out.bias - _LN2 * b.out.weight.sum(1)),
+                    c(b.in2filter.weight), c(b.filter2out.weight), c(b.out.weight),
+                ))
+            h1, h2 = model.head.net[0], model.head.net[2]
+            std = float(model.head.std)
+            self.H1t, self.hb1, self.H1 = c(h1.weight.t()), c(h1.bias), c(h1.weight)
+            self.v_std = c(std * h2.weight.reshape(-1))  # [H]
+            const = (
+                self.num_atoms * (float(model.head.mean) + std * float(h2.bias - _LN2 * h2.weight.sum()))
+                + float(model.head.atomref[z].double().sum())
+            )
+            self.const = torch.full((1,), const, dtype=dt, device=self.x0.device)
+            self._pairs: Optional[Tensor] = None
+            self._ref_pos: Optional[Tensor] = None
+            self._table: Optional[Tensor] = None
+            if self.mode == "tabulated" and blocks:
+                self._build_table()
+
+    # ------------------------------------------------------------------ filters
+    def _filters_exact(self, d: Tensor) -> Tuple[Tensor, Tensor]:
+        """Filters ``[L, P, Ff]`` and their derivatives in ``d`` (forward mode), windowed Gaussians."""
+        lo, hi = fused.gaussian_window(self.rbf, d)
+        t = d.unsqueeze(-1) - self.centers[lo:hi]
+        ex = t.square().mul_(-self.gamma)
+        ex.masked_fill_(ex < math.log(torch.finfo(ex.dtype).tiny), -math.inf)
+        e = ex.exp_()
+        de = (e * t).mul_(-2.0 * self.gamma)
+        W1t = self.W1t[lo:hi]
+        h1 = torch.addmm(self.b1, e, W1t)  # [P, L*Ff]
+        dh1 = torch.mm(de, W1t).mul_(torch.sigmoid(h1))
+        P, L, Ff = d.numel(), self.num_blocks, self.num_filters
+        h2 = torch.baddbmm(self.b2, _sp(h1).view(P, L, Ff).transpose(0, 1), self.W2t)  # [L, P, Ff]
+        dh2 = torch.bmm(dh1.view(P, L, Ff).transpose(0, 1), self.W2t)
+        w = _sp(h2).sub_(_LN2)
+        dw = dh2.mul_(torch.sigmoid(h2))
+        if self.cutoff is not None:
+            arg = d * (math.pi / self.cutoff)
+            inside = d < self.cutoff
+            fc = torch.where(inside, 0.5 * (torch.cos(arg) + 1.0), torch.zeros_like(d)).unsqueeze(-1)
+            dfc = torch.where(inside, (-0.5 * math.pi / self.cutoff) * torch.sin(arg), torch.zeros_like(d)).unsqueeze(-1)
+            dw = dw.mul_(fc).add_(w * dfc)
+            w = w.mul_(fc)
+        return w, dw
+
+    def _table_end(self) -> float:
+        if self.cutoff is not None:
+            return float(self.cutoff)
+        width = math.sqrt(-math.log(fused.NEGLIGIBLE) / self.gamma)
+        return max(self.rbf.stop, self.rbf.start) + width
+
+    def _build_table(self) -> None:
+        """Cubic coefficients ``[G, 4, L*Ff]`` per grid interval of the filters of all blocks (float64)."""
+        h = self.spacing
+        G = max(int(math.ceil(self._table_end() / h)), 1)
+        nodes = torch.arange(G + 1, dtype=torch.float64, device=self.x0.device) * h
+        w, dw = self._exact_filters_float64(nodes)  # tabulated in float64 whatever the computation dtype
+        p0, p1 = w[:-1], w[1:]
+        m0, m1 = h * dw[:-1], h * dw[1:]
+        coeffs = torch.stack([p0, m0, 3 * (p1 - p0) - 2 * m0 - m1, 2 * (p0 - p1) + m0 + m1], dim=1)
+        self._table = coeffs.to(self.dtype).contiguous()  # [G, 4, L*Ff]
+        self._nodes_w = w  # float64 node values, for the error bound
+        self._num_intervals = G
+        self._inv_h = 1.0 / h
+        dev = self.x0.device
+        self._pow = torch.tensor([0, 1, 2, 3, 0, 0, 1, 2], dtype=self.dtype, device=dev)
+        self._pow_scale = torch.tensor([1, 1, 1, 1, 0, 1 / h, 2 / h, 3 / h], dtype=self.dtype, device=dev)
+
+    def _exact_filters_float64(self, d: Tensor) -> Tuple[Tensor, Tensor]:
+        """Node values ``[G+1, L*Ff]`` of the filters and derivatives, from float64 copies of the weights."""
+        model = self.model
+        keep = (self.W1, self.W1t, self.b1, self.W2t, self.b2, self.centers)
+        rep = model.representation
+        blocks = list(rep.interactions)
+        with torch.no_grad():
+            self.W1 = torch.cat([b.conv.filter_network[0].weight for b in blocks], 0).detach().double()
+            self.W1t = self.W1.t()
+            self.b1 = torch.cat([b.conv.filter_network[0].bias for b in blocks], 0).detach().double()
+            seconds = [b.conv.filter_network[2] for b in blocks]
+            self.W2t = torch.stack([s.weight.t() for s in seconds]).detach().double()
+            self.b2 = torch.stack([(s.bias - _LN2 * s.weight.sum(1)).unsqueeze(0) for s in seconds]).detach().double()
+            self.centers = self.rbf.centers.double()
+            try:
+                w, dw = self._filters_exact(d)
+            finally:
+                self.W1, self.W1t, self.b1, self.W2t, self.b2, self.centers = keep
+        L, P, Ff = w.shape
+        return w.transpose(0, 1).reshape(P, L * Ff), dw.transpose(0, 1).reshape(P, L * Ff)
+
+    def _filters_tabulated(self, d: Tensor) -> Tuple[Tensor, Tensor]:
+        """Filters and derivatives ``[L, P, Ff]`` from the cubic Hermite table."""
+        s = (d * self._inv_h).clamp_(max=float(self._num_intervals))
+        idx = s.long().clamp_(max=self._num_intervals - 1)
+        t = s - idx
+        basis = t.unsqueeze(-1).pow(self._pow).mul_(self._pow_scale).view(-1, 2, 4)  # [P, 2, 4]
+        both = torch.bmm(basis, self._table.index_select(0, idx))  # [P, 2, L*Ff]
+        P, L, Ff = d.numel(), self.num_blocks, self.num_filters
+        both = both.view(P, 2, L, Ff).permute(1, 2, 0, 3)
+        return both[0], both[1]
+
+    def tabulation_error_bound(self) -> Tuple[float, float]:
+        r"""Bounds on the interpolation error of any filter entry, value and derivative (Angstrom^-1):
+        :math:`h^4 M/384` and :math:`\sqrt 3 h^3 M/216` with :math:`M = \max|w^{(4)}|` estimated by
+        fourth differences on the grid (``"tabulated"`` mode only)."""
+        if self._table is None:
+            raise ValueError("tabulation_error_bound: this evaluator is not in tabulated mode")
+        w, h = self._nodes_w, self.spacing
+        fourth = (w[4:] - 4 * w[3:-1] + 6 * w[2:-2] - 4 * w[1:-3] + w[:-4]).abs().max().item() / h**4
+        return h**4 * fourth / 384.0, math.sqrt(3.0) * h**3 * fourth / 216.0
+
+    # ------------------------------------------------------------------ pairs
+    def _pair_list(self, pos: Tensor) -> Tensor:
+        if self.cutoff is None:
+            if self._pairs is None:
+                self._pairs = full_pairs(torch.zeros(self.num_atoms, dtype=torch.long, device=pos.device))
+            return self._pairs
+        if self._pairs is not None and self._ref_pos is not None:
+            moved = (pos - self._ref_pos).square().sum(1).max()
+            if float(moved) <= (0.5 * self.skin) ** 2:
+                return self._pairs
+        batch = torch.zeros(self.num_atoms, dtype=torch.long, device=pos.device)
+        self._pairs = build_pairs(pos, batch, self.cutoff + self.skin)
+        self._ref_pos = pos.clone()
+        return self._pairs
+
+    # ------------------------------------------------------------------ call
+    def __call__(
+        self, pos: Tensor, cell: Optional[Tensor] = None, pbc: Optional[Tensor] = None
+    ) -> Tuple[Tensor, Tensor]:
+        """Energy ``[1]`` and forces ``[N, 3]`` at positions ``pos`` ``[N, 3]`` (Angstrom)."""
+        if pbc is not None and bool(torch.as_tensor(pbc).any()):
+            raise NotImplementedError(
+                "MDEvaluator handles molecules only; for a periodic structure use model.energy_and_forces "
+                "(or model.energy_forces_stress)"
+            )
+        if not isinstance(pos, Tensor) or pos.shape != (self.num_atoms, 3):
+            shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
+            raise ValueError(f"MDEvaluator: pos must be a tensor [{self.num_atoms}, 3] (Angstrom), got {shape}")
+        with torch.inference_mode():
+            energy, forces = self._evaluate(pos.detach().to(self.x0.device, self.dtype))
+            if not math.isfinite(float(forces.sum() + energy)):
+                self._diagnose(pos)
+        return energy, forces
+
+    def _evaluate(self, pos: Tensor) -> Tuple[Tensor, Tensor]:
+        N = self.num_atoms
+        pairs = self._pair_list(pos)
+        P = pairs.size(1)
+        ends = pos.index_select(0, pairs.view(-1)).view(2, P, 3)
+        vec = ends[1] - ends[0]  # r_j - r_i
+        d = torch.linalg.vector_norm(vec, dim=1)
+        if self.num_blocks:
+            w, dw = self._filters_exact(d) if self.mode == "exact" else self._filters_tabulated(d)
+        src = torch.cat([pairs[1], pairs[0]])  # message j -> i, then i -> j
+        dst = pairs.view(-1)
+        x = self.x0
+        saved = []
+        for l, (Win_t, bin_, Wf_t, bf, Wo_t, bo, _, _, _) in enumerate(self.blocks):
+            y = torch.addmm(bin_, x, Win_t)
+            y_src = y.index_select(0, src).view(2, P, -1)
+            c = y.new_zeros(N, y.size(1)).index_add_(0, dst, (y_src * w[l]).view(2 * P, -1))
+            t = torch.addmm(bf, c, Wf_t)
+            x = torch.addmm(bo, _sp(t), Wo_t).add_(x)
+            saved.append((y_src, t))
+        g = torch.addmm(self.hb1, x, self.H1t)
+        energy = torch.addmv(self.const, _sp(g).sum(0, keepdim=True), self.v_std)
+        # backward: dE/dx
+        gx = torch.mm(torch.sigmoid(g).mul_(self.v_std), self.H1)
+        gd = d.new_zeros(P)
+        for l in range(self.num_blocks - 1, -1, -1):
+            _, _, _, _, _, _, Win, Wf, Wo = self.blocks[l]
+            y_src, t = saved[l]
+            gc = torch.mm(torch.mm(gx, Wo).mul_(torch.sigmoid(t)), Wf)
+            gc_dst = gc.index_select(0, dst).view(2, P, -1)
+            gy = gc.new_zeros(N, gc.size(1)).index_add_(0, src, (gc_dst * w[l]).view(2 * P, -1))
+            gd += (gc_dst.mul_(y_src).sum(0) * dw[l]).sum(1)
+            gx = torch.addmm(gx, gy, Win)
+        fvec = vec.mul_((gd / d).unsqueeze(1))  # dE/dd * u
+        forces = fvec.new_zeros(N, 3).index_add_(0, pairs[0], fvec).index_add_(0, pairs[1], fvec, alpha=-1.0)
+        return energy, forces
+
+    def _diagnose(self, pos: Tensor) -> None:
+        """Raise the model's error for bad positions, else a generic one for a non-finite result."""
+        check_inputs(self.z, pos, None, self.model.max_z)
+        p = pos.detach().to(self.dtype)
+        pairs = full_pairs(torch.zeros(self.num_atoms, dtype=torch.long, device=p.device))
+        check_distinct_positions(edge_distances(p, pairs), pairs, torch.zeros(self.num_atoms, dtype=torch.long))
+        raise FloatingPointError(
+            "MDEvaluator: the energy or forces are not finite for finite, distinct positions "
+            "(overflow in the model's weights or outputs)"
+        )
