@@ -180,7 +180,7 @@ class MDEvaluator:
             firsts = [b.conv.filter_network[0] for b in blocks]
             seconds = [b.conv.filter_network[2] for b in blocks]
             self.W1 = c(torch.cat([f.weight for f in firsts], 0)) if blocks else None  # [L*Ff, K]
-            self.W1t = self.W1.t() if blocks else None
+            self.W1t = self.W1.t().contiguous() if blocks else None  # [K, L*Ff]: row windows stay contiguous
             self.b1 = c(torch.cat([f.bias for f in firsts], 0)) if blocks else None
             # ssp(h1) = sp(h1) - ln2 feeds W2: fold -ln2 * W2 1 into b2
             self.W2t = c(torch.stack([s.weight.t() for s in seconds])) if blocks else None  # [L, Ff, Ff] (in, out)
@@ -204,7 +204,8 @@ class MDEvaluator:
                 + float(model.head.atomref[z].double().sum())
             )
             self.const = torch.full((1,), const, dtype=dt, device=self.x0.device)
-            self._pairs: Optional[Tensor] = None
+            self._batch = torch.zeros(self.num_atoms, dtype=torch.long, device=self.x0.device)
+            self._edge_cache: Optional[_Edges] = None
             self._ref_pos: Optional[Tensor] = None
             self._table: Optional[Tensor] = None
             if self.mode == "tabulated" and blocks:
@@ -267,7 +268,7 @@ class MDEvaluator:
         blocks = list(rep.interactions)
         with torch.no_grad():
             self.W1 = torch.cat([b.conv.filter_network[0].weight for b in blocks], 0).detach().double()
-            self.W1t = self.W1.t()
+            self.W1t = self.W1.t().contiguous()
             self.b1 = torch.cat([b.conv.filter_network[0].bias for b in blocks], 0).detach().double()
             seconds = [b.conv.filter_network[2] for b in blocks]
             self.W2t = torch.stack([s.weight.t() for s in seconds]).detach().double()
@@ -302,19 +303,19 @@ class MDEvaluator:
         return h**4 * fourth / 384.0, math.sqrt(3.0) * h**3 * fourth / 216.0
 
     # ------------------------------------------------------------------ pairs
-    def _pair_list(self, pos: Tensor) -> Tensor:
+    def _edges(self, pos: Tensor) -> "_Edges":
+        """The directed edges (each pair in both directions) and their gather/scatter operators."""
         if self.cutoff is None:
-            if self._pairs is None:
-                self._pairs = full_pairs(torch.zeros(self.num_atoms, dtype=torch.long, device=pos.device))
-            return self._pairs
-        if self._pairs is not None and self._ref_pos is not None:
+            if self._edge_cache is None:
+                self._edge_cache = _Edges(full_pairs(self._batch), self.num_atoms, pos.dtype)
+            return self._edge_cache
+        if self._edge_cache is not None and self._ref_pos is not None:
             moved = (pos - self._ref_pos).square().sum(1).max()
             if float(moved) <= (0.5 * self.skin) ** 2:
-                return self._pairs
-        batch = torch.zeros(self.num_atoms, dtype=torch.long, device=pos.device)
-        self._pairs = build_pairs(pos, batch, self.cutoff + self.skin)
+                return self._edge_cache
+        self._edge_cache = _Edges(build_pairs(pos, self._batch, self.cutoff + self.skin), self.num_atoms, pos.dtype)
         self._ref_pos = pos.clone()
-        return self._pairs
+        return self._edge_cache
 
     # ------------------------------------------------------------------ call
     def __call__(
@@ -336,49 +337,99 @@ class MDEvaluator:
         return energy, forces
 
     def _evaluate(self, pos: Tensor) -> Tuple[Tensor, Tensor]:
-        N = self.num_atoms
-        pairs = self._pair_list(pos)
-        P = pairs.size(1)
-        ends = pos.index_select(0, pairs.view(-1)).view(2, P, 3)
-        vec = ends[1] - ends[0]  # r_j - r_i
+        edges = self._edges(pos)
+        vec = edges.difference(pos)  # [E, 3]: r_src - r_dst per directed edge
         d = torch.linalg.vector_norm(vec, dim=1)
-        if self.num_blocks:
-            w, dw = self._filters_exact(d) if self.mode == "exact" else self._filters_tabulated(d)
-        src = torch.cat([pairs[1], pairs[0]])  # message j -> i, then i -> j
-        dst = pairs.view(-1)
+        if self.num_blocks:  # filters once per pair (the first half of the edges), then for both directions
+            half = d[: d.numel() // 2]
+            w, dw = self._filters_exact(half) if self.mode == "exact" else self._filters_tabulated(half)
+            w, dw = torch.cat([w, w], 1), torch.cat([dw, dw], 1)  # [L, E, Ff]
         x = self.x0
         saved = []
         for l, (Win_t, bin_, Wf_t, bf, Wo_t, bo, _, _, _) in enumerate(self.blocks):
-            y = torch.addmm(bin_, x, Win_t)
-            y_src = y.index_select(0, src).view(2, P, -1)
-            c = y.new_zeros(N, y.size(1)).index_add_(0, dst, (y_src * w[l]).view(2 * P, -1))
-            t = torch.addmm(bf, c, Wf_t)
+            y_src = edges.gather_src(torch.addmm(bin_, x, Win_t))  # [E, Ff]
+            t = torch.addmm(bf, edges.scatter_dst(y_src * w[l]), Wf_t)
             x = torch.addmm(bo, _sp(t), Wo_t).add_(x)
             saved.append((y_src, t))
         g = torch.addmm(self.hb1, x, self.H1t)
         energy = torch.addmv(self.const, _sp(g).sum(0, keepdim=True), self.v_std)
-        # backward: dE/dx
+        # backward: dE/dx, then per block (last first) dE/dy and dE/dw
         gx = torch.mm(torch.sigmoid(g).mul_(self.v_std), self.H1)
-        gd = d.new_zeros(P)
+        gw = torch.empty_like(w) if self.num_blocks else None
         for l in range(self.num_blocks - 1, -1, -1):
             _, _, _, _, _, _, Win, Wf, Wo = self.blocks[l]
             y_src, t = saved[l]
-            gc = torch.mm(torch.mm(gx, Wo).mul_(torch.sigmoid(t)), Wf)
-            gc_dst = gc.index_select(0, dst).view(2, P, -1)
-            gy = gc.new_zeros(N, gc.size(1)).index_add_(0, src, (gc_dst * w[l]).view(2 * P, -1))
-            gd += (gc_dst.mul_(y_src).sum(0) * dw[l]).sum(1)
-            gx = torch.addmm(gx, gy, Win)
-        fvec = vec.mul_((gd / d).unsqueeze(1))  # dE/dd * u
-        forces = fvec.new_zeros(N, 3).index_add_(0, pairs[0], fvec).index_add_(0, pairs[1], fvec, alpha=-1.0)
+            gc_dst = edges.gather_dst(torch.mm(torch.mm(gx, Wo).mul_(torch.sigmoid(t)), Wf))  # [E, Ff]
+            gx = torch.addmm(gx, edges.scatter_src(gc_dst * w[l]), Win)
+            torch.mul(gc_dst, y_src, out=gw[l])
+        if self.num_blocks:
+            gd = gw.mul_(dw).sum((0, 2))  # dE/dd per directed edge [E]
+            forces = edges.force(vec.mul_((gd / d).unsqueeze(1)))
+        else:
+            forces = pos.new_zeros(self.num_atoms, 3)
         return energy, forces
 
     def _diagnose(self, pos: Tensor) -> None:
         """Raise the model's error for bad positions, else a generic one for a non-finite result."""
         check_inputs(self.z, pos, None, self.model.max_z)
         p = pos.detach().to(self.dtype)
-        pairs = full_pairs(torch.zeros(self.num_atoms, dtype=torch.long, device=p.device))
-        check_distinct_positions(edge_distances(p, pairs), pairs, torch.zeros(self.num_atoms, dtype=torch.long))
+        pairs = full_pairs(self._batch)
+        check_distinct_positions(edge_distances(p, pairs), pairs, self._batch)
         raise FloatingPointError(
             "MDEvaluator: the energy or forces are not finite for finite, distinct positions "
             "(overflow in the model's weights or outputs)"
         )
+
+
+#: Largest ``edges x atoms`` for which gathers and scatters are products with dense one-hot matrices
+#: (fewer, cheaper operations for small molecules); above it, index_select / index_add_.
+DENSE_INCIDENCE_MAX = 1 << 16
+
+
+class _Edges:
+    r"""Directed edges ``src -> dst`` of unordered ``pairs`` ``[2, P]`` (both directions, ``E = 2P``)
+    with the four gathers/scatters the evaluator needs and the force assembly
+    :math:`\mathbf{F} = -A^\top (\partial E/\partial d \,\mathbf{u})`, :math:`A = S - D` the signed
+    incidence (``vec = A pos = r_src - r_dst``). Small graphs use dense one-hot matrices ``S``, ``D``
+    (one matrix product each), large ones index operations."""
+
+    def __init__(self, pairs: Tensor, num_atoms: int, dtype: torch.dtype) -> None:
+        self.src = torch.cat([pairs[1], pairs[0]])
+        self.dst = torch.cat([pairs[0], pairs[1]])
+        self.num_atoms = num_atoms
+        E = self.src.numel()
+        self.dense = E * num_atoms <= DENSE_INCIDENCE_MAX
+        if self.dense:
+            eye = torch.eye(num_atoms, dtype=dtype, device=pairs.device)
+            self.S, self.D = eye[self.src], eye[self.dst]  # [E, N]
+            self.St, self.Dt = self.S.t().contiguous(), self.D.t().contiguous()
+            self.A = self.S - self.D
+            self.minus_At = (-self.A).t().contiguous()
+
+    def difference(self, pos: Tensor) -> Tensor:
+        if self.dense:
+            return torch.mm(self.A, pos)
+        return pos.index_select(0, self.src) - pos.index_select(0, self.dst)
+
+    def gather_src(self, y: Tensor) -> Tensor:
+        return torch.mm(self.S, y) if self.dense else y.index_select(0, self.src)
+
+    def gather_dst(self, y: Tensor) -> Tensor:
+        return torch.mm(self.D, y) if self.dense else y.index_select(0, self.dst)
+
+    def scatter_dst(self, m: Tensor) -> Tensor:
+        if self.dense:
+            return torch.mm(self.Dt, m)
+        return m.new_zeros(self.num_atoms, m.size(1)).index_add_(0, self.dst, m)
+
+    def scatter_src(self, m: Tensor) -> Tensor:
+        if self.dense:
+            return torch.mm(self.St, m)
+        return m.new_zeros(self.num_atoms, m.size(1)).index_add_(0, self.src, m)
+
+    def force(self, grad_vec: Tensor) -> Tensor:
+        """Forces from :math:`\partial E/\partial \mathbf{vec}` per edge ``[E, 3]``."""
+        if self.dense:
+            return torch.mm(self.minus_At, grad_vec)
+        out = grad_vec.new_zeros(self.num_atoms, 3)
+        return out.index_add_(0, self.dst, grad_vec).index_add_(0, self.src, grad_vec, alpha=-1.0)
