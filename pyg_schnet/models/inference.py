@@ -90,7 +90,7 @@ from torch import Tensor
 
 from ..graph import build_pairs, edge_distances, full_pairs
 from ..nn import fused
-from ..validation import check_distinct_positions, check_inputs
+from ..validation import MAX_ABS_POSITION, check_distinct_positions, check_inputs
 from .schnet import SchNet
 
 _LN2 = math.log(2.0)
@@ -214,7 +214,10 @@ class MDEvaluator:
     # ------------------------------------------------------------------ filters
     def _filters_exact(self, d: Tensor) -> Tuple[Tensor, Tensor]:
         """Filters ``[L, P, Ff]`` and their derivatives in ``d`` (forward mode), windowed Gaussians."""
-        lo, hi = fused.gaussian_window(self.rbf, d)
+        try:
+            lo, hi = fused.gaussian_window(self.rbf, d)
+        except (ValueError, OverflowError):  # non-finite distances: the result is checked afterwards
+            lo, hi = 0, self.rbf.num_gaussians
         t = d.unsqueeze(-1) - self.centers[lo:hi]
         ex = t.square().mul_(-self.gamma)
         ex.masked_fill_(ex < math.log(torch.finfo(ex.dtype).tiny), -math.inf)
@@ -284,7 +287,7 @@ class MDEvaluator:
     def _filters_tabulated(self, d: Tensor) -> Tuple[Tensor, Tensor]:
         """Filters and derivatives ``[L, P, Ff]`` from the cubic Hermite table."""
         s = (d * self._inv_h).clamp_(max=float(self._num_intervals))
-        idx = s.long().clamp_(max=self._num_intervals - 1)
+        idx = s.long().clamp_(0, self._num_intervals - 1)  # NaN distances: any index, a NaN result
         t = s - idx
         basis = t.unsqueeze(-1).pow(self._pow).mul_(self._pow_scale).view(-1, 2, 4)  # [P, 2, 4]
         both = torch.bmm(basis, self._table.index_select(0, idx))  # [P, 2, L*Ff]
@@ -294,12 +297,14 @@ class MDEvaluator:
 
     def tabulation_error_bound(self) -> Tuple[float, float]:
         r"""Bounds on the interpolation error of any filter entry, value and derivative (Angstrom^-1):
-        :math:`h^4 M/384` and :math:`\sqrt 3 h^3 M/216` with :math:`M = \max|w^{(4)}|` estimated by
-        fourth differences on the grid (``"tabulated"`` mode only)."""
+        :math:`h^4 M/384` and :math:`\sqrt 3 h^3 M/216` with :math:`M = \max|w^{(4)}|` estimated as
+        1.25 times the largest fourth difference on the grid over :math:`h^4` (the grid samples
+        :math:`w^{(4)}`; measured errors reach 0.92-1.03 of the bound without the factor 1.25)
+        (``"tabulated"`` mode only)."""
         if self._table is None:
             raise ValueError("tabulation_error_bound: this evaluator is not in tabulated mode")
         w, h = self._nodes_w, self.spacing
-        fourth = (w[4:] - 4 * w[3:-1] + 6 * w[2:-2] - 4 * w[1:-3] + w[:-4]).abs().max().item() / h**4
+        fourth = 1.25 * (w[4:] - 4 * w[3:-1] + 6 * w[2:-2] - 4 * w[1:-3] + w[:-4]).abs().max().item() / h**4
         return h**4 * fourth / 384.0, math.sqrt(3.0) * h**3 * fourth / 216.0
 
     # ------------------------------------------------------------------ pairs
@@ -331,8 +336,10 @@ class MDEvaluator:
             shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
             raise ValueError(f"MDEvaluator: pos must be a tensor [{self.num_atoms}, 3] (Angstrom), got {shape}")
         with torch.inference_mode():
-            energy, forces = self._evaluate(pos.detach().to(self.x0.device, self.dtype))
-            if not math.isfinite(float(forces.sum() + energy)):
+            p = pos.detach().to(self.x0.device, self.dtype)
+            energy, forces = self._evaluate(p)
+            # NaN positions give a NaN result; absurd ones are refused as the model does
+            if not math.isfinite(float(forces.sum() + energy)) or float(p.abs().amax()) > MAX_ABS_POSITION:
                 self._diagnose(pos)
         return energy, forces
 
@@ -428,7 +435,7 @@ class _Edges:
         return m.new_zeros(self.num_atoms, m.size(1)).index_add_(0, self.src, m)
 
     def force(self, grad_vec: Tensor) -> Tensor:
-        """Forces from :math:`\partial E/\partial \mathbf{vec}` per edge ``[E, 3]``."""
+        r"""Forces from :math:`\partial E/\partial \mathbf{vec}` per edge ``[E, 3]``."""
         if self.dense:
             return torch.mm(self.minus_At, grad_vec)
         out = grad_vec.new_zeros(self.num_atoms, 3)
