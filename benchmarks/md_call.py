@@ -1,0 +1,134 @@
+"""Time the MD call (one ethanol, energy + forces, eval) of our SchNet, MDEvaluator and PyG's SchNet.
+
+    PYTHONPATH=. python benchmarks/md_call.py [--reps 2000] [--dtype float32]
+
+One thread, all calls in one process, interleaved (one call of each variant per round), the minimum and
+the median over the rounds in microseconds per call. Variants, at the paper configuration (64/64/3,
+301 Gaussians on 0-30 A, gamma 10, all pairs; PyG: cutoff 30 A) and the common one (128/128/6,
+50 Gaussians on 0-10 A, gamma 10, cutoff 10 A):
+
+- ``model``: ``SchNet.energy_and_forces`` (autograd forces; input checks, graph, fast filters);
+- ``exact`` / ``tabulated``: :class:`pyg_schnet.models.inference.MDEvaluator` in either mode;
+- ``pyg``: ``torch_geometric.nn.models.SchNet`` (same sizes, Gaussian ``coeff = -10`` for gamma = 10),
+  its bare call ``model(z, pos)`` with forces by ``torch.autograd.grad``; its pairs come from
+  ``pyg_schnet.graph.build_graph`` (PyG's ``radius_graph`` needs pyg-lib, not installed here), as in
+  ``benchmarks/batching.py``.
+
+Ethanol is MD17 frame 0 when ../shared/data is present, else ASE's ethanol. Weights are random (the
+speed does not depend on them).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from pyg_schnet import SchNet
+from pyg_schnet.graph import build_graph, edge_distances
+from pyg_schnet.models.inference import MDEvaluator
+
+CONFIGS = {
+    "paper": dict(hidden_channels=64, num_filters=64, num_interactions=3, num_gaussians=301, rbf_stop=30.0, cutoff=None),
+    "common": dict(hidden_channels=128, num_filters=128, num_interactions=6, num_gaussians=50, rbf_stop=10.0, cutoff=10.0),
+}
+GAMMA = 10.0
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "md17" / "md17_ethanol.npz"
+
+
+def ethanol(dtype: torch.dtype):
+    if DATA.exists():
+        data = np.load(DATA)
+        return torch.as_tensor(data["z"]), torch.as_tensor(data["R"][0], dtype=dtype), "MD17 ethanol frame 0"
+    from ase.build import molecule
+
+    atoms = molecule("CH3CH2OH")
+    return torch.as_tensor(atoms.numbers), torch.as_tensor(atoms.positions, dtype=dtype), "ASE ethanol"
+
+
+def pyg_call(cfg: Dict, z: torch.Tensor, pos: torch.Tensor) -> Callable[[], object]:
+    from torch_geometric.nn.models import SchNet as TGSchNet
+
+    cutoff = cfg["cutoff"] if cfg["cutoff"] is not None else cfg["rbf_stop"]
+
+    def graph(p: torch.Tensor, batch: torch.Tensor):
+        # PyG's own radius_graph needs pyg-lib (not installed here); same pairs from our builder
+        edge_index = build_graph(p, batch, cutoff)
+        return edge_index, edge_distances(p, edge_index)
+
+    torch.manual_seed(0)
+    model = TGSchNet(
+        hidden_channels=cfg["hidden_channels"], num_filters=cfg["num_filters"],
+        num_interactions=cfg["num_interactions"], num_gaussians=cfg["num_gaussians"],
+        cutoff=cutoff, interaction_graph=graph,
+    ).to(pos.dtype).eval()
+    model.distance_expansion.coeff = -GAMMA  # exp(coeff (d - mu)^2): gamma = 10 as ours
+
+    def call():
+        p = pos.detach().requires_grad_(True)
+        energy = model(z, p)
+        return energy, -torch.autograd.grad(energy.sum(), p)[0]
+
+    return call
+
+
+def variants(cfg: Dict, dtype: torch.dtype, z: torch.Tensor, pos: torch.Tensor) -> Dict[str, Callable[[], object]]:
+    torch.manual_seed(0)
+    model = SchNet.from_paper(**cfg, gamma=GAMMA).to(dtype).eval()
+    exact, tab = MDEvaluator(model, z), MDEvaluator(model, z, mode="tabulated")
+    return {
+        "model": lambda: model.energy_and_forces(z, pos),
+        "exact": lambda: exact(pos),
+        "tabulated": lambda: tab(pos),
+        "pyg": pyg_call(cfg, z, pos),
+    }
+
+
+def measure(fns: Dict[str, Callable[[], object]], reps: int) -> Dict[str, List[float]]:
+    for fn in fns.values():  # warm-up
+        for _ in range(20):
+            fn()
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=2000)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    dtype = getattr(torch, args.dtype)
+    z, pos, source = ethanol(dtype)
+    print(f"command: python benchmarks/md_call.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
+    print(f"machine: {platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} thread, "
+          f"torch {torch.__version__}, Python {platform.python_version()}")
+    print(f"date: {datetime.date.today().isoformat()}; molecule: {source}; dtype {args.dtype}; "
+          f"{args.reps} interleaved rounds; microseconds per call (min / median)")
+    print()
+    print("| config | model.energy_and_forces | MDEvaluator exact | MDEvaluator tabulated | PyG SchNet + autograd "
+          "| PyG / exact | PyG / tabulated |")
+    print("|---|---|---|---|---|---|---|")
+    for name, cfg in CONFIGS.items():
+        times = measure(variants(cfg, dtype, z, pos), args.reps)
+        best = {k: min(v) * 1e6 for k, v in times.items()}
+        med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
+        cells = [f"{best[k]:.0f} / {med[k]:.0f}" for k in ("model", "exact", "tabulated", "pyg")]
+        print(f"| {name} | " + " | ".join(cells)
+              + f" | {best['pyg'] / best['exact']:.2f} | {best['pyg'] / best['tabulated']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
