@@ -187,17 +187,25 @@ class MDEvaluator:
             self.b2 = (
                 c(torch.stack([(s.bias - _LN2 * s.weight.sum(1)).unsqueeze(0) for s in seconds])) if blocks else None
             )  # [L, 1, Ff]
+            # The out-layer biases b_o of the blocks are not added to x: with B_l = sum of the shifted
+            # b_o - ln2 W_o 1 of blocks < l, x_true = x + B_l, and B_l is folded into the biases of the
+            # layers that read x (in2filter of later blocks, the head's first layer); the residual
+            # update becomes one addmm.
             self.blocks: List[Tuple[Tensor, ...]] = []
+            shift = torch.zeros(rep.embedding.weight.size(1), dtype=torch.float64, device=self.x0.device)
             for b in blocks:
+                Win, Wo = b.in2filter.weight.double(), b.out.weight.double()
                 self.blocks.append((
-                    c(b.in2filter.weight.t()), c(b.in2filter.bias),
+                    c(b.in2filter.weight.t()), c(b.in2filter.bias.double() + Win @ shift),
                     c(b.filter2out.weight.t()), c(b.filter2out.bias),
-                    c(b.out.weight.t()), c(b.out.bias - _LN2 * b.out.weight.sum(1)),
+                    c(b.out.weight.t()),
                     c(b.in2filter.weight), c(b.filter2out.weight), c(b.out.weight),
                 ))
+                shift = shift + b.out.bias.double() - _LN2 * Wo.sum(1)
             h1, h2 = model.head.net[0], model.head.net[2]
             std = float(model.head.std)
-            self.H1t, self.hb1, self.H1 = c(h1.weight.t()), c(h1.bias), c(h1.weight)
+            self.H1t, self.H1 = c(h1.weight.t()), c(h1.weight)
+            self.hb1 = c(h1.bias.double() + h1.weight.double() @ shift)
             self.v_std = c(std * h2.weight.reshape(-1))  # [H]
             const = (
                 self.num_atoms * (float(model.head.mean) + std * float(h2.bias - _LN2 * h2.weight.sum()))
@@ -353,10 +361,10 @@ class MDEvaluator:
             w, dw = torch.cat([w, w], 1), torch.cat([dw, dw], 1)  # [L, E, Ff]
         x = self.x0
         saved = []
-        for l, (Win_t, bin_, Wf_t, bf, Wo_t, bo, _, _, _) in enumerate(self.blocks):
+        for l, (Win_t, bin_, Wf_t, bf, Wo_t, _, _, _) in enumerate(self.blocks):
             y_src = edges.gather_src(torch.addmm(bin_, x, Win_t))  # [E, Ff]
             t = torch.addmm(bf, edges.scatter_dst(y_src * w[l]), Wf_t)
-            x = torch.addmm(bo, _sp(t), Wo_t).add_(x)
+            x = torch.addmm(x, _sp(t), Wo_t)  # residual; the bias is folded (see refresh)
             saved.append((y_src, t))
         g = torch.addmm(self.hb1, x, self.H1t)
         energy = torch.addmv(self.const, _sp(g).sum(0, keepdim=True), self.v_std)
@@ -364,7 +372,7 @@ class MDEvaluator:
         gx = torch.mm(torch.sigmoid(g).mul_(self.v_std), self.H1)
         gw = torch.empty_like(w) if self.num_blocks else None
         for l in range(self.num_blocks - 1, -1, -1):
-            _, _, _, _, _, _, Win, Wf, Wo = self.blocks[l]
+            _, _, _, _, _, Win, Wf, Wo = self.blocks[l]
             y_src, t = saved[l]
             gc_dst = edges.gather_dst(torch.mm(torch.mm(gx, Wo).mul_(torch.sigmoid(t)), Wf))  # [E, Ff]
             gx = torch.addmm(gx, edges.scatter_src(gc_dst * w[l]), Win)
@@ -408,9 +416,9 @@ class _Edges:
         self.dense = E * num_atoms <= DENSE_INCIDENCE_MAX
         if self.dense:
             eye = torch.eye(num_atoms, dtype=dtype, device=pairs.device)
-            self.S, self.D = eye[self.src], eye[self.dst]  # [E, N]
-            self.St, self.Dt = self.S.t().contiguous(), self.D.t().contiguous()
-            self.A = self.S - self.D
+            S, D = eye[self.src], eye[self.dst]  # [E, N]
+            self.St, self.Dt = S.t().contiguous(), D.t().contiguous()
+            self.A = S - D
             self.minus_At = (-self.A).t().contiguous()
 
     def difference(self, pos: Tensor) -> Tensor:
@@ -418,11 +426,13 @@ class _Edges:
             return torch.mm(self.A, pos)
         return pos.index_select(0, self.src) - pos.index_select(0, self.dst)
 
+    # gathers are index_select (faster than a one-hot product on a small molecule), scatters one-hot
+    # products where dense (faster than index_add_)
     def gather_src(self, y: Tensor) -> Tensor:
-        return torch.mm(self.S, y) if self.dense else y.index_select(0, self.src)
+        return y.index_select(0, self.src)
 
     def gather_dst(self, y: Tensor) -> Tensor:
-        return torch.mm(self.D, y) if self.dense else y.index_select(0, self.dst)
+        return y.index_select(0, self.dst)
 
     def scatter_dst(self, m: Tensor) -> Tensor:
         if self.dense:
