@@ -300,7 +300,7 @@ class MDEvaluator:
         basis = t.unsqueeze(-1).pow(self._pow).mul_(self._pow_scale).view(-1, 2, 4)  # [P, 2, 4]
         both = torch.bmm(basis, self._table.index_select(0, idx))  # [P, 2, L*Ff]
         P, L, Ff = d.numel(), self.num_blocks, self.num_filters
-        both = both.view(P, 2, L, Ff).permute(1, 2, 0, 3)
+        both = both.view(P, 2, L, Ff).permute(1, 2, 0, 3).contiguous()
         return both[0], both[1]
 
     def tabulation_error_bound(self) -> Tuple[float, float]:
@@ -355,10 +355,11 @@ class MDEvaluator:
         edges = self._edges(pos)
         vec = edges.difference(pos)  # [E, 3]: r_src - r_dst per directed edge
         d = torch.linalg.vector_norm(vec, dim=1)
-        if self.num_blocks:  # filters once per pair (the first half of the edges), then for both directions
-            half = d[: d.numel() // 2]
-            w, dw = self._filters_exact(half) if self.mode == "exact" else self._filters_tabulated(half)
+        if self.num_blocks and self.mode == "exact":  # the filter network once per pair, then both directions
+            w, dw = self._filters_exact(d[: d.numel() // 2])
             w, dw = torch.cat([w, w], 1), torch.cat([dw, dw], 1)  # [L, E, Ff]
+        elif self.num_blocks:  # a table look-up per edge costs less than the copies
+            w, dw = self._filters_tabulated(d)
         x = self.x0
         saved = []
         for l, (Win_t, bin_, Wf_t, bf, Wo_t, _, _, _) in enumerate(self.blocks):
