@@ -1,6 +1,6 @@
 """Time the MD call (one ethanol, energy + forces, eval) of our SchNet, MDEvaluator and PyG's SchNet.
 
-    PYTHONPATH=. python benchmarks/md_call.py [--reps 2000] [--dtype float32]
+    PYTHONPATH=. python benchmarks/md_call.py [--reps 2000] [--dtype float32] [--errors]
 
 One thread, all calls in one process, interleaved (one call of each variant per round), the minimum and
 the median over the rounds in microseconds per call. Variants, at the paper configuration (64/64/3,
@@ -13,6 +13,8 @@ the median over the rounds in microseconds per call. Variants, at the paper conf
   its bare call ``model(z, pos)`` with forces by ``torch.autograd.grad``; its pairs come from
   ``pyg_schnet.graph.build_graph`` (PyG's ``radius_graph`` needs pyg-lib, not installed here), as in
   ``benchmarks/batching.py``.
+
+``--errors`` adds the tabulation error against grid spacing (:func:`spacing_table`).
 
 Ethanol is MD17 frame 0 when ../shared/data is present, else ASE's ethanol. Weights are random (the
 speed does not depend on them).
@@ -104,10 +106,44 @@ def measure(fns: Dict[str, Callable[[], object]], reps: int) -> Dict[str, List[f
     return times
 
 
+def spacing_table(frames_step: int = 5) -> None:
+    """Tabulated vs exact (float64) on MD17 ethanol frames for several grid spacings: the stated bound
+    per filter entry and the measured energy / force errors of a random model whose output scale is
+    set so its forces have the data's RMS size (kcal/mol/A), standardised with the data's mean."""
+    data = np.load(DATA)
+    z, frames = torch.as_tensor(data["z"]), torch.as_tensor(data["R"][::frames_step])
+    rms_data = float(np.sqrt((data["F"] ** 2).mean()))
+    mean = float(data["E"].mean()) / z.numel()
+    print(f"tabulated vs exact, float64, {len(frames)} MD17 ethanol frames (every {frames_step}th of 1,500)")
+    print()
+    print("| config | spacing (A) | table (MiB, float32) | bound w | bound dw/dd | max energy error (kcal/mol) "
+          "| max force error (kcal/mol/A) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, cfg in CONFIGS.items():
+        torch.manual_seed(0)
+        model = SchNet.from_paper(**cfg, gamma=GAMMA).double().eval()
+        model.set_standardization(mean, 1.0)
+        exact = MDEvaluator(model, z)
+        rms_model = float(torch.stack([exact(p)[1] for p in frames[:20]]).square().mean().sqrt())
+        model.set_standardization(mean, rms_data / rms_model)
+        exact.refresh()
+        reference = [exact(p) for p in frames]
+        for spacing in (0.04, 0.02, 0.01, 0.005):
+            tab = MDEvaluator(model, z, mode="tabulated", spacing=spacing)
+            out = [tab(p) for p in frames]
+            e_err = max(float((a[0] - b[0]).abs()) for a, b in zip(out, reference))
+            f_err = max(float((a[1] - b[1]).abs().max()) for a, b in zip(out, reference))
+            bound_w, bound_dw = tab.tabulation_error_bound()
+            mib = tab._table.numel() * 4 / 2**20
+            print(f"| {name} (output scale {rms_data / rms_model:.0f}) | {spacing} | {mib:.1f} | {bound_w:.1e} "
+                  f"| {bound_dw:.1e} | {e_err:.1e} | {f_err:.1e} |")
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=2000)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--errors", action="store_true", help="also the tabulation errors vs grid spacing")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     dtype = getattr(torch, args.dtype)
@@ -128,6 +164,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         cells = [f"{best[k]:.0f} / {med[k]:.0f}" for k in ("model", "exact", "tabulated", "pyg")]
         print(f"| {name} | " + " | ".join(cells)
               + f" | {best['pyg'] / best['exact']:.2f} | {best['pyg'] / best['tabulated']:.2f} |")
+    if args.errors:
+        if not DATA.exists():
+            print(f"\n(--errors needs {DATA}; skipped)")
+            return
+        print()
+        spacing_table()
 
 
 if __name__ == "__main__":
