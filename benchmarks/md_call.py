@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import statistics
 import sys
@@ -139,6 +140,16 @@ def spacing_table(frames_step: int = 5) -> None:
                   f"| {bound_dw:.1e} | {e_err:.1e} | {f_err:.1e} |")
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=2000)
@@ -149,7 +160,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     dtype = getattr(torch, args.dtype)
     z, pos, source = ethanol(dtype)
     print(f"command: python benchmarks/md_call.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
-    print(f"machine: {platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} thread, "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} thread, no GPU used; "
           f"torch {torch.__version__}, Python {platform.python_version()}")
     print(f"date: {datetime.date.today().isoformat()}; molecule: {source}; dtype {args.dtype}; "
           f"{args.reps} interleaved rounds; microseconds per call (min / median)")
