@@ -86,6 +86,13 @@ def variants(cfg: Dict, dtype: torch.dtype, z: torch.Tensor, pos: torch.Tensor) 
     torch.manual_seed(0)
     model = SchNet.from_paper(**cfg, gamma=GAMMA).to(dtype).eval()
     exact, tab = MDEvaluator(model, z), MDEvaluator(model, z, mode="tabulated")
+    reference = model.energy_and_forces(z, pos)
+    for name, evaluator in (("exact", exact), ("tabulated", tab)):  # time only what agrees with the model
+        energy, forces = evaluator(pos)
+        scale = float(reference[1].abs().max())
+        if not (torch.allclose(energy, reference[0], rtol=1e-5, atol=0)
+                and float((forces - reference[1]).abs().max()) <= 1e-4 * scale):
+            raise AssertionError(f"MDEvaluator {name} disagrees with model.energy_and_forces")
     return {
         "model": lambda: model.energy_and_forces(z, pos),
         "exact": lambda: exact(pos),
