@@ -13,14 +13,14 @@ TORCH_CLUSTER_VERSION := 1.6.3
 export MAX_JOBS ?= 2
 export FORCE_ONLY_CPU ?= 1
 
-.PHONY: setup test demo bench-batching clean-venv
+.PHONY: setup test demo bench-batching bench-peers clean-venv
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q "torch==$(TORCH_VERSION)"
-	$(PIP) install -q "setuptools>=68" wheel ninja
+	$(PIP) install -q "setuptools>=77" wheel ninja
 	$(PIP) install -q --no-build-isolation \
 		"torch-scatter==$(TORCH_SCATTER_VERSION)" "torch-cluster==$(TORCH_CLUSTER_VERSION)"
 	$(PIP) install -q --no-build-isolation -e ".[test,plot]"
@@ -36,6 +36,15 @@ demo: setup
 # sparse vs dense batching against PyG's SchNet (and SchNetPack where importable); see docs/benchmarks.md
 bench-batching: setup
 	$(PY) benchmarks/batching.py --threads 1 --out runs/bench_batching
+
+# ours against PyG's and SchNetPack's SchNet (paper and common configurations, the MD call) and the
+# 5 A scale benchmark; rewrites the generated tables and plots of docs/benchmarks.md. SchNetPack is
+# measured when PEERS_PYTHON imports it: see docs/benchmarks.md, "SchNetPack side environment", e.g.
+# `make bench-peers PEERS_PYTHON=/work/venv-spk/bin/python`
+PEERS_PYTHON ?= $(PY)
+bench-peers: setup
+	OMP_NUM_THREADS=1 PYTHONPATH=$(CURDIR) $(PEERS_PYTHON) benchmarks/peers.py --threads 1 \
+		--out runs/bench_peers --docs docs/benchmarks.md
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,5 +1,6 @@
 """benchmarks/batching.py --quick runs end to end and writes the promised columns (no timing checks)."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ def test_quick_run_writes_json_table_and_plot(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "batching.py"), "--quick", "--out", str(out)],
         cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
         capture_output=True,
         text=True,
         timeout=300,

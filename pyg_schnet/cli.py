@@ -1,0 +1,90 @@
+"""The ``pyg-schnet`` console command: training, evaluation and MD without the repository's scripts.
+
+.. code-block:: text
+
+    pyg-schnet train md17|qm9|iso17 [flags]   # the paper's protocols (= benchmarks/{md17,qm9,iso17}.py)
+    pyg-schnet evaluate MODEL --dataset md17|qm9|iso17 --root DIR [flags]
+    pyg-schnet md MODEL START --steps N [flags]  # = python -m pyg_schnet.md
+    pyg-schnet demo [flags]                      # = python -m pyg_schnet.demo
+
+Each subcommand parses its own flags (``pyg-schnet train md17 --help``) and runs the same library
+function as the script it stands for.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+PROG = "pyg-schnet"
+TRAIN_PROTOCOLS = ("md17", "qm9", "iso17")
+
+
+def _train(argv: List[str]) -> Any:
+    import importlib
+
+    parser = argparse.ArgumentParser(prog=f"{PROG} train", description="Train SchNet with a paper protocol.")
+    parser.add_argument("protocol", choices=TRAIN_PROTOCOLS, help="md17 (Table 2), qm9 (Table 1), iso17 (Table 3)")
+    parser.add_argument("flags", nargs=argparse.REMAINDER, help="the protocol's flags (see its --help)")
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return None
+    args = parser.parse_args(argv[:1])
+    module = importlib.import_module(f"pyg_schnet.train.protocols.{args.protocol}")
+    prog = f"{PROG} train {args.protocol}"
+    parsed = module.build_parser(prog=prog).parse_args(argv[1:])
+    return module.run(parsed, command=[PROG, "train", *argv])
+
+
+def _evaluate(argv: List[str]) -> Any:
+    from .evaluate import main
+
+    return main(argv, prog=f"{PROG} evaluate")
+
+
+def _md(argv: List[str]) -> Any:
+    from .md.cli import main
+
+    return main(argv, prog=f"{PROG} md")
+
+
+def _demo(argv: List[str]) -> Any:
+    from .demo.__main__ import main
+
+    return main(argv)
+
+
+COMMANDS: Dict[str, Callable[[List[str]], Any]] = {"train": _train, "evaluate": _evaluate, "md": _md, "demo": _demo}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split(".. code-block:: text")[1].split("\n\n")[1])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("command", choices=sorted(COMMANDS), help="what to do")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the subcommand's flags (COMMAND --help)")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Any:
+    """Entry point of ``pyg-schnet`` (``[project.scripts]``); returns what the subcommand returns."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](list(args.args))
+
+
+def console() -> int:
+    """The installed script: runs :func:`main` and exits 0 (argparse exits 2 on bad flags)."""
+    main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(console())

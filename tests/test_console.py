@@ -1,0 +1,107 @@
+"""The ``pyg-schnet`` console command: its entry point, and that its subcommands run the same code as
+the scripts (train -> evaluate reproduces the training run's test errors; md = python -m pyg_schnet.md)."""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import molecule
+from ase.io import write
+
+import pyg_schnet
+from pyg_schnet.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--hidden-channels", "8", "--num-filters", "8", "--num-interactions", "1", "--num-gaussians", "20",
+        "--threads", "1", "--no-progress"]
+
+
+def test_console_script_in_pyproject_points_at_the_cli():
+    tomllib = pytest.importorskip("tomllib") if sys.version_info >= (3, 11) else pytest.importorskip("tomli")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    module, _, attr = project["scripts"]["pyg-schnet"].partition(":")
+    assert callable(getattr(importlib.import_module(module), attr))
+    assert project["license"] == "MIT" and (REPO / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_version_and_unknown_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and pyg_schnet.__version__ in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fly"])
+    assert exit_info.value.code == 2 and "invalid choice: 'fly'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny_md17(tmp_path) -> Path:
+    """An MD17-layout npz (under MD17's ethanol file name) of 40 distorted water frames with made-up
+    energies and forces."""
+    atoms = molecule("H2O")  # a small molecule keeps the training epoch short
+    rng = np.random.default_rng(0)
+    R = atoms.positions + rng.normal(scale=0.05, size=(40, len(atoms), 3))
+    path = tmp_path / "md17_ethanol.npz"
+    np.savez(path, R=R, z=atoms.numbers, E=rng.normal(-47000.0, 2.0, size=(40, 1)),
+             F=rng.normal(scale=10.0, size=R.shape))
+    return path
+
+
+def test_train_then_evaluate_reproduces_the_test_errors(tiny_md17, tmp_path, capsys):
+    out, root = tmp_path / "run", tmp_path / "data"
+    results = main(["train", "md17", "--raw-file", str(tiny_md17), "--root", str(root), "--out", str(out),
+                    "--n-train", "24", "--n-val", "8", "--max-epochs", "1", *TINY])
+    assert results["command"].startswith("pyg-schnet train md17")
+    assert (out / "model.pt").is_file()
+    errors = main(["evaluate", str(out / "model.pt"), "--dataset", "md17", "--root", str(root),
+                   "--split", str(out / "split.npz"), "--subset", "test", "--out", str(out / "eval.json")])
+    assert errors["num_molecules"] == results["test"]["num_molecules"] == 8
+    for key in ("energy_mae", "force_mae", "energy_rmse", "force_rmse"):
+        assert errors[key] == pytest.approx(results["test"][key], rel=1e-6), key
+    assert errors["unit"] == "kcal/mol"
+    assert json.loads((out / "eval.json").read_text())["energy_mae"] == pytest.approx(errors["energy_mae"])
+    assert "energy MAE" in capsys.readouterr().out
+
+
+
+def test_evaluate_reads_data_in_the_models_energy_unit(tiny_md17, tmp_path):
+    from ase import units
+
+    from pyg_schnet.evaluate import load_dataset
+
+    root = tmp_path / "data"
+    kcal = load_dataset("md17", root, "kcal/mol", raw_file=tiny_md17)
+    ev = load_dataset("md17", root, "eV")
+    assert ev[3].energy.item() == pytest.approx(kcal[3].energy.item() * units.kcal / units.mol, rel=1e-12)
+    np.testing.assert_allclose(ev[3].force.numpy(), kcal[3].force.numpy() * units.kcal / units.mol, rtol=1e-6)
+
+
+def test_md_subcommand_is_python_m_pyg_schnet_md(tmp_path):
+    from pyg_schnet.md.cli import main as md_main
+    from pyg_schnet.train.checkpoint import save_model
+
+    from pyg_schnet import SchNet
+
+    save_model(SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=20, rbf_stop=3.0,
+                      cutoff=3.0), tmp_path / "model.pt")
+    write(tmp_path / "start.xyz", molecule("CH3CH2OH"))
+    flags = ["--steps", "10", "--dt", "0.5", "--log-interval", "5", "--traj-interval", "5", "--no-progress"]
+    console = main(["md", str(tmp_path / "model.pt"), str(tmp_path / "start.xyz"), *flags, "--out", str(tmp_path / "a")])
+    module = md_main([str(tmp_path / "model.pt"), str(tmp_path / "start.xyz"), *flags, "--out", str(tmp_path / "b")])
+    assert console["command"][:2] == ["pyg-schnet", "md"]
+    assert module["command"][:3] == ["python", "-m", "pyg_schnet.md"]
+    assert (tmp_path / "a" / "energies.csv").read_text() == (tmp_path / "b" / "energies.csv").read_text()
+
+
+def test_evaluate_refuses_forces_on_qm9(tmp_path):
+    from pyg_schnet.evaluate import evaluate_model
+
+    with pytest.raises(ValueError, match="--dataset must be one of"):
+        from pyg_schnet.evaluate import load_dataset
+
+        load_dataset("md22", tmp_path, "kcal/mol")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        evaluate_model(tmp_path / "missing.pt", "md17", tmp_path)
