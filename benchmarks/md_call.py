@@ -9,14 +9,16 @@ the median over the rounds in microseconds per call. Variants, at the paper conf
 
 - ``model``: ``SchNet.energy_and_forces`` (autograd forces; input checks, graph, fast filters);
 - ``exact`` / ``tabulated``: :class:`pyg_schnet.models.inference.MDEvaluator` in either mode;
-- ``pyg``: ``torch_geometric.nn.models.SchNet`` (same sizes, Gaussian ``coeff = -10`` for gamma = 10),
-  its bare call ``model(z, pos)`` with forces by ``torch.autograd.grad``; its pairs come from
-  ``pyg_schnet.graph.build_graph`` (PyG's ``radius_graph`` needs pyg-lib, not installed here), as in
-  ``benchmarks/batching.py``.
+- ``pyg``: ``torch_geometric.nn.models.SchNet`` through the harness's adapter
+  (:class:`pyg_schnet.bench.adapters.PyGSchNet`: same sizes, our Gaussian centres and gamma, pairs
+  from ``pyg_schnet.graph.build_graph``), its bare call with forces by ``torch.autograd.grad``.
+
+Configurations are :data:`pyg_schnet.bench.configs.PAPER` and ``COMMON``; the full peer comparison
+(SchNetPack too, our MD call through the ASE calculator) is ``benchmarks/peers.py``.
 
 ``--errors`` adds the tabulation error against grid spacing (:func:`spacing_table`).
 
-Ethanol is MD17 frame 0 when ../shared/data is present, else ASE's ethanol. Weights are random (the
+Ethanol is MD17 frame 0 when the shared data excerpts are present, else ASE's ethanol. Weights are random (the
 speed does not depend on them).
 """
 from __future__ import annotations
@@ -35,20 +37,18 @@ import numpy as np
 import torch
 
 from pyg_schnet import SchNet
-from pyg_schnet.graph import build_graph, edge_distances
+from pyg_schnet.bench.adapters import PyGSchNet
+from pyg_schnet.bench.configs import COMMON, PAPER, ModelConfig
+from pyg_schnet.bench.molecules import md17_ethanol_file
 from pyg_schnet.models.inference import MDEvaluator
 
-CONFIGS = {
-    "paper": dict(hidden_channels=64, num_filters=64, num_interactions=3, num_gaussians=301, rbf_stop=30.0, cutoff=None),
-    "common": dict(hidden_channels=128, num_filters=128, num_interactions=6, num_gaussians=50, rbf_stop=10.0, cutoff=10.0),
-}
-GAMMA = 10.0
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "md17" / "md17_ethanol.npz"
+CONFIGS = {"paper": PAPER, "common": COMMON}
 
 
 def ethanol(dtype: torch.dtype):
-    if DATA.exists():
-        data = np.load(DATA)
+    path = md17_ethanol_file()
+    if path.exists():
+        data = np.load(path)
         return torch.as_tensor(data["z"]), torch.as_tensor(data["R"][0], dtype=dtype), "MD17 ethanol frame 0"
     from ase.build import molecule
 
@@ -56,35 +56,9 @@ def ethanol(dtype: torch.dtype):
     return torch.as_tensor(atoms.numbers), torch.as_tensor(atoms.positions, dtype=dtype), "ASE ethanol"
 
 
-def pyg_call(cfg: Dict, z: torch.Tensor, pos: torch.Tensor) -> Callable[[], object]:
-    from torch_geometric.nn.models import SchNet as TGSchNet
-
-    cutoff = cfg["cutoff"] if cfg["cutoff"] is not None else cfg["rbf_stop"]
-
-    def graph(p: torch.Tensor, batch: torch.Tensor):
-        # PyG's own radius_graph needs pyg-lib (not installed here); same pairs from our builder
-        edge_index = build_graph(p, batch, cutoff)
-        return edge_index, edge_distances(p, edge_index)
-
+def variants(config: ModelConfig, dtype: torch.dtype, z: torch.Tensor, pos: torch.Tensor) -> Dict[str, Callable[[], object]]:
     torch.manual_seed(0)
-    model = TGSchNet(
-        hidden_channels=cfg["hidden_channels"], num_filters=cfg["num_filters"],
-        num_interactions=cfg["num_interactions"], num_gaussians=cfg["num_gaussians"],
-        cutoff=cutoff, interaction_graph=graph,
-    ).to(pos.dtype).eval()
-    model.distance_expansion.coeff = -GAMMA  # exp(coeff (d - mu)^2): gamma = 10 as ours
-
-    def call():
-        p = pos.detach().requires_grad_(True)
-        energy = model(z, p)
-        return energy, -torch.autograd.grad(energy.sum(), p)[0]
-
-    return call
-
-
-def variants(cfg: Dict, dtype: torch.dtype, z: torch.Tensor, pos: torch.Tensor) -> Dict[str, Callable[[], object]]:
-    torch.manual_seed(0)
-    model = SchNet.from_paper(**cfg, gamma=GAMMA).to(dtype).eval()
+    model = SchNet(**config.ours_kwargs()).to(dtype).eval()
     exact, tab = MDEvaluator(model, z), MDEvaluator(model, z, mode="tabulated")
     reference = model.energy_and_forces(z, pos)
     for name, evaluator in (("exact", exact), ("tabulated", tab)):  # time only what agrees with the model
@@ -93,11 +67,13 @@ def variants(cfg: Dict, dtype: torch.dtype, z: torch.Tensor, pos: torch.Tensor) 
         if not (torch.allclose(energy, reference[0], rtol=1e-5, atol=0)
                 and float((forces - reference[1]).abs().max()) <= 1e-4 * scale):
             raise AssertionError(f"MDEvaluator {name} disagrees with model.energy_and_forces")
+    pyg = PyGSchNet(config, torch.device("cpu"))
+    pyg.model.to(dtype)
     return {
         "model": lambda: model.energy_and_forces(z, pos),
         "exact": lambda: exact(pos),
         "tabulated": lambda: tab(pos),
-        "pyg": pyg_call(cfg, z, pos),
+        "pyg": lambda: pyg.md_call(z, pos),
     }
 
 
@@ -118,7 +94,7 @@ def spacing_table(frames_step: int = 5) -> None:
     """Tabulated vs exact (float64) on MD17 ethanol frames for several grid spacings: the stated bound
     per filter entry and the measured energy / force errors of a random model whose output scale is
     set so its forces have the data's RMS size (kcal/mol/A), standardised with the data's mean."""
-    data = np.load(DATA)
+    data = np.load(md17_ethanol_file())
     z, frames = torch.as_tensor(data["z"]), torch.as_tensor(data["R"][::frames_step])
     rms_data = float(np.sqrt((data["F"] ** 2).mean()))
     mean = float(data["E"].mean()) / z.numel()
@@ -129,7 +105,7 @@ def spacing_table(frames_step: int = 5) -> None:
     print("|---|---|---|---|---|---|---|")
     for name, cfg in CONFIGS.items():
         torch.manual_seed(0)
-        model = SchNet.from_paper(**cfg, gamma=GAMMA).double().eval()
+        model = SchNet(**cfg.ours_kwargs()).double().eval()
         model.set_standardization(mean, 1.0)
         exact = MDEvaluator(model, z)
         rms_model = float(torch.stack([exact(p)[1] for p in frames[:20]]).square().mean().sqrt())
@@ -183,8 +159,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(f"| {name} | " + " | ".join(cells)
               + f" | {best['pyg'] / best['exact']:.2f} | {best['pyg'] / best['tabulated']:.2f} |")
     if args.errors:
-        if not DATA.exists():
-            print(f"\n(--errors needs {DATA}; skipped)")
+        if not md17_ethanol_file().exists():
+            print(f"\n(--errors needs {md17_ethanol_file()}; skipped)")
             return
         print()
         spacing_table()
