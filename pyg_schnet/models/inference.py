@@ -69,8 +69,8 @@ Two modes:
   or without one the last centre plus the Gaussian window width, beyond which every Gaussian is
   below float32's smallest normal number and the filter is constant (longer distances are clamped).
 
-Pair list. ``cutoff=None``: all pairs of the molecule, built once. With a cutoff :math:`r_c`: all
-pairs within :math:`r_c + \text{skin}` of the positions at the last rebuild, rebuilt when an atom
+Pair list. ``cutoff=None``, or a molecule of at most :data:`ALL_PAIRS_MAX_ATOMS` atoms: all pairs of
+the molecule, built once. Else, with a cutoff :math:`r_c`: all pairs within :math:`r_c + \text{skin}` of the positions at the last rebuild, rebuilt when an atom
 has moved more than skin/2 since (one host synchronisation per call); pairs beyond :math:`r_c` carry
 exactly zero filter (:math:`f_c = 0`) and zero derivative, so the result does not depend on the skin.
 
@@ -267,6 +267,7 @@ class MDEvaluator:
         self._nodes_w = w  # float64 node values, for the error bound
         self._num_intervals = G
         self._inv_h = 1.0 / h
+        self._s_max = G * (1.0 - 4 * torch.finfo(self.dtype).eps)  # floor(s) <= G - 1
         dev = self.x0.device
         self._pow = torch.tensor([0, 1, 2, 3, 0, 0, 1, 2], dtype=self.dtype, device=dev)
         self._pow_scale = torch.tensor([1, 1, 1, 1, 0, 1 / h, 2 / h, 3 / h], dtype=self.dtype, device=dev)
@@ -294,9 +295,10 @@ class MDEvaluator:
 
     def _filters_tabulated(self, d: Tensor) -> Tuple[Tensor, Tensor]:
         """Filters and derivatives ``[L, P, Ff]`` from the cubic Hermite table."""
-        s = (d * self._inv_h).clamp_(max=float(self._num_intervals))
-        idx = s.long().clamp_(0, self._num_intervals - 1)  # NaN distances: any index, a NaN result
-        t = s - idx
+        # beyond the table: the end of the last interval (t just below 1; the filter is flat there)
+        s = (d * self._inv_h).clamp_(max=self._s_max)
+        idx = s.long().clamp_(min=0)  # NaN distances: any index, a NaN result
+        t = s.frac()
         basis = t.unsqueeze(-1).pow(self._pow).mul_(self._pow_scale).view(-1, 2, 4)  # [P, 2, 4]
         both = torch.bmm(basis, self._table.index_select(0, idx))  # [P, 2, L*Ff]
         P, L, Ff = d.numel(), self.num_blocks, self.num_filters
@@ -318,7 +320,8 @@ class MDEvaluator:
     # ------------------------------------------------------------------ pairs
     def _edges(self, pos: Tensor) -> "_Edges":
         """The directed edges (each pair in both directions) and their gather/scatter operators."""
-        if self.cutoff is None:
+        if self.cutoff is None or self.num_atoms <= ALL_PAIRS_MAX_ATOMS:
+            # all pairs: fixed for the molecule; with a cutoff, pairs beyond it add exact zeros
             if self._edge_cache is None:
                 self._edge_cache = _Edges(full_pairs(self._batch), self.num_atoms, pos.dtype)
             return self._edge_cache
@@ -347,7 +350,7 @@ class MDEvaluator:
             p = pos.detach().to(self.x0.device, self.dtype)
             energy, forces = self._evaluate(p)
             # NaN positions give a NaN result; absurd ones are refused as the model does
-            if not math.isfinite(float(forces.sum() + energy)) or float(p.abs().amax()) > MAX_ABS_POSITION:
+            if not math.isfinite(float(forces.sum() + energy)) or float(torch.linalg.vector_norm(p, math.inf)) > MAX_ABS_POSITION:
                 self._diagnose(pos)
         return energy, forces
 
@@ -396,6 +399,10 @@ class MDEvaluator:
             "(overflow in the model's weights or outputs)"
         )
 
+
+#: With a cutoff, molecules of at most this many atoms keep all their pairs (no Verlet list to check
+#: or rebuild; pairs beyond the cutoff contribute exact zeros).
+ALL_PAIRS_MAX_ATOMS = 32
 
 #: Largest ``edges x atoms`` for which gathers and scatters are products with dense one-hot matrices
 #: (fewer, cheaper operations for small molecules); above it, index_select / index_add_.

@@ -49,6 +49,7 @@ def test_exact_equals_model_float32(molecules, cfg):
 def test_large_molecule_uses_index_path_and_matches(monkeypatch, molecules):
     """Above DENSE_INCIDENCE_MAX the gathers/scatters are index operations: same results."""
     monkeypatch.setattr(inference, "DENSE_INCIDENCE_MAX", 0)
+    monkeypatch.setattr(inference, "ALL_PAIRS_MAX_ATOMS", 0)
     model = model_of(cutoff=3.0)
     z, pos = molecules[2]  # benzene
     ev = MDEvaluator(model, z)
@@ -56,8 +57,9 @@ def test_large_molecule_uses_index_path_and_matches(monkeypatch, molecules):
     assert not ev._edge_cache.dense
 
 
-def test_verlet_list_follows_moving_atoms(molecules):
+def test_verlet_list_follows_moving_atoms(molecules, monkeypatch):
     """With a cutoff, pairs enter and leave the cutoff along a trajectory (list rebuilt after skin/2)."""
+    monkeypatch.setattr(inference, "ALL_PAIRS_MAX_ATOMS", 0)  # ethanol would keep all its pairs
     model = model_of(cutoff=2.0)
     z, pos = molecules[1]
     ev = MDEvaluator(model, z, skin=0.4)
@@ -180,3 +182,16 @@ def test_bad_construction_arguments():
         MDEvaluator(model, torch.tensor([1, 200]))
     with pytest.raises(ValueError, match="spacing"):
         MDEvaluator(model, torch.tensor([1, 8]), mode="tabulated", spacing=0.0)
+
+
+@pytest.mark.parametrize("cfg", [{}, COMMON], ids=["paper", "common"])
+def test_tabulated_beyond_the_table(cfg):
+    """Distances past the table's end (no cutoff: the filter is flat there; cutoff: it is zero)."""
+    model = model_of(**cfg)
+    z = torch.tensor([1, 6, 8])
+    pos = torch.tensor([[0.0, 0.0, 0.0], [1.1, 0.0, 0.0], [0.0, 45.0, 0.0]], dtype=torch.float64)
+    e_tab, f_tab = MDEvaluator(model, z, mode="tabulated")(pos)
+    e, f = model.energy_and_forces(z, pos)
+    torch.testing.assert_close(e_tab, e, rtol=0, atol=1e-8)
+    torch.testing.assert_close(f_tab, f, rtol=0, atol=1e-6)
+    assert f_tab[2].abs().max() < 1e-12  # the far atom feels no force
