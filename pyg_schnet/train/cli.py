@@ -13,6 +13,11 @@ builds its data sets and split, then calls :func:`run_experiment`, which
 
 All settings are validated (:func:`check_arguments`) before anything is written, into the output
 folder or the data folder; ``results.json`` lists only files that exist.
+
+Under ``torchrun`` (see docs/distributed.md) every rank runs all of this: the protocols start the
+process group (:func:`setup_distributed`) and let rank 0 prepare the data first, training and testing
+run data-parallel (:mod:`pyg_schnet.train.distributed`), and rank 0 alone prints and writes files;
+``results.json`` records ``"distributed": {"world_size", "backend"}``.
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ import torch
 from torch import Tensor
 
 from ..validation import check_model_config, check_positive_int
+from . import distributed
 from .checkpoint import atomic_write
 from .loop import TrainConfig, Trainer
 from .predict import BATCHING_CHOICES
@@ -61,6 +67,12 @@ def add_common_arguments(
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's choice)")
     g.add_argument("--device", default=None, help="torch device (None: cuda if available, else cpu)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar and no per-epoch lines")
+    g.add_argument("--dist-backend", default="auto", choices=("auto",) + distributed.BACKENDS,
+                   help="under torchrun: process-group backend (auto: nccl on CUDA, gloo on CPU; "
+                        f"or ${distributed.ENV_BACKEND})")
+    g.add_argument("--dist-timeout", type=float, default=None,
+                   help="under torchrun: seconds a collective waits for the other ranks before it fails "
+                        f"(default ${distributed.ENV_TIMEOUT} or {distributed.DEFAULT_TIMEOUT_S:g})")
 
     t = parser.add_argument_group("training (defaults: the paper's, section 5)")
     t.add_argument("--n-val", type=int, default=n_val, help="validation molecules (None: the benchmark's rule, see its description)")
@@ -68,6 +80,8 @@ def add_common_arguments(
     t.add_argument("--batch-size", type=int, default=32, help="molecules per training mini-batch")
     t.add_argument("--eval-batch-size", type=int, default=100, help="molecules per validation/test batch")
     t.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate")
+    t.add_argument("--energy-weight", type=float, default=1.0,
+                   help="weight of the energy term of Eq. 5 (paper: 1); 0 with --rho > 0 trains on forces only")
     t.add_argument("--lr-decay", type=float, default=0.96, help="learning-rate factor per --lr-decay-steps")
     t.add_argument("--lr-decay-steps", type=int, default=100_000, help="optimizer steps per --lr-decay (smooth exponential decay)")
     t.add_argument("--ema-decay", type=float, default=0.99, help="decay per step of the exponential moving average of the weights")
@@ -94,11 +108,20 @@ def model_overrides(args: argparse.Namespace) -> Dict[str, Any]:
 def train_config(args: argparse.Namespace, rho: float) -> TrainConfig:
     """A :class:`TrainConfig` from the common flags."""
     return TrainConfig(
-        rho=rho, lr=args.lr, lr_decay=args.lr_decay, lr_decay_steps=args.lr_decay_steps,
+        rho=rho, energy_weight=getattr(args, "energy_weight", 1.0), lr=args.lr, lr_decay=args.lr_decay, lr_decay_steps=args.lr_decay_steps,
         batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, ema_decay=args.ema_decay,
         patience=args.patience if args.patience and args.patience > 0 else None,
         max_epochs=args.max_epochs, max_minutes=args.max_minutes, seed=args.seed, batching=args.batching,
         device=resolve_device(args.device), progress=not args.no_progress,
+    )
+
+
+def setup_distributed(args: argparse.Namespace) -> distributed.DistInfo:
+    """Starts the process group when launched by ``torchrun`` (idempotent; one process otherwise),
+    with ``--dist-backend`` and ``--dist-timeout``."""
+    return distributed.init_from_env(
+        resolve_device(getattr(args, "device", None)), backend=getattr(args, "dist_backend", None),
+        timeout_s=getattr(args, "dist_timeout", None),
     )
 
 
@@ -286,6 +309,9 @@ def run_experiment(
     config = check_arguments(args, rho)  # everything is validated before the first file is written
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    info = setup_distributed(args)
+    say = print if info.is_main else (lambda *_, **__: None)  # rank 0 alone prints and writes
+    config.device = distributed.local_device(config.device, info)
     out = Path(args.out)
 
     seed_everything(args.seed)
@@ -294,14 +320,16 @@ def run_experiment(
     split_dict = {"train": split.train, "val": split.val, "test": split.test}
     trainer = Trainer(model, train_set, val_set, out, config, split=split_dict)
     out.mkdir(parents=True, exist_ok=True)
-    split.save(out / "split.npz")
+    if info.is_main:
+        split.save(out / "split.npz")
     n_train, n_val, n_test_total = len(train_set), len(val_set), sum(len(s) for s in test_sets.values())
-    print(f"{label}: {n_train} train, {n_val} validation, "
+    say(f"{label}: {n_train} train, {n_val} validation, "
           + ", ".join(f"{len(s)} test ({name})" for name, s in test_sets.items())
-          + f"; seed {args.seed}; device {describe_device(config.device)}")
+          + f"; seed {args.seed}; device {describe_device(config.device)}"
+          + (f"; {info.world_size} processes ({info.backend})" if info.enabled else ""))
 
     fit = trainer.fit(resume=args.resume)
-    print(f"training stopped ({fit.stopped}) after {fit.epochs} epochs, {fit.steps} steps, "
+    say(f"training stopped ({fit.stopped}) after {fit.epochs} epochs, {fit.steps} steps, "
           f"{fit.elapsed_s / 60:.1f} min; best validation epoch {fit.best_epoch}")
 
     best = trainer.best_model()
@@ -309,16 +337,18 @@ def run_experiment(
     files: Dict[str, str] = {"model": "model.pt", "checkpoint": "checkpoint.pt", "log": "log.csv",
                              "split": "split.npz"}
     plots_ok = True
-    try:
-        plot_learning_curves(trainer.history, out / "learning_curves.png", title=label)
-        files["learning_curves"] = "learning_curves.png"
-    except ImportError as exc:  # matplotlib is the optional 'plot' extra
-        plots_ok = False
-        print(f"no plots: {exc}")
+    if info.is_main:
+        try:
+            plot_learning_curves(trainer.history, out / "learning_curves.png", title=label)
+            files["learning_curves"] = "learning_curves.png"
+        except ImportError as exc:  # matplotlib is the optional 'plot' extra
+            plots_ok = False
+            print(f"no plots: {exc}")
+    plots_ok = distributed.broadcast_object(plots_ok, info)  # every rank keeps predictions, or none
     for name, dataset in test_sets.items():
-        acc = trainer.evaluate(dataset, model=best, keep_predictions=plots_ok)
+        acc = trainer.evaluate(dataset, model=best, keep_predictions=plots_ok)  # sharded, all-reduced
         tests[name] = acc.compute()
-        if plots_ok:
+        if plots_ok and info.is_main:
             png = f"parity_{name}.png"
             plot_parity(acc.concatenated(), out / png, title=f"{label} — {name}", metrics=tests[name])
             files[f"parity_{name}"] = png
@@ -343,6 +373,7 @@ def run_experiment(
         "paper": next(iter(paper.values()), {}) if single else dict(paper),
         "wall_time_s": time.monotonic() - started,
         "device": describe_device(config.device),
+        "distributed": info.as_record(),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
@@ -356,6 +387,8 @@ def run_experiment(
         pass
     if extra:
         results.update(extra)
+    if not info.is_main:
+        return results
     write_json(results, out / "results.json")
 
     for name, metrics in tests.items():

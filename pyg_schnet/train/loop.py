@@ -18,6 +18,8 @@
   loss, the weights or the validation loss stop being finite; nothing is written for that epoch, so
   ``checkpoint.pt`` and ``model.pt`` stay those of the last good epoch.
 * Temporary files that killed writers left in the output folder are removed when training starts.
+* Under ``torchrun`` the same loop runs data-parallel (DDP) and takes the same optimizer steps as one
+  process; rank 0 alone writes files (:mod:`pyg_schnet.train.distributed`).
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ from .checkpoint import (
     seed_everything,
     set_rng_state,
 )
+from . import distributed
 from .loss import energy_force_loss
 from .metrics import ErrorAccumulator, evaluate
 from ..data.auto import measure_batching
@@ -67,7 +70,7 @@ LOG_COLUMNS = (
 #: :class:`TrainConfig` fields a checkpoint fixes for the whole run: they shape the optimisation
 #: (loss, optimizer, schedule, batches, averaging, random streams), so a resume that changes one is
 #: refused rather than silently ignored or applied mid-run.
-RESUME_FIXED = ("rho", "lr", "lr_decay", "lr_decay_steps", "batch_size", "ema_decay", "seed", "batching")
+RESUME_FIXED = ("rho", "energy_weight", "lr", "lr_decay", "lr_decay_steps", "batch_size", "ema_decay", "seed", "batching")
 #: :class:`TrainConfig` fields a resume may change: caps and stopping rules (``max_epochs``,
 #: ``max_minutes``, ``patience``), and how the same computation is run or shown (``eval_batch_size``
 #: only groups the validation molecules, ``device``, ``progress``).
@@ -85,10 +88,13 @@ class TrainConfig:
 
     Attributes:
         rho: force weight of Eq. 5 (Angstrom^2); 0 trains on energies only (forces not computed).
+        energy_weight: weight of the energy term of Eq. 5 (1 in the paper); 0 with ``rho > 0`` trains
+            on forces only.
         lr: initial Adam learning rate.
         lr_decay: factor the learning rate is multiplied by every ``lr_decay_steps`` steps (smoothly).
         lr_decay_steps: optimizer steps per ``lr_decay``.
-        batch_size: molecules per training mini-batch.
+        batch_size: molecules per training mini-batch (the global batch, split over the processes of
+            a data-parallel run).
         eval_batch_size: molecules per validation / test mini-batch.
         ema_decay: decay of the exponential moving average of the weights, per step.
         patience: stop after this many epochs without a lower validation loss; ``None`` never stops early.
@@ -103,6 +109,7 @@ class TrainConfig:
     """
 
     rho: float = 100.0
+    energy_weight: float = 1.0
     lr: float = 1e-3
     lr_decay: float = 0.96
     lr_decay_steps: int = 100_000
@@ -121,6 +128,9 @@ class TrainConfig:
         """Validate every field (before anything is written): :class:`ValueError` names the field."""
         owner = "TrainConfig"
         check_finite(owner, "rho", self.rho, low=0.0)
+        check_finite(owner, "energy_weight", self.energy_weight, low=0.0)
+        if self.energy_weight == 0 and self.rho == 0:
+            raise ValueError(f"{owner}: energy_weight = 0 and rho = 0 leave no loss to train on")
         check_finite(owner, "lr", self.lr, low=0.0, low_open=True)
         check_finite(owner, "lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
         check_positive_int(owner, "lr_decay_steps", self.lr_decay_steps)
@@ -185,6 +195,10 @@ class Trainer:
     Files written to ``out_dir``: ``checkpoint.pt`` (every epoch), ``log.csv`` (every epoch) and
     ``model.pt`` (the EMA weights of the best validation epoch, whenever it improves).
 
+    When a process group is initialised with more than one process (``torchrun``, see
+    :func:`pyg_schnet.train.distributed.init_from_env`), the trainer runs data-parallel: every rank
+    builds the same trainer, training batches and validation are sharded, rank 0 alone writes.
+
     The model's energy standardisation (:mod:`pyg_schnet.train.standardize`) must be set before.
 
     Args:
@@ -221,18 +235,32 @@ class Trainer:
         if self.train_forces and not has_forces(train_dataset):
             raise ValueError(f"rho = {self.config.rho} needs forces, but the training examples have no 'force'")
         self.eval_forces = has_forces(val_dataset)
+        #: this process's place in a data-parallel run (one process without ``torchrun``)
+        self.dist = distributed.current()
 
         self.generator = torch.Generator()
         self.generator.manual_seed(self.config.seed)
-        self.train_loader = DataLoader(
-            train_dataset, batch_size=self.config.batch_size, shuffle=True, generator=self.generator
+        if self.dist.enabled:
+            self.train_loader = distributed.ShardedBatches(
+                train_dataset, self.config.batch_size, self.generator, self.dist
+            )
+        else:
+            self.train_loader = DataLoader(
+                train_dataset, batch_size=self.config.batch_size, shuffle=True, generator=self.generator
+            )
+        self.val_loader = DataLoader(
+            distributed.shard(val_dataset, self.dist), batch_size=self.config.eval_batch_size, shuffle=False
         )
-        self.val_loader = DataLoader(val_dataset, batch_size=self.config.eval_batch_size, shuffle=False)
         #: the batching mode in use; ``'auto'`` is resolved when :meth:`fit` starts
         self.batching: str = self.config.batching
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
         self.scheduler = paper_lr_schedule(self.optimizer, self.config.lr_decay, self.config.lr_decay_steps)
         self.ema = exponential_moving_average(self.model, self.config.ema_decay)
+        #: DDP around the loss of the model in data-parallel runs (else ``None``)
+        self.ddp = (
+            distributed.wrap_model(self.model, self.dist, self.config.rho, self.config.energy_weight)
+            if self.dist.enabled else None
+        )
 
         self.step = 0
         self.epoch = 0
@@ -343,29 +371,37 @@ class Trainer:
         return model.eval()
 
     def evaluate(self, dataset, model: Optional[nn.Module] = None, keep_predictions: bool = False) -> ErrorAccumulator:
-        """Errors of ``model`` (default: :meth:`best_model`) on ``dataset``; forces when it has them."""
+        """Errors of ``model`` (default: :meth:`best_model`) on ``dataset``; forces when it has them.
+
+        In a data-parallel run this is a collective: every rank must call it (each evaluates its
+        shard; the sums are all-reduced, predictions gathered on rank 0)."""
         model = model if model is not None else self.best_model()
-        loader = DataLoader(dataset, batch_size=self.config.eval_batch_size, shuffle=False)
-        return evaluate(
+        loader = DataLoader(distributed.shard(dataset, self.dist), batch_size=self.config.eval_batch_size, shuffle=False)
+        acc = evaluate(
             model, loader, with_forces=has_forces(dataset), rho=self.config.rho, device=self.device,
-            batching=self.batching, keep_predictions=keep_predictions,
+            batching=self.batching, keep_predictions=keep_predictions, energy_weight=self.config.energy_weight,
         )
+        return distributed.reduce_errors(acc, self.dist)
 
     # -------------------------------------------------------------------------------- training
     def _train_step(self, batch) -> tuple:
-        batch = batch.to(self.device)
-        energy, forces = predict(self.model, batch, with_forces=self.train_forces, batching=self.batching)
-        loss = energy_force_loss(
-            energy, batch.energy, batch.batch, self.config.rho, forces,
-            batch.force if self.train_forces else None,
-        )
+        if self.ddp is not None:  # batch is this rank's LocalBatch; None below when its slice is empty
+            batch, loss, energy, forces = distributed.shard_loss(self.ddp, batch, self.dist, self.device, self.batching)
+        else:
+            batch = batch.to(self.device)
+            energy, forces = predict(self.model, batch, with_forces=self.train_forces, batching=self.batching)
+            loss = energy_force_loss(
+                energy, batch.energy, batch.batch, self.config.rho, forces,
+                batch.force if self.train_forces else None, self.config.energy_weight,
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
         self.ema.update_parameters(self.model)
         self.step += 1
-        return batch, energy.detach(), None if forces is None else forces.detach(), loss.detach()
+        return (batch, None if energy is None else energy.detach(), None if forces is None else forces.detach(),
+                loss.detach())
 
     def _time_left_s(self, run_start: float) -> float:
         if self.config.max_minutes is None:
@@ -374,31 +410,36 @@ class Trainer:
 
     def _train_epoch(self, run_start: float) -> tuple:
         self.model.train()
-        acc = ErrorAccumulator(rho=self.config.rho)
+        acc = ErrorAccumulator(rho=self.config.rho, energy_weight=self.config.energy_weight)
         cut_short = False
         bar = tqdm(
             self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False, dynamic_ncols=True,
-            disable=None if self.config.progress else True, mininterval=0.5,
+            disable=None if self.config.progress and self.dist.is_main else True, mininterval=0.5,
         )
         for i, batch in enumerate(bar):
             batch, energy, forces, loss = self._train_step(batch)
-            acc.update(energy, batch.energy, batch.batch, forces, batch.force if forces is not None else None)
+            if batch is not None:  # None: this rank's slice of the global batch was empty
+                acc.update(energy, batch.energy, batch.batch, forces, batch.force if forces is not None else None)
+            # data-parallel: the loss of the whole global batch (all-reduced), so all ranks stop together
+            loss = distributed.global_batch_loss(loss, self.dist)
             # the accumulator has just synchronised with the device, so this costs no extra wait
             if not bool(torch.isfinite(loss)):
                 bar.close()
                 raise self._non_finite(f"the training loss is {float(loss)} (mini-batch {i + 1} of the epoch)",
                                        self.train_dataset, "training")
-            if i % 10 == 0:
+            if i % 10 == 0 and acc.num_molecules > 0 and not bar.disable:
                 m = acc.compute()
                 postfix = {"loss": f"{m['loss']:.4g}", "E_mae": f"{m['energy_mae']:.3g}"}
                 if math.isfinite(m["force_mae"]):
                     postfix["F_mae"] = f"{m['force_mae']:.3g}"
                 bar.set_postfix(postfix)
-            if self._time_left_s(run_start) <= 0:
+            if self.config.max_minutes is not None and distributed.broadcast_flag(
+                self._time_left_s(run_start) <= 0, self.dist
+            ):
                 cut_short = True
                 break
         bar.close()
-        return acc.compute(), cut_short
+        return distributed.reduce_errors(acc, self.dist).compute(), cut_short
 
     @staticmethod
     def _log_row(row: Dict[str, Any]) -> Dict[str, Any]:
@@ -462,26 +503,33 @@ class Trainer:
             return
         sample = DataLoader(self.train_loader.dataset, batch_size=self.config.batch_size, shuffle=False)
         timings = measure_batching(self.model, sample, with_forces=self.train_forces)
+        timings = distributed.broadcast_object(timings, self.dist)  # every rank takes rank 0's choice
         self.batching = min(BATCHING_MODES, key=lambda mode: timings[mode])
-        print(
-            "batching auto: " + ", ".join(f"{m} {timings[m] * 1e3:.2f} ms/molecule" for m in BATCHING_MODES)
-            + f" -> using {self.batching}"
-        )
+        if self.dist.is_main:
+            print(
+                "batching auto: " + ", ".join(f"{m} {timings[m] * 1e3:.2f} ms/molecule" for m in BATCHING_MODES)
+                + f" -> using {self.batching}"
+            )
 
     def fit(self, resume: bool = False) -> FitResult:
         """Trains until early stopping or a cap; with ``resume`` first loads ``checkpoint.pt``
-        (a fresh run when it does not exist yet)."""
+        (a fresh run when it does not exist yet).
+
+        In a data-parallel run every rank calls this; rank 0 alone writes, every rank reads the
+        checkpoint (``out_dir`` must be on a file system all ranks see) and all stop together."""
+        main = self.dist.is_main
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in remove_stale_temporaries(self.out_dir):
-            print(f"removed {stale}, a temporary file a killed run left behind")
-        resuming = resume and self.checkpoint_path.exists()
+        if main:  # rank 0 alone writes here, so it alone clears what killed writers left
+            for stale in remove_stale_temporaries(self.out_dir):
+                print(f"removed {stale}, a temporary file a killed run left behind")
+        resuming = distributed.broadcast_object(resume and self.checkpoint_path.exists(), self.dist)
         resumed_from_epoch: Optional[int] = None
         if resuming:
             self.load_checkpoint()
             resumed_from_epoch = self.epoch
         self._resolve_batching()
         if resuming:
-            if self.config.progress:
+            if self.config.progress and main:
                 print(f"resumed from {self.checkpoint_path} at epoch {self.epoch}, step {self.step}")
         else:
             seed_everything(self.config.seed)
@@ -489,16 +537,17 @@ class Trainer:
         run_start = time.monotonic()
         last_epoch_s: Optional[float] = self.history[-1]["epoch_s"] if self.history else None
         while True:
-            self.stopped = self._stop_reason(run_start, last_epoch_s)
+            # rank 0 decides (its clock), so every rank stops in the same epoch
+            self.stopped = distributed.broadcast_object(self._stop_reason(run_start, last_epoch_s), self.dist)
             if self.stopped:
                 break
             epoch_start = time.monotonic()
             train, cut_short = self._train_epoch(run_start)
             self._check_weights()
-            val = evaluate(
+            val = distributed.reduce_errors(evaluate(
                 self.ema.module, self.val_loader, with_forces=self.eval_forces, rho=self.config.rho,
-                device=self.device, batching=self.batching,
-            ).compute()
+                device=self.device, batching=self.batching, energy_weight=self.config.energy_weight,
+            ), self.dist).compute()
             if not math.isfinite(val["loss"]):
                 raise self._non_finite(
                     f"the validation loss is {val['loss']} with finite weights (energy MAE {val['energy_mae']})",
@@ -526,13 +575,14 @@ class Trainer:
                 "val_force_mae": val["force_mae"], "val_force_rmse": val["force_rmse"],
                 "best_val_loss": self.best_val_loss, "epoch_s": last_epoch_s, "elapsed_s": self.elapsed_s,
             })
-            if improved:
+            if improved and main:
                 save_model(self.best_model(), self.model_path)
             if cut_short:
                 self.stopped = "max_minutes"
-            self.save_checkpoint()
-            self._write_log()
-            if self.config.progress:
+            if main:
+                self.save_checkpoint()
+                self._write_log()
+            if self.config.progress and main:
                 tqdm.write(
                     f"epoch {self.epoch:5d} step {self.step:8d} lr {self.history[-1]['lr']:.3e} "
                     f"train loss {train['loss']:.4g} | val E_mae {val['energy_mae']:.4f} "
@@ -543,9 +593,10 @@ class Trainer:
                 )
             if cut_short:
                 break
-        if self.best_state is not None and not self.model_path.exists():
-            save_model(self.best_model(), self.model_path)
-        self.save_checkpoint()
+        if main:
+            if self.best_state is not None and not self.model_path.exists():
+                save_model(self.best_model(), self.model_path)
+            self.save_checkpoint()
         return FitResult(
             best_val_loss=self.best_val_loss, best_epoch=self.best_epoch, epochs=self.epoch,
             steps=self.step, elapsed_s=self.elapsed_s, stopped=self.stopped, best_val=dict(self.best_val),

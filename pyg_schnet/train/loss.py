@@ -14,16 +14,19 @@ def per_molecule_loss(
     rho: float = 0.0,
     force_pred: Optional[Tensor] = None,
     force_true: Optional[Tensor] = None,
+    energy_weight: float = 1.0,
 ) -> Tensor:
     r"""Eq. 5 of the paper for every molecule of a batch, in float64:
 
     .. math::
-        \ell_m = \left(E_m - \hat{E}_m\right)^2
+        \ell_m = w_E \left(E_m - \hat{E}_m\right)^2
             + \frac{\rho}{n_m} \sum_{i \in m} \left\lVert \mathbf{F}_i - \hat{\mathbf{F}}_i \right\rVert^2,
         \qquad \hat{\mathbf{F}}_i = -\frac{\partial \hat{E}_m}{\partial \mathbf{r}_i}.
 
     Energies are compared in float64 (reference energies such as -97,196 kcal/mol lose about
     0.004 kcal/mol in float32), so the prediction is cast with ``.double()``; forces likewise.
+    The energy weight :math:`w_E` is 1 in the paper; ``energy_weight=0`` with ``rho > 0`` trains on
+    forces only (parameters that do not move the forces, such as the last bias, then get no gradient).
     Units are those of the targets (kcal/mol and kcal/mol/Angstrom in our benchmarks), so the loss
     is in (kcal/mol)^2 and ``rho`` in Angstrom^2. The paper uses ``rho = 0`` (energy only) and
     ``rho = 100`` (energy and forces).
@@ -35,12 +38,15 @@ def per_molecule_loss(
         rho: weight of the force term; ``0`` ignores forces (they may then be ``None``).
         force_pred: predicted forces ``[N, 3]``; required when ``rho > 0``.
         force_true: reference forces ``[N, 3]``; required when ``rho > 0``.
+        energy_weight: :math:`w_E \ge 0`, the weight of the energy term (1: Eq. 5 as published).
 
     Returns:
         ``[G]`` float64 loss of each molecule.
     """
     if rho < 0:
         raise ValueError(f"rho must be >= 0, got {rho}")
+    if energy_weight < 0:
+        raise ValueError(f"energy_weight must be >= 0, got {energy_weight}")
     energy_pred = energy_pred.reshape(-1).double()
     energy_true = energy_true.reshape(-1).double()
     if energy_pred.shape != energy_true.shape:
@@ -48,6 +54,8 @@ def per_molecule_loss(
             f"energy prediction has {energy_pred.numel()} molecules but the target has {energy_true.numel()}"
         )
     loss = (energy_true - energy_pred).square()
+    if energy_weight != 1.0:
+        loss = energy_weight * loss
     if rho == 0:
         return loss
     if force_pred is None or force_true is None:
@@ -72,6 +80,7 @@ def energy_force_loss(
     rho: float = 0.0,
     force_pred: Optional[Tensor] = None,
     force_true: Optional[Tensor] = None,
+    energy_weight: float = 1.0,
 ) -> Tensor:
     """Eq. 5 averaged over the molecules of the batch (a float64 scalar); see :func:`per_molecule_loss`."""
-    return per_molecule_loss(energy_pred, energy_true, batch, rho, force_pred, force_true).mean()
+    return per_molecule_loss(energy_pred, energy_true, batch, rho, force_pred, force_true, energy_weight).mean()

@@ -22,10 +22,18 @@ class ErrorAccumulator:
 
     Call :meth:`update` once per batch and :meth:`compute` at the end. With ``keep_predictions``
     the (detached, CPU, float64) predictions and targets are kept for parity plots.
+    ``energy_weight`` weighs the energy term of the accumulated loss (:func:`per_molecule_loss`).
+
+    Accumulators of disjoint shards of a data set combine exactly by adding their :meth:`totals`
+    (what :mod:`pyg_schnet.train.distributed` all-reduces across processes).
     """
 
-    def __init__(self, rho: float = 0.0, keep_predictions: bool = False) -> None:
+    #: names of the running sums, in the order of :meth:`totals`
+    TOTALS = ("num_molecules", "num_components", "energy_abs", "energy_sq", "force_abs", "force_sq", "loss")
+
+    def __init__(self, rho: float = 0.0, keep_predictions: bool = False, energy_weight: float = 1.0) -> None:
         self.rho = float(rho)
+        self.energy_weight = float(energy_weight)
         self.keep_predictions = keep_predictions
         self.num_molecules = 0
         self.num_components = 0
@@ -63,7 +71,7 @@ class ErrorAccumulator:
             self._force_sq += float(fdiff.square().sum())
         rho = self.rho if with_forces else 0.0
         self._loss += float(
-            per_molecule_loss(energy_pred, energy_true, batch, rho, force_pred, force_true).sum()
+            per_molecule_loss(energy_pred, energy_true, batch, rho, force_pred, force_true, self.energy_weight).sum()
         )
         if self.keep_predictions:
             self.predictions["energy_pred"].append(energy_pred.cpu())
@@ -71,6 +79,23 @@ class ErrorAccumulator:
             if with_forces:
                 self.predictions["force_pred"].append(force_pred.cpu())
                 self.predictions["force_true"].append(force_true.cpu())
+
+    def totals(self) -> Tensor:
+        """The running sums as a float64 vector in the order of :data:`TOTALS` (counts are exact in
+        float64 up to 2^53)."""
+        return torch.tensor(
+            [self.num_molecules, self.num_components, self._energy_abs, self._energy_sq, self._force_abs,
+             self._force_sq, self._loss],
+            dtype=torch.float64,
+        )
+
+    def set_totals(self, totals: Tensor) -> None:
+        """Replaces the running sums by ``totals`` (a vector as returned by :meth:`totals`)."""
+        values = [float(v) for v in totals.detach().cpu().reshape(-1)]
+        if len(values) != len(self.TOTALS):
+            raise ValueError(f"expected {len(self.TOTALS)} totals {self.TOTALS}, got {len(values)}")
+        self.num_molecules, self.num_components = int(values[0]), int(values[1])
+        self._energy_abs, self._energy_sq, self._force_abs, self._force_sq, self._loss = values[2:]
 
     def compute(self) -> Dict[str, float]:
         """``energy_mae``, ``energy_rmse``, ``force_mae``, ``force_rmse`` (NaN without forces),
@@ -100,6 +125,7 @@ def evaluate(
     device: torch.device | str = "cpu",
     batching: str = "sparse",
     keep_predictions: bool = False,
+    energy_weight: float = 1.0,
 ) -> ErrorAccumulator:
     """Runs ``model`` (switched to eval mode) over ``loader`` and accumulates its errors.
 
@@ -110,7 +136,7 @@ def evaluate(
         the filled :class:`ErrorAccumulator`; call ``.compute()`` for the numbers.
     """
     model.eval()
-    acc = ErrorAccumulator(rho=rho, keep_predictions=keep_predictions)
+    acc = ErrorAccumulator(rho=rho, keep_predictions=keep_predictions, energy_weight=energy_weight)
     for batch in loader:
         batch = batch.to(device)
         if with_forces:

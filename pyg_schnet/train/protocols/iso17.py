@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from ..cli import add_common_arguments, check_arguments, file_record, run_experiment
+from .. import distributed
+from ..cli import add_common_arguments, check_arguments, file_record, run_experiment, setup_distributed
 from ..paper_values import iso17_row
 
 TEST_SPLITS = ("test_within", "test_other")
@@ -49,7 +50,10 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     check_arguments(args, args.rho)  # before the data folder and the output folder are written
     root = args.root if args.root is not None else Path("runs/data/iso17")
     to_kcal = ScaleUnits(ISO17.EV_TO_KCAL_PER_MOL)
-    reference = ISO17(root, "reference", transform=to_kcal)
+    with distributed.main_process_first(setup_distributed(args)):  # under torchrun rank 0 processes first
+        reference = ISO17(root, "reference", transform=to_kcal)
+        for name in TEST_SPLITS:
+            ISO17(root, name, transform=to_kcal)
     train_idx, val_idx = reference.train_val_indices(seed=args.seed, n_val=args.n_val)
     train_idx = _seeded_subset(train_idx, args.n_train, args.seed, "--n-train")
     tests = {}
@@ -78,6 +82,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     )
 
 
+@distributed.record
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Entry point of ``benchmarks/iso17.py``."""
     return run(build_parser(prog="benchmarks/iso17.py").parse_args(argv))

@@ -17,7 +17,8 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..cli import add_common_arguments, check_arguments, file_record, raw_file_link, run_experiment
+from .. import distributed
+from ..cli import add_common_arguments, check_arguments, file_record, raw_file_link, run_experiment, setup_distributed
 from ..paper_values import md17_row
 
 #: Data set root when ``--root`` is not given.
@@ -102,10 +103,12 @@ def run(args: argparse.Namespace, *, benchmark: str = "md17", label_prefix: str 
     check_arguments(args, args.rho)  # before the link, the data folder and the output folder
     root = args.root if args.root is not None else Path(DEFAULT_ROOT)
     name = raw_file_name(args.molecule)
-    with raw_file_link(args.raw_file, root, name):  # a link to a file that cannot be opened is removed
+    info = setup_distributed(args)
+    # under torchrun rank 0 links and processes first; a link to a file that cannot be opened is removed
+    with distributed.main_process_first(info), raw_file_link(args.raw_file, root, name):
         dataset = MD17(root, args.molecule)
     n_train, n_val, n_test, note = md17_split_sizes(len(dataset), args.n_train, args.n_val, args.n_test)
-    if note:
+    if note and info.is_main:
         print(f"note: {note}")
     split = random_split(len(dataset), n_train, n_val=n_val, seed=args.seed, n_test=n_test)
     paper = md17_row(dataset.molecule, n_train, args.rho) if not dataset.revised else {}
@@ -127,6 +130,7 @@ def run(args: argparse.Namespace, *, benchmark: str = "md17", label_prefix: str 
     )
 
 
+@distributed.record
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Entry point of ``benchmarks/md17.py``."""
     return run(build_parser(prog="benchmarks/md17.py").parse_args(argv))

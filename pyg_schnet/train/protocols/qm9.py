@@ -14,7 +14,8 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..cli import add_common_arguments, check_arguments, file_record, run_experiment
+from .. import distributed
+from ..cli import add_common_arguments, check_arguments, file_record, run_experiment, setup_distributed
 from ..paper_values import qm9_row
 
 
@@ -34,7 +35,8 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     check_arguments(args, 0.0)  # before the data folder and the output folder are written
     root = args.root if args.root is not None else Path("runs/data/qm9")
     to_kcal = QM9.HARTREE_TO_KCAL_PER_MOL
-    dataset = QM9(root, transform=ScaleUnits(to_kcal, target="U0"))
+    with distributed.main_process_first(setup_distributed(args)):  # under torchrun rank 0 processes first
+        dataset = QM9(root, transform=ScaleUnits(to_kcal, target="U0"))
     split = random_split(len(dataset), args.n_train, n_val=args.n_val, seed=args.seed, n_test=args.n_test)
     atomref = QM9.atomref("U0", root) * to_kcal
     source = {
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     )
 
 
+@distributed.record
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Entry point of ``benchmarks/qm9.py``."""
     return run(build_parser(prog="benchmarks/qm9.py").parse_args(argv))
