@@ -1,5 +1,6 @@
 """Models built from the SchNet blocks."""
+from .inference import MDEvaluator
 from .representation import SchNetRepresentation
 from .schnet import PAPER_CONFIG, SchNet
 
-__all__ = ["PAPER_CONFIG", "SchNet", "SchNetRepresentation"]
+__all__ = ["MDEvaluator", "PAPER_CONFIG", "SchNet", "SchNetRepresentation"]
