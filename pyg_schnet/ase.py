@@ -35,9 +35,13 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 from torch import nn
 
+from .models.inference import MDEvaluator
 from .units import resolve_units, unit_value
 
 ModelLike = Union[nn.Module, str, "os.PathLike[str]"]
+
+#: Ways of computing a molecule's energy and forces (``SchNetCalculator(method=...)``).
+_METHODS = ("exact", "tabulated", "autograd")
 
 #: Changes after which the cached atomic numbers, cell and pbc tensors are rebuilt.
 _TOPOLOGY_CHANGES = frozenset({"numbers", "cell", "pbc"})
@@ -54,6 +58,12 @@ class SchNetCalculator(Calculator):
             (a name of :mod:`ase.units`: ``"kcal/mol"``, ``"kJ/mol"``, ``"eV"``, ``"Hartree"``).
         device: torch device of the computation (``None``: CUDA when available, else the CPU).
         dtype: ``torch.float64`` (default; energy conservation in MD) or ``torch.float32`` (speed).
+        method: how energy and forces of a molecule (no periodic axis) are computed:
+            ``"exact"`` (default) with :class:`~pyg_schnet.models.MDEvaluator`, the model's numbers to
+            rounding without autograd's overhead; ``"tabulated"`` with spline-tabulated filters (an
+            approximation with a stated error bound, see ``docs/architecture.md``); ``"autograd"``
+            with :meth:`SchNet.energy_and_forces`. Periodic systems, and models whose filter modules
+            were replaced, always use the model's own autograd path.
         **kwargs: passed to :class:`ase.calculators.calculator.Calculator` (e.g. ``label``).
 
     Stress is computed only when asked for, and only for periodic atoms (any ``atoms.pbc``); asking a
@@ -70,6 +80,7 @@ class SchNetCalculator(Calculator):
         energy_unit: Optional[str] = None,
         device: Optional[Union[str, torch.device]] = None,
         dtype: torch.dtype = torch.float64,
+        method: str = "exact",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,6 +89,9 @@ class SchNetCalculator(Calculator):
 
         if dtype not in (torch.float64, torch.float32):
             raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+        self.method = method
         if isinstance(model, (str, os.PathLike)):
             model = load_model(model)
         elif not isinstance(model, nn.Module):
@@ -97,6 +111,7 @@ class SchNetCalculator(Calculator):
         self._cell: Optional[torch.Tensor] = None
         self._pbc: Optional[torch.Tensor] = None
         self._periodic = False
+        self._evaluator: Optional[MDEvaluator] = None
 
     def check_state(self, atoms: Atoms, tol: float = 1e-15) -> list:
         """What changed since the last calculation: ``positions``, ``numbers``, ``cell``, ``pbc``.
@@ -130,6 +145,12 @@ class SchNetCalculator(Calculator):
             self._pbc = torch.as_tensor(np.asarray(atoms.pbc, dtype=bool), device=self.device).unsqueeze(0)
         else:
             self._cell = self._pbc = None
+        self._evaluator = None
+        if not self._periodic and self.method != "autograd":
+            try:
+                self._evaluator = MDEvaluator(self.model, self._z, mode=self.method, dtype=self.dtype)
+            except (TypeError, ValueError):  # a model with replaced filter modules: the autograd path
+                self._evaluator = None
 
     def calculate(
         self,
@@ -152,7 +173,9 @@ class SchNetCalculator(Calculator):
         pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
         model = self.model
         stress = None
-        if not self._periodic:
+        if self._evaluator is not None:
+            energy, forces = self._evaluator(pos)
+        elif not self._periodic:
             energy, forces = model.energy_and_forces(self._z, pos)
         elif want_stress:
             energy, forces, stress = model.energy_forces_stress(self._z, pos, None, self._cell, self._pbc)

@@ -240,3 +240,23 @@ def test_readme_calculator_example_runs(tmp_path, monkeypatch):
                                                 * KCAL_MOL_IN_EV, rel=1e-12)
     assert namespace["forces"].shape == (9, 3)
     assert not np.allclose(namespace["atoms"].positions, molecule("CH3CH2OH").positions)  # it moved
+
+
+@pytest.mark.parametrize("cutoff", [None, 4.0])
+def test_methods_of_a_molecule_agree(cutoff):
+    """The default MDEvaluator path equals the model's autograd path to rounding (float64); the
+    tabulated filters stay within 1e-6 eV and eV/A on a small molecule; a bad method is refused."""
+    model = small_model(cutoff)
+    atoms = distorted_ethanol()
+    results = {}
+    for method in ("exact", "autograd", "tabulated"):
+        atoms.calc = SchNetCalculator(model, method=method)
+        results[method] = (atoms.get_potential_energy(), atoms.get_forces())
+        assert (atoms.calc._evaluator is None) == (method == "autograd")
+    e_ref, f_ref = results["autograd"]
+    assert results["exact"][0] == pytest.approx(e_ref, rel=1e-12, abs=1e-10)
+    np.testing.assert_allclose(results["exact"][1], f_ref, rtol=0, atol=1e-10)
+    assert results["tabulated"][0] == pytest.approx(e_ref, abs=1e-6)
+    np.testing.assert_allclose(results["tabulated"][1], f_ref, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="method must be one of"):
+        SchNetCalculator(model, method="fast")
