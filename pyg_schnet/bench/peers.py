@@ -47,6 +47,8 @@ class PeerCase:
     mode: str  # 'train_forces', 'train_energy' or 'md_call'
     batch_size: int
     title: str
+    #: ``SchNetCalculator(method=...)`` of our MD call (``'exact'`` or ``'tabulated'``)
+    method: str = "exact"
 
 
 CASES: Tuple[PeerCase, ...] = (
@@ -55,6 +57,8 @@ CASES: Tuple[PeerCase, ...] = (
     PeerCase("iso17_forces", "iso17", "train_forces", 32, "ISO17 (19 atoms), E+F training"),
     PeerCase("qm9_energy", "qm9", "train_energy", 32, "QM9-sized (3-29 atoms), energy training"),
     PeerCase("md_call", "ethanol", "md_call", 1, "one ethanol, E+F eval (MD call)"),
+    PeerCase("md_call_tabulated", "ethanol", "md_call", 1, "one ethanol, E+F eval (MD call; ours: tabulated filters)",
+             method="tabulated"),
 )
 CASE_NAMES = tuple(c.name for c in CASES)
 
@@ -97,10 +101,10 @@ def md_frames(count: int = 64, seed: int = 0) -> FrameCycle:
 
 
 def md_steps(
-    runners: Dict[str, Runner], device: torch.device, seed: int = 0
+    runners: Dict[str, Runner], device: torch.device, seed: int = 0, method: str = "exact"
 ) -> Tuple[Dict[str, Callable[[], Any]], Dict[str, str]]:
     """One MD call per implementation (see the module docstring) and a note per implementation on
-    how it was called."""
+    how it was called; ours through ``SchNetCalculator(method=method)``."""
     import ase
 
     steps: Dict[str, Callable[[], Any]] = {}
@@ -111,7 +115,7 @@ def md_steps(
             calc_cls, why = calculator_class()
             if calc_cls is not None:
                 runner.model.eval()
-                calc = calc_cls(runner.model, device=device, dtype=torch.float32)
+                calc = calc_cls(runner.model, device=device, dtype=torch.float32, method=method)
                 atoms = ase.Atoms(numbers=cycle.z, positions=cycle.frames[0])
                 atoms.calc = calc
 
@@ -120,7 +124,8 @@ def md_steps(
                     return atoms.get_potential_energy(), atoms.get_forces()
 
                 steps[name] = step
-                notes[name] = "through pyg_schnet.ase.SchNetCalculator (float32), ASE Atoms in, numpy out"
+                notes[name] = (f"through pyg_schnet.ase.SchNetCalculator (float32, method={method!r}), "
+                               "ASE Atoms in, numpy out")
                 continue
             notes[name] = f"bare model call: pyg_schnet.ase.SchNetCalculator not available ({why})"
         else:
@@ -166,8 +171,8 @@ def run_config(
     rows: List[Dict[str, Any]] = []
     for case in (c for c in CASES if c.name in case_names):
         if case.mode == "md_call":
-            steps, notes = md_steps(runners, device, seed)
-            info["md_call"] = notes
+            steps, notes = md_steps(runners, device, seed, case.method)
+            info["md_call" if case.method == "exact" else f"md_call_{case.method}"] = notes
             count, atoms, source = 1, "9", molecule_cases["ethanol"].description
         else:
             bs = batch_size or case.batch_size
@@ -177,6 +182,7 @@ def run_config(
             atoms = f"{min(sizes)}-{max(sizes)}" if min(sizes) != max(sizes) else str(sizes[0])
             with_forces = case.mode == "train_forces"
             steps = {name: _train_step(r, data, with_forces) for name, r in runners.items()}
+            notes = {}
             count, source = bs, molecule_cases[case.molecules].description
         rounds = (md_repeats or 10 * repeats) if case.mode == "md_call" else repeats
         measured = measure(steps, device, warmup, rounds, items=count)
@@ -189,8 +195,8 @@ def run_config(
                 row.update(measured[impl])
             else:
                 row["skipped"] = unavailable.get(impl, "not run")
-            if case.mode == "md_call" and impl in info.get("md_call", {}):
-                row["how"] = info["md_call"][impl]
+            if case.mode == "md_call" and impl in notes:
+                row["how"] = notes[impl]
             rows.append(row)
         line = ", ".join(
             f"{LABELS[i]} {measured[i]['median_s'] * 1e3:.2f} ms" for i in impls if i in measured
