@@ -106,18 +106,21 @@ def measure(
     repeats: int,
     items: int = 1,
     memory: bool = True,
+    block: int = 1,
 ) -> Dict[str, Dict[str, Any]]:
     """Time several step functions against each other.
 
     Each step gets ``warmup`` untimed calls and (with ``memory``) one call under :class:`PeakMemory`;
     then ``repeats`` timed rounds call every step once each, in turn. ``items`` (molecules per step)
-    turns the median time into a throughput.
+    turns the median time into a throughput. With ``block > 1`` each round calls every step ``block``
+    times in a row (each call timed): steps then run in steady state as in a real loop (an MD run calls
+    one calculator back to back), while alternating blocks still share the machine's drifts.
 
     Returns, per step name: ``times_s``, ``cpu_times_s`` (per call), ``median_s``, ``median_cpu_s``,
     ``peak_memory_mib`` (``None`` without ``memory`` or where not measurable) and ``items_per_s``.
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    if repeats < 1 or warmup < 0 or block < 1:
+        raise ValueError(f"repeats and block must be >= 1 and warmup >= 0, got {repeats}, {block} and {warmup}")
     out: Dict[str, Dict[str, Any]] = {}
     for name, step in steps.items():
         for _ in range(warmup):
@@ -131,11 +134,12 @@ def measure(
     sync(device)
     for _ in range(repeats):
         for name, step in steps.items():
-            start, cpu_start = time.perf_counter(), time.process_time()
-            step()
-            sync(device)
-            out[name]["times_s"].append(time.perf_counter() - start)
-            out[name]["cpu_times_s"].append(time.process_time() - cpu_start)
+            for _ in range(block):
+                start, cpu_start = time.perf_counter(), time.process_time()
+                step()
+                sync(device)
+                out[name]["times_s"].append(time.perf_counter() - start)
+                out[name]["cpu_times_s"].append(time.process_time() - cpu_start)
     for row in out.values():
         row["median_s"] = statistics.median(row["times_s"])
         row["median_cpu_s"] = statistics.median(row["cpu_times_s"])

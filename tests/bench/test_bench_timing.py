@@ -21,6 +21,16 @@ def test_measure_interleaves_the_timed_steps():
         assert row["items_per_s"] == pytest.approx(8 / row["median_s"])
 
 
+def test_measure_in_blocks_times_consecutive_calls_and_alternates_the_blocks():
+    calls = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in ("a", "b")}
+    out = measure(steps, torch.device("cpu"), warmup=0, repeats=2, memory=False, block=3)
+    assert calls == ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3
+    assert all(len(row["times_s"]) == 6 for row in out.values())
+    with pytest.raises(ValueError, match="block"):
+        measure(steps, torch.device("cpu"), warmup=0, repeats=2, block=0)
+
+
 def test_measure_memory_step_is_one_extra_call_and_sees_an_allocation():
     calls = []
     keep = []
