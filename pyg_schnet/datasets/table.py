@@ -152,6 +152,11 @@ class AtomsTable:
     def _molecule_of_atom(self, atom: int) -> int:
         return int(torch.searchsorted(self.atom_offsets, torch.tensor(atom), right=True)) - 1
 
+    def _atom_place(self, atom: int) -> Tuple[str, int]:
+        """``(where(molecule), index of the atom within its molecule)`` for a row of the atom fields."""
+        g = self._molecule_of_atom(atom)
+        return self.where(g), atom - int(self.atom_offsets[g])
+
     # ------------------------------------------------------------------------------------------
     # Checks
     # ------------------------------------------------------------------------------------------
@@ -166,7 +171,6 @@ class AtomsTable:
             RawFileError: naming :attr:`source`, the molecule as the file names it (:meth:`where`), the
                 field and the atom (0-based within the molecule) of the first fault found.
         """
-        offsets = self.atom_offsets
         z = self.atom_fields.get("z")
         if z is not None:
             if z.dtype.is_floating_point or z.dtype == torch.bool or z.dim() != 1:
@@ -176,10 +180,10 @@ class AtomsTable:
             bad = (z < 1) | (z > MAX_ATOMIC_NUMBER)
             if bool(bad.any()):
                 atom = int(bad.nonzero()[0])
-                g = self._molecule_of_atom(atom)
+                where, local = self._atom_place(atom)
                 raise RawFileError(
-                    f"{self.where(g)}: {self._name('z')} holds atomic number {int(z[atom])} at atom "
-                    f"{atom - int(offsets[g])}, outside 1..{MAX_ATOMIC_NUMBER} (the known elements)"
+                    f"{where}: {self._name('z')} holds atomic number {int(z[atom])} at atom "
+                    f"{local}, outside 1..{MAX_ATOMIC_NUMBER} (the known elements)"
                 )
         for key, value in self.atom_fields.items():
             if not value.dtype.is_floating_point:
@@ -187,11 +191,8 @@ class AtomsTable:
             finite = torch.isfinite(value.reshape(value.size(0), -1)).all(dim=1)
             if not bool(finite.all()):
                 atom = int((~finite).nonzero()[0])
-                g = self._molecule_of_atom(atom)
-                raise RawFileError(
-                    f"{self.where(g)}: non-finite {self._name(key)} at atom {atom - int(offsets[g])} "
-                    f"({_values(value[atom])})"
-                )
+                where, local = self._atom_place(atom)
+                raise RawFileError(f"{where}: non-finite {self._name(key)} at atom {local} ({_values(value[atom])})")
         for key, value in self.graph_fields.items():
             if not value.dtype.is_floating_point:
                 continue
@@ -212,9 +213,9 @@ class AtomsTable:
         far = (pos.abs() > MAX_ABS_POSITION).any(dim=-1)
         if bool(far.any()):
             atom = int(far.nonzero()[0])
-            g = self._molecule_of_atom(atom)
+            where, local = self._atom_place(atom)
             raise RawFileError(
-                f"{self.where(g)}: atom {atom - int(offsets[g])} is at {_values(pos[atom])} Angstrom in "
+                f"{where}: atom {local} is at {_values(pos[atom])} Angstrom in "
                 f"{self._name('pos')}, beyond +-{MAX_ABS_POSITION:g} Angstrom (a unit mistake or a corrupt file)"
             )
         pair = self.closest_pair_below(min_distance)
