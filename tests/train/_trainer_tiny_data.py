@@ -13,6 +13,10 @@ from torch_geometric.data import Data
 
 from pyg_schnet import SchNet
 
+#: Flags that make a benchmark script train a tiny SchNet quickly on one thread (script tests).
+TINY_FLAGS = ["--hidden-channels", "16", "--num-filters", "16", "--num-interactions", "1",
+              "--num-gaussians", "50", "--threads", "1", "--no-progress"]
+
 TINY = dict(hidden_channels=16, num_filters=16, num_interactions=1, num_gaussians=50, rbf_stop=6.0, gamma=4.0)
 
 

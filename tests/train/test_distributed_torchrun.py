@@ -1,16 +1,16 @@
 """``torchrun --standalone --nproc-per-node 2 benchmarks/md17.py`` on the real ethanol excerpt (CPU, gloo)."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from _trainer_tiny_data import TINY_FLAGS
 from pyg_schnet.train import load_model
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_FLAGS = ["--hidden-channels", "16", "--num-filters", "16", "--num-interactions", "1",
-              "--num-gaussians", "50", "--threads", "1", "--no-progress"]
 
 
 def test_torchrun_two_processes_run_the_md17_benchmark(shared_data, tmp_path):
@@ -22,7 +22,7 @@ def test_torchrun_two_processes_run_the_md17_benchmark(shared_data, tmp_path):
            str(REPO / "benchmarks" / "md17.py"), "--raw-file", str(npz_path), "--root", str(tmp_path / "data"),
            "--out", str(out), "--n-train", "40", "--n-val", "11", "--n-test", "9", "--batch-size", "8",
            "--max-epochs", "1", "--dist-timeout", "120", *TINY_FLAGS]
-    env = {**__import__("os").environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     # rank 0 alone prints: one summary line, not two

@@ -11,13 +11,12 @@ import pytest
 import torch
 
 from pyg_schnet.demo import DEMO_DATA
+from _trainer_tiny_data import TINY_FLAGS
 from pyg_schnet.train import load_model
 from pyg_schnet.train.paper_values import iso17_row, md17_row, qm9_row
 from pyg_schnet.train.protocols.md17 import md17_split_sizes
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_FLAGS = ["--hidden-channels", "16", "--num-filters", "16", "--num-interactions", "1",
-              "--num-gaussians", "50", "--threads", "1", "--no-progress"]
 
 
 def test_md17_script_two_epochs_writes_complete_results(shared_data, tmp_path):
