@@ -23,10 +23,10 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
+from pyg_schnet import allocator
 from pyg_schnet._atomic import atomic_write_text
 from pyg_schnet.bench import environment, peers, scale
 from pyg_schnet.bench.configs import CONFIGS, SCALE
-from pyg_schnet.bench.timing import PeakMemory
 
 ROOT = Path(__file__).resolve().parents[1]
 GOALS = {"paper": 5.0, "common": 3.0}  # issue 10: speed-up over both peers
@@ -93,8 +93,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
-    if device.type == "cpu":
-        PeakMemory.steady_allocator()
+    if device.type == "cpu":  # every implementation reuses freed pages (see pyg_schnet.allocator)
+        allocator.retain_freed_memory()
     img = (args.docs.parent / "img") if args.docs else args.out
     meta = environment.run_metadata("benchmarks/peers.py", argv, device, args.threads)
     meta["versions"]["schnetpack"] = peers.schnetpack_version()

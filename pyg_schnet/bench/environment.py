@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from .. import _backend
+from .. import _backend, allocator
 
 
 def machine_description(device: torch.device) -> str:
@@ -74,7 +74,8 @@ def today() -> str:
 
 
 def run_metadata(script: str, argv: Optional[Sequence[str]], device: torch.device, threads: int) -> Dict[str, Any]:
-    """Date, command, machine, threads, versions and backend of a benchmark run."""
+    """Date, command, machine, threads, versions, backend and allocator mode
+    (:func:`pyg_schnet.allocator.retain_freed_memory`) of a benchmark run."""
     return dict(
         date=today(),
         command=command_line(script, argv),
@@ -84,4 +85,12 @@ def run_metadata(script: str, argv: Optional[Sequence[str]], device: torch.devic
         threads=threads,
         versions=versions(),
         backend=backend(),
+        freed_memory_retained=allocator.freed_memory_retained(),
     )
+
+
+def allocator_note(meta: Dict[str, Any]) -> str:
+    """How the report's process allocated memory, for its header line."""
+    if meta.get("freed_memory_retained"):
+        return "malloc: freed memory retained for all implementations (`pyg_schnet.allocator.retain_freed_memory`)"
+    return "malloc: the C library's default"

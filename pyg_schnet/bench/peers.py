@@ -33,6 +33,7 @@ import torch
 
 from .._atomic import atomic_write_text
 from ..train.plots import _finish, _pyplot
+from . import environment
 from .adapters import Runner, make_runners
 from .configs import ModelConfig
 from .molecules import Case, build_cases, ethanol_frames, make_batch, make_synthetic_ethanol, md17_ethanol_file
@@ -253,7 +254,7 @@ def markdown(report: Dict[str, Any]) -> str:
         f"torch {meta['versions']['torch']}, torch-geometric {meta['versions']['torch_geometric']}, "
         f"schnetpack {meta['versions'].get('schnetpack') or 'n/a'}; pyg-schnet backend: "
         f"torch-scatter {'yes' if meta['backend']['torch_scatter'] else 'no (plain PyTorch)'}, "
-        f"torch-cluster {'yes' if meta['backend']['torch_cluster'] else 'no (plain PyTorch)'}.  ",
+        f"torch-cluster {'yes' if meta['backend']['torch_cluster'] else 'no (plain PyTorch)'}; " + environment.allocator_note(meta) + ".  ",
         f"Median of {meta['repeats']} interleaved steps ({meta.get('md_repeats') or 10 * meta['repeats']} for the MD "
         f"call, in alternating blocks of {MD_BLOCK} consecutive calls per implementation) after {meta['warmup']} warm-up steps; ratio = peer time / our time (above 1: ours is faster), "
         "from wall-clock time and, in brackets, from the process's CPU time per step (less disturbed when "

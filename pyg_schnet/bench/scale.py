@@ -25,6 +25,7 @@ import torch
 from .._atomic import atomic_write_text
 from ..graph import build_pairs
 from ..train.plots import _finish, _pyplot
+from . import environment
 from .adapters import OursSparse
 from .configs import ModelConfig
 from .molecules import CLUSTER_DENSITY, make_batch, random_cluster
@@ -112,7 +113,7 @@ def markdown(report: Dict[str, Any]) -> str:
         f"Machine: {meta['device']}, {meta['threads']} torch thread(s), float32; date {meta['date']}; "
         f"torch {meta['versions']['torch']}; pyg-schnet backend: torch-scatter "
         f"{'yes' if meta['backend']['torch_scatter'] else 'no'}, torch-cluster "
-        f"{'yes' if meta['backend']['torch_cluster'] else 'no'}.  ",
+        f"{'yes' if meta['backend']['torch_cluster'] else 'no'}; " + environment.allocator_note(meta) + ".  ",
         f"Model: {meta['config']['description']}. Systems: one random C/H/N/O cluster per step, "
         f"{CLUSTER_DENSITY} atoms/A^3, no two atoms closer than 1 A, not periodic. Median of "
         f"{meta['repeats']} steps after {meta['warmup']} warm-up step(s); peak memory of one extra step.",

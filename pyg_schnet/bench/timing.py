@@ -7,17 +7,14 @@ of the process per step (with one thread, time spent waiting for a core counts i
 """
 from __future__ import annotations
 
-import ctypes
 import math
-import re
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
+
 
 Step = Callable[[], Any]
 
@@ -25,73 +22,57 @@ Step = Callable[[], Any]
 class PeakMemory:
     """Peak memory of a block of code above what was in use when it started, in MiB (``.mib``).
 
-    CUDA: ``torch.cuda.max_memory_allocated``. CPU: the process's peak resident set size (Linux
-    ``VmHWM``, reset through ``/proc/self/clear_refs``) minus the resident size at the start, with
-    glibc's mmap threshold lowered to 64 KiB inside the block so that freed tensors go back to the
-    system and the resident size follows the live tensors. ``None`` where neither is available.
+    CUDA: ``torch.cuda.max_memory_allocated``. CPU: the peak of the bytes held by live tensors,
+    from the allocation and free events of PyTorch's CPU allocator (``torch.profiler`` with
+    ``profile_memory=True``, summed in time order). Tensor bytes, not the process's resident size:
+    the C library may keep freed memory for reuse (:mod:`pyg_schnet.allocator`), so the resident
+    size would follow what the allocator holds, not what the step needs. ``None`` where the
+    profiler cannot run (e.g. inside another profiler).
     """
-
-    _libc = None
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.mib: Optional[float] = None
-        self.ok = False
         self.start = 0
-
-    @staticmethod
-    def _status(key: str) -> int:
-        text = Path("/proc/self/status").read_text()
-        match = re.search(rf"^{key}:\s+(\d+) kB", text, re.M)
-        if match is None:
-            raise OSError(f"/proc/self/status has no {key}")
-        return int(match.group(1)) * 1024
-
-    @classmethod
-    def set_mmap_threshold(cls, threshold: int) -> None:
-        """glibc's ``M_MMAP_THRESHOLD`` (and ``M_TRIM_THRESHOLD`` at twice it), then trim the heap."""
-        if cls._libc is None:
-            cls._libc = ctypes.CDLL("libc.so.6")
-        cls._libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
-        cls._libc.mallopt(-1, 2 * threshold)  # M_TRIM_THRESHOLD, as glibc's dynamic setting keeps it
-        cls._libc.malloc_trim(0)
-
-    @classmethod
-    def steady_allocator(cls) -> None:
-        """glibc's steady state (its dynamic mmap threshold tops out at 32 MiB), fixed so that every
-        implementation sees the same allocator whatever ran before it. Linux only; a no-op elsewhere."""
-        if sys.platform.startswith("linux"):
-            try:
-                cls.set_mmap_threshold(32 * 1024 * 1024)
-            except (OSError, AttributeError):
-                pass
+        self._profiler: Optional[torch.profiler.profile] = None
 
     def __enter__(self) -> "PeakMemory":
         if self.device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             self.start = torch.cuda.memory_allocated()
-            self.ok = True
-        elif sys.platform.startswith("linux"):
+        else:
             try:
-                self.set_mmap_threshold(64 * 1024)
-                Path("/proc/self/clear_refs").write_text("5")
-                self.start = self._status("VmRSS")
-                self.ok = True
-            except (OSError, AttributeError):
-                pass
+                self._profiler = torch.profiler.profile(
+                    activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+                )
+                self._profiler.__enter__()
+            except RuntimeError:
+                self._profiler = None
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if not self.ok:
-            return
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated()
-        else:
-            peak = self._status("VmHWM")
-            self.set_mmap_threshold(32 * 1024 * 1024)
-        self.mib = max(peak - self.start, 0) / 2**20
+            self.mib = max(torch.cuda.max_memory_allocated() - self.start, 0) / 2**20
+        elif self._profiler is not None:
+            self._profiler.__exit__(*exc)
+            self.mib = tensor_peak_bytes(self._profiler) / 2**20
+
+
+def tensor_peak_bytes(prof: torch.profiler.profile) -> int:
+    """Largest sum of CPU tensor bytes allocated minus freed at any moment of a profile taken with
+    ``profile_memory=True``: the peak above the bytes live at its start (PyTorch records no event
+    for freeing a tensor allocated before the profile started, so those frees do not lower it)."""
+    events = [
+        e for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
+    ]
+    live = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        live += event.nbytes()
+        peak = max(peak, live)
+    return peak
 
 
 def sync(device: torch.device) -> None:

@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from .. import allocator
+
 DTYPES = ("float64", "float32")
 
 
@@ -137,6 +139,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    allocator.retain_freed_memory()  # large steps reuse freed pages (see pyg_schnet.allocator)
     atoms = load_start(args.start, args.frame)
     calc = SchNetCalculator(args.model, energy_unit=args.energy_unit, device=args.device,
                             dtype=getattr(torch, args.dtype))
