@@ -9,12 +9,14 @@ docs/benchmarks.md, "SchNetPack side environment")::
     PYTHONPATH=. /work/venv-spk/bin/python benchmarks/peers.py --docs docs/benchmarks.md
 
 writes ``peers.json``/``peers.md``/``scale.json``/``scale.md`` to ``--out`` and, with ``--docs``, replaces
-the generated tables of that file (between its ``<!-- bench:peers -->`` and ``<!-- bench:scale -->``
-markers) and draws the plots into ``docs/img``. ``--quick`` is a seconds-long smoke test.
+the generated tables of that file (between its ``<!-- bench:peers -->``, ``<!-- bench:work -->`` and
+``<!-- bench:scale -->`` markers; ``work.json`` holds the matrix-product analysis of
+:mod:`pyg_schnet.bench.work`) and draws the plots into ``docs/img``. ``--quick`` is a seconds-long smoke test.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import time
@@ -25,7 +27,7 @@ import torch
 
 from pyg_schnet import allocator
 from pyg_schnet._atomic import atomic_write_text
-from pyg_schnet.bench import environment, peers, scale
+from pyg_schnet.bench import environment, peers, scale, work
 from pyg_schnet.bench.configs import CONFIGS, SCALE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +48,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--skip-peers", action="store_true", help="only the scale benchmark")
-    p.add_argument("--skip-scale", action="store_true", help="only the side-by-side table")
+    p.add_argument("--skip-scale", action="store_true", help="no scale benchmark")
+    p.add_argument("--skip-work", action="store_true", help="no matrix-product analysis (block bench:work)")
     p.add_argument("--scale-sizes", default=None, help="atoms per system (default 100,300,1000,3000,10000)")
     p.add_argument("--scale-repeats", type=int, default=None, help="timed steps per size (default 3)")
     p.add_argument("--scale-min-atoms", type=int, default=1000, help="also fit slopes over sizes from this many atoms")
@@ -125,6 +128,19 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         )
         blocks["peers"] = peers.write_outputs(report, args.out, img / "peers.png", GOALS)
         outputs["peers"] = report
+
+    if not args.skip_work:
+        print("## matrix-product work per training step", flush=True)
+        repeats = 3 if args.quick else 11
+        rows = work.run_work(
+            {name: CONFIGS[name] for name in args.configs}, args.cases, args.impls, device, args.batch_size,
+            args.seed, warmup=args.warmup, repeats=repeats,
+        )
+        report = dict(meta=dict(meta, warmup=args.warmup, repeats=repeats), results=rows)
+        atomic_write_text(args.out / "work.json", json.dumps(report, indent=1))
+        blocks["work"] = work.markdown(report)
+        print("\n" + blocks["work"])
+        outputs["work"] = report
 
     if not args.skip_scale:
         print(f"## scale: {SCALE.describe()}", flush=True)

@@ -159,7 +159,11 @@ class SchNetCalculator(Calculator):
         system_changes: Sequence[str] = tuple(all_changes),
     ) -> None:
         """Energy and forces (and stress when asked for) of ``atoms`` into ``self.results``."""
-        super().calculate(atoms, properties, system_changes)
+        # ASE's Calculator.calculate copies `atoms` into self.atoms (and checks a working directory this
+        # calculator never writes to); get_property has just made that copy, so it is reused when it
+        # still equals `atoms` in everything the energy depends on
+        if atoms is not None and (self.atoms is None or self.check_state(atoms)):
+            self.atoms = atoms.copy()
         atoms = self.atoms
         if self._z is None or _TOPOLOGY_CHANGES.intersection(system_changes):
             self._set_topology(atoms)

@@ -150,6 +150,22 @@ def test_cached_topology_follows_changed_atoms():
         SchNetCalculator(model).get_potential_energy(water), rel=1e-12)
 
 
+def test_direct_calculate_follows_the_atoms_it_is_given():
+    """calculate() reuses get_property's copy of the atoms only while it equals the atoms given: a
+    direct call with other positions computes and remembers those."""
+    model = small_model()
+    calc = SchNetCalculator(model)
+    first, moved = distorted_ethanol(seed=1), distorted_ethanol(seed=2)
+    calc.get_forces(first)
+    calc.calculate(moved, ["energy", "forces"])
+    energy, forces = model_energy_forces(model, moved)
+    assert calc.results["energy"] == pytest.approx(energy * KCAL_MOL_IN_EV, rel=1e-10)
+    np.testing.assert_allclose(calc.results["forces"], forces * KCAL_MOL_IN_EV, rtol=1e-8, atol=1e-10)
+    np.testing.assert_array_equal(calc.atoms.positions, moved.positions)
+    assert calc.atoms is not moved  # a copy, as ASE's Calculator keeps
+    assert calc.check_state(moved) == []
+
+
 def test_stress_of_a_molecule_is_not_implemented():
     atoms = distorted_ethanol()
     atoms.calc = SchNetCalculator(small_model())
