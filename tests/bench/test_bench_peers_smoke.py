@@ -15,6 +15,7 @@ def test_quick_peers_run_fills_the_docs_blocks(tmp_path):
     docs = tmp_path / "docs" / "bench.md"
     docs.parent.mkdir()
     docs.write_text("# t\n<!-- bench:peers:begin -->\nold\n<!-- bench:peers:end -->\n"
+                    "<!-- bench:work:begin -->\nold\n<!-- bench:work:end -->\n"
                     "<!-- bench:scale:begin -->\nold\n<!-- bench:scale:end -->\nend\n")
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -34,11 +35,15 @@ def test_quick_peers_run_fills_the_docs_blocks(tmp_path):
         assert ("median_s" in spk) == (report["meta"]["versions"]["schnetpack"] is not None)
     assert rows["ethanol_forces", "ours_sparse"]["batch_size"] == 4
     assert {q["case"] for q in report["ratios"]} == {"ethanol_forces", "md_call"}
+    work = json.loads((out / "work.json").read_text())
+    assert {(r["case"], r["impl"]) for r in work["results"]} >= {("ethanol_forces", "ours_sparse"), ("ethanol_forces", "pyg")}
+    assert all(r["gflop"] > 0 and 0 < r["matmul_share"] < 1 for r in work["results"])
     scale = json.loads((out / "scale.json").read_text())
     assert {r["atoms"] for r in scale["results"]} == {8, 16}
     assert set(scale["slopes"]) == {"inference", "md_call", "train_forces"}
     text = docs.read_text()
     assert "old" not in text and text.startswith("# t\n") and text.endswith("end\n")
     assert "| paper | ethanol, E+F training |" in text and "Log-log slopes" in text
+    assert "| paper | ethanol, E+F training | pyg-schnet |" in text and "GFLOP / step" in text
     for png in (docs.parent / "img" / "peers.png", docs.parent / "img" / "scale.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
