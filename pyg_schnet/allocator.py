@@ -7,17 +7,22 @@ zero-fills each 4 KiB page on first write (a *page fault*). A training or MD ste
 allocates and frees the same large per-pair tensors every step (``pairs x filters x 4`` bytes: 39 MiB
 for 12,800 pairs of a 128-filter block), so once they pass 32 MiB, page faults take a growing share of
 the step and the time per pair rises with the size of the system. On a 2-core EPYC at one thread, a
-5 A cutoff E+F training step of a 3,000-atom cluster spent 2.6 s of its 8.5 s in the kernel and
-took 6.2 s in steady state; with the memory kept, 1.95 s, and the cost per pair became constant
-(``docs/benchmarks.md``, section *Scale*).
+5 A cutoff E+F training step of a 3,000-atom cluster took 6.2 s with glibc's default and 1.9 s with
+freed memory kept (no page faults after the first two steps), and the time per pair became about
+constant from 100 to 10,000 atoms (``docs/benchmarks.md``, section *Scale*).
 
 :func:`retain_freed_memory` tells glibc to serve every block from its heap and never to give freed
-memory back, so a step reuses the pages of the previous one; the process's resident size then stays
-at the peak of the largest step (what a training or MD process needs anyway). It is process-wide, so
-the command-line programs (``pyg-schnet train`` / ``md``, the benchmark scripts) call it and the
-library never does on import. :func:`release_freed_memory` restores glibc's behaviour. Elsewhere (musl,
-macOS, Windows) both are no-ops that return ``False``; a preloaded jemalloc or tcmalloc, which reuse
-freed memory themselves, are the alternative there.
+memory back, so a step reuses the pages of the previous one. The price is memory: the resident size
+stays at the peak of the largest step plus the heap's fragmentation. A process that repeats one kind
+of step (MD of one system) settles quickly: 10,000 atoms, energy + forces, 3.6 GB of live tensors,
+5.1 GB resident from the second step on. A process that mixes sizes fragments more: the scale
+benchmark's 10,000-atom training step (10.3 GB of live tensors), after steps of other sizes, passed
+21 GB resident and was stopped. The setting is process-wide, so the library never makes it on import:
+``pyg-schnet md`` / ``python -m pyg_schnet.md`` and ``benchmarks/peers.py`` call it; the training
+command does not (molecule batches allocate blocks far below the mmap threshold, where it changes
+nothing). :func:`release_freed_memory` restores glibc's behaviour. Elsewhere (musl, macOS, Windows)
+both are no-ops that return ``False``; a preloaded jemalloc or tcmalloc, which reuse freed memory
+themselves, are the alternative there.
 """
 from __future__ import annotations
 
@@ -64,13 +69,16 @@ def _mallopt(libc: ctypes.CDLL, **settings: int) -> bool:
 
 def retain_freed_memory() -> bool:
     """Serve every allocation from glibc's heap (``M_MMAP_MAX = 0``) and never trim it
-    (``M_TRIM_THRESHOLD`` at the largest ``int``), so freed tensors' pages are reused by the next step
-    without page faults. Returns whether the setting took effect (``False`` without glibc)."""
+    (``M_TRIM_THRESHOLD = -1``, which glibc documents as "disables trimming completely"; a finite
+    threshold, at most 2 GiB through ``mallopt``, would give back the free top of a heap whose steps
+    need more than that, and the next step would fault it in again), so freed tensors' pages are
+    reused by the next step without page faults. Returns whether the setting took effect (``False``
+    without glibc)."""
     global _retained
     libc = _glibc()
     if libc is None:
         return False
-    _retained = _mallopt(libc, mmap_max=0, trim=2**31 - 1, top_pad=TOP_PAD)
+    _retained = _mallopt(libc, mmap_max=0, trim=-1, top_pad=TOP_PAD)
     return _retained
 
 

@@ -116,7 +116,7 @@ def markdown(report: Dict[str, Any]) -> str:
         f"{'yes' if meta['backend']['torch_cluster'] else 'no'}; " + environment.allocator_note(meta) + ".  ",
         f"Model: {meta['config']['description']}. Systems: one random C/H/N/O cluster per step, "
         f"{CLUSTER_DENSITY} atoms/A^3, no two atoms closer than 1 A, not periodic. Median of "
-        f"{meta['repeats']} steps after {meta['warmup']} warm-up step(s); peak memory of one extra step.",
+        f"{meta['repeats']} steps after {meta['warmup']} warm-up step(s); peak memory of one extra step before them.",
         "",
         "| atoms | pairs (within 5 A) | neighbours / atom | "
         + " | ".join(f"{TITLES[m]} ms / MiB" for m in meta["modes"])

@@ -91,7 +91,7 @@ def measure(
 ) -> Dict[str, Dict[str, Any]]:
     """Time several step functions against each other.
 
-    Each step gets ``warmup`` untimed calls and (with ``memory``) one call under :class:`PeakMemory`;
+    Each step gets (with ``memory``) one call under :class:`PeakMemory`, then ``warmup`` untimed calls;
     then ``repeats`` timed rounds call every step once each, in turn. ``items`` (molecules per step)
     turns the median time into a throughput. With ``block > 1`` each round calls every step ``block``
     times in a row (each call timed): steps then run in steady state as in a real loop (an MD run calls
@@ -104,13 +104,13 @@ def measure(
         raise ValueError(f"repeats and block must be >= 1 and warmup >= 0, got {repeats}, {block} and {warmup}")
     out: Dict[str, Dict[str, Any]] = {}
     for name, step in steps.items():
-        for _ in range(warmup):
-            step()
         mib = None
-        if memory:
+        if memory:  # first, so that the timed steps follow the warm-up steps directly
             with PeakMemory(device) as mem:
                 step()
             mib = mem.mib
+        for _ in range(warmup):
+            step()
         out[name] = dict(times_s=[], cpu_times_s=[], peak_memory_mib=mib)
     sync(device)
     for _ in range(repeats):

@@ -39,7 +39,6 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .. import allocator
 from ..validation import check_model_config, check_positive_int
 from . import distributed
 from .checkpoint import atomic_write
@@ -310,7 +309,6 @@ def run_experiment(
     config = check_arguments(args, rho)  # everything is validated before the first file is written
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    allocator.retain_freed_memory()  # large steps reuse freed pages (see pyg_schnet.allocator)
     info = setup_distributed(args)
     say = print if info.is_main else (lambda *_, **__: None)  # rank 0 alone prints and writes
     config.device = distributed.local_device(config.device, info)
