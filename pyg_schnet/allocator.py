@@ -15,9 +15,9 @@ constant from 100 to 10,000 atoms (``docs/benchmarks.md``, section *Scale*).
 memory back, so a step reuses the pages of the previous one. The price is memory: the resident size
 stays at the peak of the largest step plus the heap's fragmentation. A process that repeats one kind
 of step (MD of one system) settles quickly: 10,000 atoms, energy + forces, 3.6 GB of live tensors,
-5.1 GB resident from the second step on. A process that mixes sizes fragments more: the scale
-benchmark's 10,000-atom training step (10.3 GB of live tensors), after steps of other sizes, passed
-21 GB resident and was stopped. The setting is process-wide, so the library never makes it on import:
+5.1 GB resident from the second step on. Force training fragments more: the scale benchmark's
+10,000-atom training step (10.4 GB of live tensors) ran at 19 GB resident in a process of its own,
+and passed 21 GB after a 3,000-atom step (stopped there). The setting is process-wide, so the library never makes it on import:
 ``pyg-schnet md`` / ``python -m pyg_schnet.md`` and ``benchmarks/peers.py`` call it; the training
 command does not (molecule batches allocate blocks far below the mmap threshold, where it changes
 nothing). :func:`release_freed_memory` restores glibc's behaviour. Elsewhere (musl, macOS, Windows)
