@@ -1,8 +1,10 @@
 """Shared fixtures: the real data excerpts in ../shared/data and small molecules from ASE."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
-from typing import List, Tuple
+from types import ModuleType
+from typing import Callable, List, Tuple
 
 import pytest
 import torch
@@ -11,7 +13,8 @@ import torch
 # waiting on each other make them 30x slower. One thread is also what makes runs repeatable.
 torch.set_num_threads(1)
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +23,21 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").exists():
         pytest.skip(f"real data excerpts not found at {SHARED_DATA} (clone beside shared/ to run this test)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def load_repo_file() -> Callable[[str], ModuleType]:
+    """Imports a file of the repository that is no package module (a benchmark script, a docs
+    example) from its path relative to the repository root, e.g. ``load_repo_file("benchmarks/peers.py")``."""
+
+    def load(relative: str) -> ModuleType:
+        path = REPO / relative
+        spec = importlib.util.spec_from_file_location(f"{path.stem}_under_test", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 def ase_molecule(name: str, dtype: torch.dtype = torch.float64) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -1,20 +1,9 @@
 """benchmarks/periodic.py runs end to end on tiny sizes (no timing checks): every backend it times agrees
 with ASE's pairs, and the memory probe prints its measurement beside the estimate."""
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_periodic", ROOT / "benchmarks" / "periodic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_neighbours_and_memory_smoke(capsys):
-    bench = _load()
+def test_neighbours_and_memory_smoke(capsys, load_repo_file):
+    bench = load_repo_file("benchmarks/periodic.py")
     bench.main(["neighbours", "--sizes", "40", "--repeats", "1", "--backends", "vesin", "torch_images", "torch_cluster"])
     out = capsys.readouterr().out
     assert "| 40 |" in out and "wrong" not in out and "64 x 8 atoms" in out

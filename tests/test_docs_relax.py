@@ -1,7 +1,4 @@
 """The geometry optimisation example of docs/simulation.md (docs/examples/relax.py) converges."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import torch
 from ase.build import molecule
@@ -9,13 +6,8 @@ from ase.build import molecule
 from pyg_schnet import SchNet
 from pyg_schnet.ase import SchNetCalculator
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "relax.py"
-
-
-def test_bfgs_with_the_calculator_reaches_a_stationary_point():
-    spec = importlib.util.spec_from_file_location("relax_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_bfgs_with_the_calculator_reaches_a_stationary_point(load_repo_file):
+    module = load_repo_file("docs/examples/relax.py")
     torch.manual_seed(0)
     model = SchNet(hidden_channels=16, num_filters=16, num_interactions=2, num_gaussians=25, rbf_stop=3.0,
                    cutoff=3.0, output_hidden=8)

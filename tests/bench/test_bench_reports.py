@@ -1,14 +1,9 @@
 """The peer table and the scale table say what the numbers are: ratios, slopes, markers."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from pyg_schnet.bench import peers, scale
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _row(config, case, impl, ms, **extra):
@@ -64,15 +59,8 @@ def test_scale_slopes_and_table():
     assert "| 10,000 |" in text and "skipped" in text and "N=1,000, train_forces: too big" in text
 
 
-def _peers_script():
-    spec = importlib.util.spec_from_file_location("peers_script", ROOT / "benchmarks" / "peers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_docs_block_replacement(tmp_path):
-    script = _peers_script()
+def test_docs_block_replacement(tmp_path, load_repo_file):
+    script = load_repo_file("benchmarks/peers.py")
     path = tmp_path / "doc.md"
     text = "intro\n<!-- bench:peers:begin -->\nold\n<!-- bench:peers:end -->\nrest\n"
     out = script.replace_block(text, "peers", "new table\n", path)
@@ -81,8 +69,8 @@ def test_docs_block_replacement(tmp_path):
         script.replace_block(text, "scale", "x", path)
 
 
-def test_cli_rejects_unknown_names():
-    script = _peers_script()
+def test_cli_rejects_unknown_names(load_repo_file):
+    script = load_repo_file("benchmarks/peers.py")
     with pytest.raises(SystemExit):
         script.parse_args(["--configs", "paper,huge"])
     args = script.parse_args(["--quick"])
