@@ -152,6 +152,18 @@ def _train_step(runner: Runner, data: Any, with_forces: bool) -> Callable[[], No
     return lambda: runner.train_step(data, with_forces)
 
 
+def training_case(
+    case: PeerCase, runners: Dict[str, Runner], molecule_cases: Dict[str, Case], batch_size: Optional[int],
+    seed: int, device: torch.device,
+) -> Tuple[Any, Dict[str, Callable[[], None]]]:
+    """The batch a training case times (``batch_size`` molecules, default the case's, drawn with
+    ``seed``) and one training step on it per runner."""
+    rng = np.random.default_rng(seed)
+    data = make_batch(molecule_cases[case.molecules].make(batch_size or case.batch_size, rng), rng).to(device)
+    with_forces = case.mode == "train_forces"
+    return data, {name: _train_step(r, data, with_forces) for name, r in runners.items()}
+
+
 def run_config(
     config: ModelConfig,
     case_names: Sequence[str],
@@ -182,12 +194,9 @@ def run_config(
             count, atoms, source = 1, "9", molecule_cases["ethanol"].description
         else:
             bs = batch_size or case.batch_size
-            rng = np.random.default_rng(seed)
-            data = make_batch(molecule_cases[case.molecules].make(bs, rng), rng).to(device)
+            data, steps = training_case(case, runners, molecule_cases, bs, seed, device)
             sizes = torch.bincount(data.batch).tolist()
             atoms = f"{min(sizes)}-{max(sizes)}" if min(sizes) != max(sizes) else str(sizes[0])
-            with_forces = case.mode == "train_forces"
-            steps = {name: _train_step(r, data, with_forces) for name, r in runners.items()}
             notes = {}
             count, source = bs, molecule_cases[case.molecules].description
         block = MD_BLOCK if case.mode == "md_call" else 1
@@ -354,5 +363,5 @@ def schnetpack_version() -> Optional[str]:
 
 __all__ = [
     "CASES", "CASE_NAMES", "IMPLS", "PeerCase", "run_config", "ratios", "markdown", "plot", "write_outputs",
-    "md_steps", "calculator_class", "schnetpack_version", "schnetpack_note", "GAUSSIAN_NOTE",
+    "md_steps", "training_case", "calculator_class", "schnetpack_version", "schnetpack_note", "GAUSSIAN_NOTE",
 ]

@@ -16,13 +16,17 @@ that peer obtainable without fewer or faster products (:func:`bounds`).
 """
 from __future__ import annotations
 
-import statistics
-import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
+
+from . import environment
+from .adapters import make_runners
+from .molecules import build_cases
+from .peers import CASES, LABELS, training_case
+from .timing import measure
 
 #: Profiler names of the matrix-product operators.
 MATMUL_OPS = frozenset(
@@ -61,10 +65,10 @@ def matmul_share(step: Callable[[], Any]) -> float:
 
 
 def measure_work(
-    steps: Dict[str, Callable[[], Any]], warmup: int = 3, repeats: int = 11
+    steps: Dict[str, Callable[[], Any]], device: torch.device, warmup: int = 3, repeats: int = 11
 ) -> Dict[str, Dict[str, float]]:
     """``gflop``, ``matmul_share``, ``median_ms``, ``matmul_ms``, ``gflops_rate`` per step, the steps
-    timed in interleaved rounds (see :func:`pyg_schnet.bench.timing.measure`)."""
+    timed in interleaved rounds by :func:`pyg_schnet.bench.timing.measure`."""
     out: Dict[str, Dict[str, float]] = {}
     for name, step in steps.items():
         for _ in range(warmup):
@@ -73,14 +77,9 @@ def measure_work(
         with counter:
             step()
         out[name] = dict(gflop=counter.flops / 1e9, matmul_share=matmul_share(step))
-    times: Dict[str, List[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
+    timed = measure(steps, device, warmup=0, repeats=repeats, memory=False)
     for name, row in out.items():
-        row["median_ms"] = 1e3 * statistics.median(times[name])
+        row["median_ms"] = 1e3 * timed[name]["median_s"]
         row["matmul_ms"] = row["matmul_share"] * row["median_ms"]
         row["gflops_rate"] = row["gflop"] / (row["matmul_ms"] / 1e3) if row["matmul_ms"] > 0 else float("nan")
     return out
@@ -108,22 +107,13 @@ def run_work(
 ) -> List[Dict[str, Any]]:
     """One row per (config, training case, implementation) of :data:`pyg_schnet.bench.peers.CASES`
     (the MD call is left out: its time is per-operation overhead, not products)."""
-    import numpy as np
-
-    from .adapters import make_runners
-    from .molecules import build_cases, make_batch
-    from .peers import CASES
-
     molecule_cases = build_cases({})
     rows: List[Dict[str, Any]] = []
     for config_name, config in configs.items():
         runners, _ = make_runners(impls, config, device)
         for case in (c for c in CASES if c.name in case_names and c.mode != "md_call"):
-            rng = np.random.default_rng(seed)
-            data = make_batch(molecule_cases[case.molecules].make(batch_size or case.batch_size, rng), rng).to(device)
-            with_forces = case.mode == "train_forces"
-            steps = {name: (lambda r=r: r.train_step(data, with_forces)) for name, r in runners.items()}
-            for name, row in measure_work(steps, warmup, repeats).items():
+            _, steps = training_case(case, runners, molecule_cases, batch_size, seed, device)
+            for name, row in measure_work(steps, device, warmup, repeats).items():
                 rows.append(dict(config=config_name, case=case.name, title=case.title, impl=name, **row))
                 print(f"  {config_name:6s} {case.name:16s} {name:12s} {row['gflop']:7.3f} GFLOP "
                       f"{row['median_ms']:8.2f} ms, products {100 * row['matmul_share']:4.1f}%", flush=True)
@@ -132,9 +122,6 @@ def run_work(
 
 def markdown(report: Dict[str, Any]) -> str:
     """The table of :func:`run_work`'s rows with the bounds of :func:`bounds`, and its header."""
-    from . import environment
-    from .peers import LABELS
-
     meta = report["meta"]
     lines = [
         f"Command: `{meta['command']}`  ",
