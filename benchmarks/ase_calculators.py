@@ -77,7 +77,7 @@ def main() -> None:
     print(f"Command: `{command_line('benchmarks/ase_calculators.py', sys.argv[1:])}`  ")
     print(f"Machine: {machine_description(torch.device('cpu'))}, 1 torch thread, {args.dtype}; date {today()}; "
           f"versions {versions({'schnetpack': spk.__version__})}" + (f"; {note}" if note else ""))
-    print(f"\n| config | calculator | median ms / MD step | vs SpkCalculator |\n|---|---|---|---|")
+    print("\n| config | calculator | median ms / MD step | vs SpkCalculator |\n|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for config in (PAPER, COMMON):
             result = measure(calculator_steps(config, dtype, Path(tmp)), torch.device("cpu"), 20,

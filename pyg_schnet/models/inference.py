@@ -171,8 +171,8 @@ class MDEvaluator:
             self.cutoff: Optional[float] = rep.cutoff
             self.x0 = c(rep.embedding.weight[z])  # [N, F]
             blocks = list(rep.interactions)
-            self.num_blocks = L = len(blocks)
-            self.num_filters = Ff = blocks[0].conv.channels if blocks else 0
+            self.num_blocks = len(blocks)
+            self.num_filters = blocks[0].conv.channels if blocks else 0
             rbf = rep.rbf
             self.rbf = rbf
             self.centers = rbf.centers.to(dt)

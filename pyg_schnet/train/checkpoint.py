@@ -21,7 +21,6 @@ the field (format /1) are read as :data:`DEFAULT_UNITS`.
 from __future__ import annotations
 
 import hashlib
-import math
 import numbers
 import os
 import random

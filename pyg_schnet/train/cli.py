@@ -34,14 +34,14 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
 
+from .._atomic import atomic_write_text
 from ..validation import check_model_config, check_positive_int
 from . import distributed
-from .checkpoint import atomic_write
 from .loop import TrainConfig, Trainer
 from .predict import BATCHING_CHOICES
 from .standardize import standardize_model
@@ -238,7 +238,7 @@ def _json_safe(value: Any) -> Any:
 def write_json(obj: Mapping[str, Any], path: os.PathLike | str) -> Path:
     """Atomic, pretty JSON (NaN written as null)."""
     text = json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n"
-    return atomic_write(path, lambda handle: handle.write(text), binary=False)
+    return atomic_write_text(path, text)
 
 
 def _fmt(value: Optional[float]) -> str:
