@@ -31,7 +31,7 @@ test: setup
 	$(PY) -m pytest -q
 
 demo: setup
-	$(PY) -m pyg_schnet.demo
+	$(PY) -m pyg_schnet.experiments.demo
 
 # sparse vs dense batching against PyG's SchNet (and SchNetPack where importable); see docs/benchmarks.md
 bench-batching: setup

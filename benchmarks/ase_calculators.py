@@ -15,15 +15,15 @@ from typing import Dict
 import ase
 import torch
 
-from pyg_schnet.ase import SchNetCalculator
-from pyg_schnet.bench.adapters import OursSparse, SchNetPack
-from pyg_schnet.bench.configs import COMMON, PAPER
+from pyg_schnet.simulation.ase import SchNetCalculator
+from harness.adapters import OursSparse, SchNetPack
+from harness.configs import COMMON, PAPER
 import sys
 
-from pyg_schnet.bench.environment import command_line, machine_description, today, versions
-from pyg_schnet.bench.peers import md_frames
-from pyg_schnet.bench.schnetpack_import import import_schnetpack
-from pyg_schnet.bench.timing import measure
+from harness.environment import command_line, machine_description, today, versions
+from harness.peers import md_frames
+from harness.schnetpack_import import import_schnetpack
+from harness.timing import measure
 
 
 def calculator_steps(config, dtype: torch.dtype, folder: Path) -> Dict[str, object]:

@@ -1,8 +1,8 @@
 """Sparse vs dense batching of pyg-schnet, against PyG's SchNet and SchNetPack's, on CPU (or GPU).
 
-The harness lives in :mod:`pyg_schnet.bench` (what is measured: :mod:`pyg_schnet.bench.batching`;
-the four columns: :mod:`pyg_schnet.bench.adapters`, configuration
-:data:`pyg_schnet.bench.configs.BATCHING`). This script is its command line.
+The harness lives in :mod:`harness` (what is measured: :mod:`harness.batching`;
+the four columns: :mod:`harness.adapters`, configuration
+:data:`harness.configs.BATCHING`). This script is its command line.
 
 Run ``python benchmarks/batching.py --help``; ``--quick`` is a seconds-long smoke test. Results go to
 ``--out`` as ``batching.json`` (machine-readable), ``batching.md`` (tables) and ``batching.png``
@@ -20,11 +20,11 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 
 from pyg_schnet import allocator
-from pyg_schnet.bench import adapters, environment
-from pyg_schnet.bench.batching import ALL_CASES, IMPLS, LARGE_SIZES, MODES, merge, ratios, run_grid, write_outputs
-from pyg_schnet.bench.configs import BATCHING
-from pyg_schnet.bench.molecules import build_cases
-from pyg_schnet.bench.schnetpack_import import import_schnetpack, schnetpack_note
+from harness import adapters, environment
+from harness.batching import ALL_CASES, IMPLS, LARGE_SIZES, MODES, merge, ratios, run_grid, write_outputs
+from harness.configs import BATCHING
+from harness.molecules import build_cases
+from harness.schnetpack_import import import_schnetpack, schnetpack_note
 
 ROOT = Path(__file__).resolve().parents[1]
 HYPER = dict(BATCHING.ours_kwargs())

@@ -62,7 +62,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     from pyg_schnet import SchNet
     from pyg_schnet.train import TrainConfig, Trainer, distributed, standardize_model
-    from pyg_schnet.train.checkpoint import seed_everything
+    from pyg_schnet.train.state import seed_everything
 
     torch.set_num_threads(args.threads)
     info = distributed.init_from_env("cpu")

@@ -8,12 +8,12 @@ the median over the rounds in microseconds per call. Variants, at the paper conf
 50 Gaussians on 0-10 A, gamma 10, cutoff 10 A):
 
 - ``model``: ``SchNet.energy_and_forces`` (autograd forces; input checks, graph, fast filters);
-- ``exact`` / ``tabulated``: :class:`pyg_schnet.models.inference.MDEvaluator` in either mode;
+- ``exact`` / ``tabulated``: :class:`pyg_schnet.models.md_evaluator.MDEvaluator` in either mode;
 - ``pyg``: ``torch_geometric.nn.models.SchNet`` through the harness's adapter
-  (:class:`pyg_schnet.bench.adapters.PyGSchNet`: same sizes, our Gaussian centres and gamma, pairs
+  (:class:`harness.adapters.PyGSchNet`: same sizes, our Gaussian centres and gamma, pairs
   from ``pyg_schnet.graph.build_graph``), its bare call with forces by ``torch.autograd.grad``.
 
-Configurations are :data:`pyg_schnet.bench.configs.PAPER` and ``COMMON``; the full peer comparison
+Configurations are :data:`harness.configs.PAPER` and ``COMMON``; the full peer comparison
 (SchNetPack too, our MD call through the ASE calculator) is ``benchmarks/peers.py``.
 
 ``--errors`` adds the tabulation error against grid spacing (:func:`spacing_table`).
@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from pyg_schnet import SchNet
-from pyg_schnet.bench.adapters import PyGSchNet
-from pyg_schnet.bench.configs import COMMON, PAPER, ModelConfig
-from pyg_schnet.bench.molecules import md17_ethanol_file
-from pyg_schnet.models.inference import MDEvaluator
+from harness.adapters import PyGSchNet
+from harness.configs import COMMON, PAPER, ModelConfig
+from harness.molecules import md17_ethanol_file
+from pyg_schnet.models.md_evaluator import MDEvaluator
 
 CONFIGS = {"paper": PAPER, "common": COMMON}
 

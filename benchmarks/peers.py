@@ -1,7 +1,7 @@
 """pyg-schnet beside PyG's and SchNetPack's SchNet at the paper's and the common configuration, and
 how pyg-schnet scales with the number of atoms at a 5 A cutoff.
 
-The harness is :mod:`pyg_schnet.bench.peers` and :mod:`pyg_schnet.bench.scale`; this is their command
+The harness is :mod:`harness.peers` and :mod:`harness.scale`; this is their command
 line. One process, one torch thread, interleaved steps. SchNetPack is measured when it can be imported:
 run this script with the side environment's Python and the repository on ``PYTHONPATH`` (see
 docs/benchmarks.md, "SchNetPack side environment")::
@@ -11,7 +11,7 @@ docs/benchmarks.md, "SchNetPack side environment")::
 writes ``peers.json``/``peers.md``/``scale.json``/``scale.md`` to ``--out`` and, with ``--docs``, replaces
 the generated tables of that file (between its ``<!-- bench:peers -->``, ``<!-- bench:work -->`` and
 ``<!-- bench:scale -->`` markers; ``work.json`` holds the matrix-product analysis of
-:mod:`pyg_schnet.bench.work`) and draws the plots into ``docs/img``. ``--quick`` is a seconds-long smoke test.
+:mod:`harness.work`) and draws the plots into ``docs/img``. ``--quick`` is a seconds-long smoke test.
 """
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 
 from pyg_schnet import allocator
-from pyg_schnet._atomic import atomic_write_text
-from pyg_schnet.bench import environment, peers, scale, work
-from pyg_schnet.bench.configs import CONFIGS, SCALE
+from pyg_schnet.io.files import atomic_write_text
+from harness import environment, peers, scale, work
+from harness.configs import CONFIGS, SCALE
 
 ROOT = Path(__file__).resolve().parents[1]
 GOALS = {"paper": 5.0, "common": 3.0}  # issue 10: speed-up over both peers

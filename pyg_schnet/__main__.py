@@ -1,7 +1,7 @@
 """``python -m pyg_schnet ...`` is the ``pyg-schnet`` console command (:mod:`pyg_schnet.cli`)."""
 import sys
 
-from .cli import console
+from pyg_schnet.cli import console
 
 if __name__ == "__main__":
     sys.exit(console())

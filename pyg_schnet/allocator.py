@@ -18,7 +18,7 @@ of step (MD of one system) settles quickly: 10,000 atoms, energy + forces, 3.6 G
 5.1 GB resident from the second step on. Force training fragments more: the scale benchmark's
 10,000-atom training step (10.4 GB of live tensors) ran at 19 GB resident in a process of its own,
 and passed 21 GB after a 3,000-atom step (stopped there). The setting is process-wide, so the library never makes it on import:
-``pyg-schnet md`` / ``python -m pyg_schnet.md`` and ``benchmarks/peers.py`` call it; the training
+``pyg-schnet md`` / ``python -m pyg_schnet.simulation.md`` and ``benchmarks/peers.py`` call it; the training
 command does not (molecule batches allocate blocks far below the mmap threshold, where it changes
 nothing). :func:`release_freed_memory` restores glibc's behaviour. Elsewhere (musl, macOS, Windows)
 both are no-ops that return ``False``; a preloaded jemalloc or tcmalloc, which reuse freed memory

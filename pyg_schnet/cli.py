@@ -4,8 +4,8 @@
 
     pyg-schnet train md17|qm9|iso17 [flags]   # the paper's protocols (= benchmarks/{md17,qm9,iso17}.py)
     pyg-schnet evaluate MODEL --dataset md17|qm9|iso17 --root DIR [flags]
-    pyg-schnet md MODEL START --steps N [flags]  # = python -m pyg_schnet.md
-    pyg-schnet demo [flags]                      # = python -m pyg_schnet.demo
+    pyg-schnet md MODEL START --steps N [flags]  # MD through ASE (pyg_schnet.experiments.md_command)
+    pyg-schnet demo [flags]                      # the embedded demo (= make demo)
 
 Each subcommand parses its own flags (``pyg-schnet train md17 --help``) and runs the same library
 function as the script it stands for.
@@ -30,26 +30,26 @@ def _train(argv: List[str]) -> Any:
         parser.print_help()
         return None
     args = parser.parse_args(argv[:1])
-    module = importlib.import_module(f"pyg_schnet.train.protocols.{args.protocol}")
+    module = importlib.import_module(f"pyg_schnet.experiments.protocols.{args.protocol}")
     prog = f"{PROG} train {args.protocol}"
     parsed = module.build_parser(prog=prog).parse_args(argv[1:])
     return module.run(parsed, command=[PROG, "train", *argv])
 
 
 def _evaluate(argv: List[str]) -> Any:
-    from .evaluate import main
+    from pyg_schnet.experiments.evaluate import main
 
     return main(argv, prog=f"{PROG} evaluate")
 
 
 def _md(argv: List[str]) -> Any:
-    from .md.cli import main
+    from pyg_schnet.experiments.md_command import main
 
     return main(argv, prog=f"{PROG} md")
 
 
 def _demo(argv: List[str]) -> Any:
-    from .demo.__main__ import main
+    from pyg_schnet.experiments.demo.__main__ import main
 
     return main(argv)
 
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from pyg_schnet import __version__
 
     return __version__
 

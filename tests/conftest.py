@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Callable, List, Tuple
@@ -15,6 +16,11 @@ torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+# the benchmark harness (benchmarks/harness) is not part of the package: its scripts find it beside
+# them, the tests here
+if str(REPO / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 @pytest.fixture(scope="session")

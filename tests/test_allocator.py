@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pyg_schnet import allocator
-from pyg_schnet.bench.timing import PeakMemory
+from harness.timing import PeakMemory
 
 glibc_only = pytest.mark.skipif(
     not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="needs Linux with glibc"

@@ -10,8 +10,8 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.fd import calculate_numerical_forces
 
 from pyg_schnet import SchNet
-from pyg_schnet.ase import SchNetCalculator
-from pyg_schnet.train.checkpoint import model_payload, save_model
+from pyg_schnet.simulation.ase import SchNetCalculator
+from pyg_schnet.io.model_file import model_payload, save_model
 
 KCAL_MOL_IN_EV = units.kcal / units.mol
 

@@ -4,7 +4,7 @@ import importlib
 import pytest
 import torch
 
-from pyg_schnet import SchNet, _backend
+from pyg_schnet import SchNet, backend
 from pyg_schnet.graph import build_graph, full_graph
 
 
@@ -22,7 +22,7 @@ def _batch():
 
 
 def test_fallback_radius_graph_matches_full_graph_filtered(monkeypatch):
-    monkeypatch.setattr(_backend, "USE_TORCH_CLUSTER", False)
+    monkeypatch.setattr(backend, "USE_TORCH_CLUSTER", False)
     _, pos, batch = _batch()
     got = build_graph(pos, batch, cutoff=2.5)
     full = full_graph(batch)
@@ -39,27 +39,27 @@ def test_full_graph_is_every_ordered_pair_within_molecules():
     assert len(set(_edge_set(ei))) == ei.size(1)
 
 
-@pytest.mark.skipif(not _backend.USE_TORCH_CLUSTER, reason="torch-cluster is not installed")
+@pytest.mark.skipif(not backend.USE_TORCH_CLUSTER, reason="torch-cluster is not installed")
 def test_torch_cluster_equals_fallback_and_full_graph(monkeypatch):
     import torch_cluster
 
     _, pos, batch = _batch()
     compiled = build_graph(pos, batch, cutoff=2.5)
-    monkeypatch.setattr(_backend, "USE_TORCH_CLUSTER", False)
+    monkeypatch.setattr(backend, "USE_TORCH_CLUSTER", False)
     assert _edge_set(compiled) == _edge_set(build_graph(pos, batch, cutoff=2.5))
     # an infinite radius in torch-cluster is the paper's all-pairs graph
     huge = torch_cluster.radius_graph(pos, r=1e6, batch=batch, loop=False, max_num_neighbors=100)
     assert _edge_set(huge) == _edge_set(full_graph(batch))
 
 
-@pytest.mark.skipif(not _backend.USE_TORCH_SCATTER, reason="torch-scatter is not installed")
+@pytest.mark.skipif(not backend.USE_TORCH_SCATTER, reason="torch-scatter is not installed")
 def test_torch_scatter_equals_fallback(monkeypatch):
     z, pos, batch = _batch()
     torch.manual_seed(0)
     model = SchNet(hidden_channels=16, num_filters=16, num_interactions=2, num_gaussians=40, cutoff=4.0).double()
     e_c, f_c = model.energy_and_forces(z, pos, batch)
-    monkeypatch.setattr(_backend, "USE_TORCH_SCATTER", False)
-    monkeypatch.setattr(_backend, "USE_TORCH_CLUSTER", False)
+    monkeypatch.setattr(backend, "USE_TORCH_SCATTER", False)
+    monkeypatch.setattr(backend, "USE_TORCH_CLUSTER", False)
     e_f, f_f = model.energy_and_forces(z, pos, batch)
     torch.testing.assert_close(e_c, e_f, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(f_c, f_f, rtol=1e-12, atol=1e-12)
@@ -73,7 +73,7 @@ def test_compiled_kernels_are_used_when_installed(monkeypatch):
     import torch_cluster
     import torch_scatter
 
-    assert _backend.USE_TORCH_SCATTER and _backend.USE_TORCH_CLUSTER
+    assert backend.USE_TORCH_SCATTER and backend.USE_TORCH_CLUSTER
     calls = {"scatter": 0, "cluster": 0}
     real_scatter, real_radius = torch_scatter.scatter_add, torch_cluster.radius_graph
 

@@ -1,5 +1,5 @@
 """The ``pyg-schnet`` console command: its entry point, and that its subcommands run the same code as
-the scripts (train -> evaluate reproduces the training run's test errors; md = python -m pyg_schnet.md)."""
+the scripts (train -> evaluate reproduces the training run's test errors; md = python -m pyg_schnet.simulation.md)."""
 from __future__ import annotations
 
 import importlib
@@ -70,7 +70,7 @@ def test_train_then_evaluate_reproduces_the_test_errors(tiny_md17, tmp_path, cap
 def test_evaluate_reads_data_in_the_models_energy_unit(tiny_md17, tmp_path):
     from ase import units
 
-    from pyg_schnet.evaluate import load_dataset
+    from pyg_schnet.experiments.evaluate import load_dataset
 
     root = tmp_path / "data"
     kcal = load_dataset("md17", root, "kcal/mol", raw_file=tiny_md17)
@@ -80,8 +80,8 @@ def test_evaluate_reads_data_in_the_models_energy_unit(tiny_md17, tmp_path):
 
 
 def test_md_subcommand_is_python_m_pyg_schnet_md(tmp_path):
-    from pyg_schnet.md.cli import main as md_main
-    from pyg_schnet.train.checkpoint import save_model
+    from pyg_schnet.experiments.md_command import main as md_main
+    from pyg_schnet.io.model_file import save_model
 
     from pyg_schnet import SchNet
 
@@ -92,15 +92,15 @@ def test_md_subcommand_is_python_m_pyg_schnet_md(tmp_path):
     console = main(["md", str(tmp_path / "model.pt"), str(tmp_path / "start.xyz"), *flags, "--out", str(tmp_path / "a")])
     module = md_main([str(tmp_path / "model.pt"), str(tmp_path / "start.xyz"), *flags, "--out", str(tmp_path / "b")])
     assert console["command"][:2] == ["pyg-schnet", "md"]
-    assert module["command"][:3] == ["python", "-m", "pyg_schnet.md"]
+    assert module["command"][:3] == ["python", "-m", "pyg_schnet.simulation.md"]
     assert (tmp_path / "a" / "energies.csv").read_text() == (tmp_path / "b" / "energies.csv").read_text()
 
 
 def test_evaluate_refuses_forces_on_qm9(tmp_path):
-    from pyg_schnet.evaluate import evaluate_model
+    from pyg_schnet.experiments.evaluate import evaluate_model
 
     with pytest.raises(ValueError, match="--dataset must be one of"):
-        from pyg_schnet.evaluate import load_dataset
+        from pyg_schnet.experiments.evaluate import load_dataset
 
         load_dataset("md22", tmp_path, "kcal/mol")
     with pytest.raises(FileNotFoundError, match="no such file"):

@@ -4,7 +4,7 @@ import torch
 from ase.build import molecule
 
 from pyg_schnet import SchNet
-from pyg_schnet.ase import SchNetCalculator
+from pyg_schnet.simulation.ase import SchNetCalculator
 
 def test_bfgs_with_the_calculator_reaches_a_stationary_point(load_repo_file):
     module = load_repo_file("docs/examples/relax.py")

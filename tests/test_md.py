@@ -1,5 +1,5 @@
 """MD through the calculator: energy conservation (and that a broken force fails it), the analysis
-functions, and ``python -m pyg_schnet.md`` end to end on a tiny run."""
+functions, and ``python -m pyg_schnet.simulation.md`` end to end on a tiny run."""
 from __future__ import annotations
 
 import csv
@@ -13,12 +13,12 @@ from ase.build import molecule
 from ase.io import read, write
 
 from pyg_schnet import SchNet
-from pyg_schnet.ase import SchNetCalculator
-from pyg_schnet.md import (CSV_COLUMNS, DistanceHistogram, StabilityMonitor, bond_lengths, bonded_pairs,
+from pyg_schnet.simulation.ase import SchNetCalculator
+from pyg_schnet.simulation.md import (CSV_COLUMNS, DistanceHistogram, StabilityMonitor, bond_lengths, bonded_pairs,
                            energy_drift, hr_mae, initial_velocities, run_md)
-from pyg_schnet.md.cli import main as md_main
+from pyg_schnet.experiments.md_command import main as md_main
 from pyg_schnet.nn.cutoff import CosineCutoff
-from pyg_schnet.train.checkpoint import save_model
+from pyg_schnet.io.model_file import save_model
 
 #: Largest |E_tot(t) - E_tot(0)| (eV) allowed in the NVE test: 200 steps of 0.25 fs at 300 K. The smooth
 #: model stays near 1e-6 eV; a sign error in the forces reaches about 2e-2 eV and a hard cutoff about

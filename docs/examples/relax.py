@@ -1,4 +1,4 @@
-"""Geometry optimisation with a trained SchNet: ASE's BFGS through :class:`pyg_schnet.ase.SchNetCalculator`.
+"""Geometry optimisation with a trained SchNet: ASE's BFGS through :class:`pyg_schnet.simulation.ase.SchNetCalculator`.
 
     python docs/examples/relax.py runs/eth/model.pt start.xyz --fmax 0.01 --out relaxed.xyz
 
@@ -13,7 +13,7 @@ import numpy as np
 from ase import Atoms
 from ase.optimize import BFGS
 
-from pyg_schnet.ase import SchNetCalculator
+from pyg_schnet.simulation.ase import SchNetCalculator
 
 
 def relax(model, atoms: Atoms, fmax: float = 0.01, steps: int = 500) -> Tuple[Atoms, bool, int]:

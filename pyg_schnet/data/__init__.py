@@ -1,5 +1,4 @@
-"""Batching helpers: dense (padded) batches and the choice between sparse and dense batching."""
-from .auto import choose_batching, measure_batching
-from .dense import DenseBatch, to_dense, to_dense_atoms, to_sparse
+"""Deprecated (0.3.0): moved to :mod:`pyg_schnet.batching`; removed in 0.4."""
+from pyg_schnet._compat import forward
 
-__all__ = ["DenseBatch", "choose_batching", "measure_batching", "to_dense", "to_dense_atoms", "to_sparse"]
+__getattr__ = forward(__name__)

@@ -6,7 +6,7 @@ Example::
     ds = MD17("data/md17", "ethanol")             # downloads, verifies and processes once
     split = ds.random_split(n_train=1000)          # 1,000 train, 1,000 validation, rest test
 """
-from .base import (
+from pyg_schnet.datasets.base import (
     AtomsDataset,
     AtomsTable,
     DownloadVerificationError,
@@ -15,11 +15,11 @@ from .base import (
     RawFilesMissingError,
     RemoteFile,
 )
-from .iso17 import ISO17
-from .md17 import MD17
-from .qm9 import QM9
-from .split import SplitIndices, random_split
-from .transforms import EV_TO_KCAL_PER_MOL, HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL, ScaleUnits
+from pyg_schnet.datasets.iso17 import ISO17
+from pyg_schnet.datasets.md17 import MD17
+from pyg_schnet.datasets.qm9 import QM9
+from pyg_schnet.datasets.split import SplitIndices, random_split
+from pyg_schnet.datasets.transforms import EV_TO_KCAL_PER_MOL, HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL, ScaleUnits
 
 __all__ = [
     "QM9",

@@ -1,7 +1,7 @@
 """File plumbing of the data sets: a read-ahead decompressor.
 
 The atomic writers (temporary file in the same folder, then :func:`os.replace`) and the clean-up of
-temporaries left by dead writers live in :mod:`pyg_schnet._atomic`, shared with run folders,
+temporaries left by dead writers live in :mod:`pyg_schnet.io.files`, shared with run folders,
 checkpoints and plots, and are re-exported here.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import queue
 import threading
 from typing import Any
 
-from .._atomic import (  # noqa: F401  (re-exported for the data sets)
+from pyg_schnet.io.files import (  # noqa: F401  (re-exported for the data sets)
     TMP_MARKER,
     PathLike,
     atomic_path,

@@ -131,7 +131,7 @@ def benchmark_members(
 
 
 def _benchmark(sample_db: Path, records: int, jitter: bool, workdir: Path) -> None:
-    from .qm9 import QM9
+    from pyg_schnet.datasets.qm9 import QM9
 
     members, atoms = benchmark_members(sample_db, records, jitter=jitter)
     tar_bytes = sum(512 + (len(t) + 511) // 512 * 512 for _, t in members)

@@ -48,11 +48,11 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
-from ._io import PrefetchReader, atomic_path, atomic_write_text, remove_stale_temporaries
-from .errors import DownloadVerificationError, ProcessedFileError, RawFileError, RawFilesMissingError
-from .processed import ProcessedContent, describe, load_processed, raw_records, save_processed, stale_reason
-from .split import SplitIndices, random_split
-from .table import MIN_ATOM_DISTANCE, AtomsTable
+from pyg_schnet.datasets._io import PrefetchReader, atomic_path, atomic_write_text, remove_stale_temporaries
+from pyg_schnet.datasets.errors import DownloadVerificationError, ProcessedFileError, RawFileError, RawFilesMissingError
+from pyg_schnet.datasets.processed import ProcessedContent, describe, load_processed, raw_records, save_processed, stale_reason
+from pyg_schnet.datasets.split import SplitIndices, random_split
+from pyg_schnet.datasets.table import MIN_ATOM_DISTANCE, AtomsTable
 
 __all__ = [
     "AtomsDataset", "AtomsTable", "RemoteFile", "RawFileError", "RawFilesMissingError",

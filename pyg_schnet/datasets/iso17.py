@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._units import EV_TO_KCAL_PER_MOL
-from .base import AtomsDataset, AtomsTable, RawFileError, RemoteFile
-from .split import random_split
+from pyg_schnet.io.units import EV_TO_KCAL_PER_MOL
+from pyg_schnet.datasets.base import AtomsDataset, AtomsTable, RawFileError, RemoteFile
+from pyg_schnet.datasets.split import random_split
 
 PathLike = Union[str, "os.PathLike[str]"]
 

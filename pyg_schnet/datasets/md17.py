@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .base import AtomsDataset, AtomsTable, DownloadVerificationError, RawFileError, RemoteFile
+from pyg_schnet.datasets.base import AtomsDataset, AtomsTable, DownloadVerificationError, RawFileError, RemoteFile
 
 PathLike = Union[str, "os.PathLike[str]"]
 

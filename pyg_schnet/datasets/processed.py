@@ -14,7 +14,7 @@ writes those two files. Its one processed file holds::
                 "summary": {"num_molecules": 1500, ...}},
      "data": {"z": Tensor, "pos": Tensor, ...}, "slices": {"z": Tensor, ...}}
 
-It is written atomically (:func:`pyg_schnet._atomic.atomic_torch_save`) and read with
+It is written atomically (:func:`pyg_schnet.io.files.atomic_torch_save`) and read with
 ``torch.load(weights_only=True)``: tensors, numbers, strings, lists and dicts only, never code.
 Anything else (a planted pickle, PyG's own layout, a truncated file) is a
 :class:`~.errors.ProcessedFileError` and the data set is rebuilt from its raw files.
@@ -38,8 +38,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from .._atomic import atomic_torch_save
-from .errors import ProcessedFileError
+from pyg_schnet.io.files import atomic_torch_save
+from pyg_schnet.io.records import sha256_file
+from pyg_schnet.datasets.errors import ProcessedFileError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -56,15 +57,6 @@ _MAX_DESCRIPTION = 4000
 # ----------------------------------------------------------------------------------------------
 # Raw files
 # ----------------------------------------------------------------------------------------------
-def sha256_file(path: PathLike, block: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(block), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def raw_file_record(name: str, path: PathLike) -> Dict[str, Any]:
     """``{"name", "size", "mtime_ns", "sha256"}`` of one raw file (symlinks followed)."""
     stat = os.stat(path)

@@ -28,8 +28,8 @@ import torch
 from ase.data import atomic_numbers as _ase_atomic_numbers
 from torch import Tensor
 
-from ._units import HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL
-from .base import (
+from pyg_schnet.io.units import HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL
+from pyg_schnet.datasets.base import (
     AtomsDataset,
     AtomsTable,
     DownloadVerificationError,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._io import atomic_write_bytes
+from pyg_schnet.datasets._io import atomic_write_bytes
 
 PathLike = Union[str, "os.PathLike[str]"]
 

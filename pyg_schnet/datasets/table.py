@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..validation import MAX_ABS_POSITION, MAX_ATOMIC_NUMBER
-from .errors import RawFileError
+from pyg_schnet.validation import MAX_ABS_POSITION, MAX_ATOMIC_NUMBER
+from pyg_schnet.datasets.errors import RawFileError
 
 #: Closest two atoms of one molecule may be, in Angstrom. The shortest bond (H2) is 0.74 Angstrom and
 #: nuclei repel far before 0.01 Angstrom, so no real geometry comes near; closer atoms are duplicated

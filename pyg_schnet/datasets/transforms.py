@@ -8,7 +8,7 @@ from typing import Optional, Union
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
-from ._units import EV_TO_KCAL_PER_MOL, HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL
+from pyg_schnet.io.units import EV_TO_KCAL_PER_MOL, HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL
 
 __all__ = ["ScaleUnits", "EV_TO_KCAL_PER_MOL", "HARTREE_TO_EV", "HARTREE_TO_KCAL_PER_MOL"]
 
@@ -52,7 +52,7 @@ class ScaleUnits(BaseTransform):
         self.target = target
         self.target_index: Optional[int] = None
         if target is not None:
-            from .qm9 import QM9
+            from pyg_schnet.datasets.qm9 import QM9
 
             self.target_index = QM9.target_index(target)
 

@@ -1,5 +1,5 @@
-"""``python -m pyg_schnet.md MODEL START --steps N ...``; see :mod:`pyg_schnet.md.cli`."""
-from .cli import main
+"""Deprecated (0.3.0): ``python -m pyg_schnet.md`` is ``pyg-schnet md`` (or ``python -m pyg_schnet md``)."""
+from pyg_schnet.md.cli import main
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 r"""The SchNet forward pass on dense (padded) batches, with the model's own modules.
 
 A dense batch holds ``B`` molecules padded to ``N`` atom slots: ``z`` ``[B, N]``, ``pos`` ``[B, N, 3]``
-and ``mask`` ``[B, N]`` (``True`` on real atoms; see :mod:`pyg_schnet.data.dense`). Instead of a list
+and ``mask`` ``[B, N]`` (``True`` on real atoms; see :mod:`pyg_schnet.batching.dense`). Instead of a list
 of edges, every slot pair ``(i, j)`` of a row is computed and the pairs that must not interact are
 masked out:
 
@@ -24,17 +24,25 @@ The cost is that of ``B N (N - 1) / 2`` pairs, padding included.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Protocol, Tuple
 
 import torch
 from torch import Tensor
 
-from ..nn import fused
-from ..validation import MAX_ABS_POSITION
-from .response import energy_and_forces
+from pyg_schnet.models.representation import SchNetRepresentation
+from pyg_schnet.models.response import energy_and_forces
+from pyg_schnet.nn import AtomwiseEnergy, fused
+from pyg_schnet.validation import MAX_ABS_POSITION
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .schnet import SchNet
+
+class DenseModel(Protocol):
+    """What the dense path reads of a model (a :class:`~pyg_schnet.SchNet`): its representation,
+    head and ``max_z``."""
+
+    representation: SchNetRepresentation
+    head: AtomwiseEnergy
+    max_z: int
+    training: bool
 
 #: distance (Angstrom) put in place of masked pairs before the square root: any positive value works,
 #: the pairs are masked out afterwards; 1 keeps the Gaussian expansion and the cutoff well inside
@@ -129,7 +137,7 @@ def dense_pairs(pos: Tensor, mask: Tensor, cutoff: Optional[float] = None) -> De
     return DensePairs(real, distances, to_square)
 
 
-def dense_atom_features(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
+def dense_atom_features(model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
     """Atom features ``[B, N, hidden_channels]`` after the interaction blocks (padding rows meaningless).
 
     ``z`` and ``pos`` must already be zero on padding (see :func:`dense_energy`). Distances, Gaussian
@@ -142,7 +150,7 @@ def dense_atom_features(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -
     pairs = dense_pairs(pos, mask, rep.cutoff)
     weight = pairs.mask.unsqueeze(-1).to(pos.dtype)  # [B, P, 1]
     convs = [block.conv for block in rep.interactions]
-    if fused.fast_path_enabled() and fused.fusable(rep.rbf, convs):  # Gaussian window, one first layer
+    if rep.uses_fast_filters():  # Gaussian window, one first layer
         flat = fused.fused_filters(rep.rbf, convs, pairs.distances.reshape(-1))
         filters = [W.view(batch_size, pairs.distances.size(1), W.size(-1)) for W in flat]
     else:
@@ -159,7 +167,7 @@ def dense_atom_features(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -
     return x
 
 
-def dense_energy(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
+def dense_energy(model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
     r"""Total energy per molecule ``[B]``: :math:`E_b = \sum_{i:\,\mathrm{mask}_{bi}} e(\mathbf{x}_{bi}, Z_{bi})`."""
     check_dense_inputs(z, pos, mask, model.max_z)
     z = torch.where(mask, z.long(), 0)
@@ -169,7 +177,7 @@ def dense_energy(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -> Tenso
     return torch.where(mask, atom_energies, torch.zeros_like(atom_energies)).sum(dim=1)
 
 
-def dense_energy_and_forces(model: "SchNet", z: Tensor, pos: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
+def dense_energy_and_forces(model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
     r"""Energies ``[B]`` and forces :math:`-\partial E / \partial \mathbf{r}` ``[B, N, 3]`` (zero on padding).
 
     Like :meth:`pyg_schnet.SchNet.energy_and_forces`: the forces keep their graph in training mode

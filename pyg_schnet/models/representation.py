@@ -1,15 +1,17 @@
 """SchNet's representation: embedding, interaction graph, Gaussian expansion, interaction blocks."""
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import torch
 from torch import Tensor, nn
 
-from ..graph import build_pairs, build_periodic_pairs, check_all_pairs_memory, edge_distances, mirror
-from ..nn import GaussianRBF, InteractionBlock, fused
-from ..periodic import check_distinct_images
-from ..validation import check_distinct_positions
+from pyg_schnet.graph import build_pairs, build_periodic_pairs, check_all_pairs_memory, edge_distances, mirror
+from pyg_schnet import backend
+from pyg_schnet.nn import GaussianRBF, InteractionBlock, fused
+from pyg_schnet.graph.periodic import check_distinct_images
+from pyg_schnet.models.config import SchNetConfig, resolve_config
+from pyg_schnet.validation import check_distinct_positions
 
 
 class Graph(NamedTuple):
@@ -34,28 +36,31 @@ class SchNetRepresentation(nn.Module):
 
     positions -> graph (:func:`pyg_schnet.graph.build_graph`) -> distances -> Gaussian expansion ->
     ``num_interactions`` :class:`~pyg_schnet.nn.InteractionBlock` (no weight sharing).
+
+    Args:
+        config: the model's :class:`~pyg_schnet.models.config.SchNetConfig` (its ``output_hidden`` is the
+            head's and not used here); ``**options`` replace its fields.
+
+    Attributes:
+        fast_filters: ``None`` follows :data:`pyg_schnet.backend.FAST_FILTERS`; ``True`` / ``False``
+            fixes this model's choice (the fused filters of :mod:`pyg_schnet.nn.fused` or the plain
+            modules). Not saved with the model.
+        max_graph_bytes: ``None`` follows :data:`pyg_schnet.backend.MAX_GRAPH_BYTES`; a number of bytes
+            sets this model's all-pairs graph limit. Not saved with the model.
     """
 
-    def __init__(
-        self,
-        hidden_channels: int = 64,
-        num_filters: int = 64,
-        num_interactions: int = 3,
-        num_gaussians: int = 301,
-        rbf_start: float = 0.0,
-        rbf_stop: float = 30.0,
-        gamma: float = 10.0,
-        cutoff: Optional[float] = None,
-        max_z: int = 100,
-        max_num_neighbors: Optional[int] = None,
-    ) -> None:
+    def __init__(self, config: Optional[SchNetConfig] = None, **options: Any) -> None:
         super().__init__()
-        self.cutoff = cutoff
-        self.max_num_neighbors = max_num_neighbors
-        self.embedding = nn.Embedding(max_z, hidden_channels)
-        self.rbf = GaussianRBF(rbf_start, rbf_stop, num_gaussians, gamma)
+        settings = resolve_config(config, options)
+        self.cutoff = settings.cutoff
+        self.max_num_neighbors = settings.max_num_neighbors
+        self.fast_filters: Optional[bool] = None
+        self.max_graph_bytes: Optional[int] = None
+        self.embedding = nn.Embedding(settings.max_z, settings.hidden_channels)
+        self.rbf = GaussianRBF(settings.rbf_start, settings.rbf_stop, settings.num_gaussians, settings.gamma)
         self.interactions = nn.ModuleList(
-            InteractionBlock(hidden_channels, num_gaussians, num_filters, cutoff) for _ in range(num_interactions)
+            InteractionBlock(settings.hidden_channels, settings.num_gaussians, settings.num_filters, settings.cutoff)
+            for _ in range(settings.num_interactions)
         )
         self.reset_parameters()
 
@@ -71,7 +76,7 @@ class SchNetRepresentation(nn.Module):
         (unless ``expand=False``: the fast path expands them itself, see :meth:`interact`).
 
         ``cell`` ``[G, 3, 3]`` and ``pbc`` ``[G, 3]`` (validated, see
-        :func:`pyg_schnet.periodic.check_cell_and_pbc`) make the graph periodic: pairs with every
+        :func:`pyg_schnet.graph.periodic.check_cell_and_pbc`) make the graph periodic: pairs with every
         image within the cutoff, distances differentiable in ``pos`` and ``cell``. ``cell=None``
         is the molecular path. With ``cutoff=None`` the memory of the all-pairs graph is estimated
         first (:func:`pyg_schnet.graph.check_all_pairs_memory`).
@@ -84,7 +89,7 @@ class SchNetRepresentation(nn.Module):
             if self.cutoff is None:
                 check_all_pairs_memory(
                     batch, self.rbf.num_gaussians, self.interactions[0].conv.channels if len(self.interactions) else 0,
-                    len(self.interactions), pos.dtype, torch.is_grad_enabled(),
+                    len(self.interactions), pos.dtype, torch.is_grad_enabled(), self.max_graph_bytes,
                 )
             pairs = build_pairs(pos, batch, self.cutoff, self.max_num_neighbors)
             distances = edge_distances(pos, pairs)
@@ -96,9 +101,15 @@ class SchNetRepresentation(nn.Module):
     ) -> Tensor:
         """Atom features ``[N, hidden_channels]`` for atomic numbers ``z``, positions ``pos`` (Angstrom),
         optionally periodic (``cell`` ``[G, 3, 3]``, ``pbc`` ``[G, 3]``; see :meth:`graph`)."""
-        fast = fused.fast_path_enabled() and fused.fusable(self.rbf, [block.conv for block in self.interactions])
+        fast = self.uses_fast_filters()
         g = self.graph(pos, batch, cell, pbc, expand=not fast)
         return self.interact(self.embedding(z), g, fast)
+
+    def uses_fast_filters(self) -> bool:
+        """Whether :meth:`forward` computes the filters on the fast path: switched on (this model's
+        :attr:`fast_filters`, else the process default) and the modules are the plain ones
+        (:func:`pyg_schnet.nn.fused.fusable`)."""
+        return backend.fast_filters(self.fast_filters) and fused.fusable(self.rbf, [block.conv for block in self.interactions])
 
     def interact(self, x: Tensor, g: Graph, fast: bool) -> Tensor:
         """Run the interaction blocks on embedded atoms ``x`` ``[N, F]`` over the graph ``g``.

@@ -5,28 +5,14 @@ from typing import Any, Dict, Optional, Tuple
 
 from torch import Tensor, nn
 
-from ..nn import AtomwiseEnergy
-from ..periodic import check_cell_and_pbc
-from ..validation import check_inputs, check_model_config, check_standardization, prepare_inputs
-from .representation import SchNetRepresentation
-from .response import energy_and_forces, energy_forces_stress
-
-#: The configuration of the paper (section 4, Fig. 2): F = 64, three interaction blocks, Gaussians
-#: every 0.1 Angstrom on [0, 30] Angstrom with gamma = 10 Angstrom^-2, no cutoff, a 32-unit output layer.
-PAPER_CONFIG: Dict[str, Any] = dict(
-    hidden_channels=64,
-    num_filters=64,
-    num_interactions=3,
-    num_gaussians=301,
-    rbf_start=0.0,
-    rbf_stop=30.0,
-    gamma=10.0,
-    cutoff=None,
-    max_z=100,
-    output_hidden=32,
-    max_num_neighbors=None,
-)
-
+from pyg_schnet.nn import AtomwiseEnergy
+from pyg_schnet.graph.periodic import check_cell_and_pbc
+from pyg_schnet.validation import check_inputs, check_standardization, prepare_inputs
+from pyg_schnet.models.config import PAPER_CONFIG, SchNetConfig, resolve_config  # noqa: F401  (PAPER_CONFIG: 0.2 name)
+from pyg_schnet.models.dense import dense_energy, dense_energy_and_forces
+from pyg_schnet.models.representation import SchNetRepresentation
+from pyg_schnet.models.response import energy_and_forces, energy_forces_stress
+from pyg_schnet.models.weights import BlockWeights, DenseWeights, SchNetWeights
 
 class SchNet(nn.Module):
     r"""SchNet (Schütt et al., NeurIPS 2017) for molecular energies and energy-conserving forces.
@@ -40,61 +26,29 @@ class SchNet(nn.Module):
     (our benchmarks use kcal/mol), positions go in in Angstrom, forces in energy unit per Angstrom.
 
     Args:
-        hidden_channels: atom feature size :math:`F`.
-        num_filters: cfconv feature maps.
-        num_interactions: number of interaction blocks.
-        num_gaussians, rbf_start, rbf_stop, gamma: the Gaussian expansion of distances (Angstrom,
-            Angstrom^-2).
-        cutoff: ``None`` lets every pair in a molecule interact (the paper); a radius in Angstrom
-            uses a radius graph and a :class:`~pyg_schnet.nn.CosineCutoff`.
-        max_z: atomic numbers ``1 .. max_z - 1`` are accepted.
-        output_hidden: width of the atom-wise output layer.
-        max_num_neighbors: optional guard: more neighbours for an atom raise an error (never truncated).
+        config: a :class:`~pyg_schnet.models.config.SchNetConfig` (default: the paper's).
+        **options: fields of :class:`~pyg_schnet.models.config.SchNetConfig` that replace those of
+            ``config``, e.g. ``SchNet(cutoff=5.0)``.
+
+    Attributes:
+        config: the constructor options as a dict (what ``model.pt`` stores); ``settings`` the
+            frozen :class:`~pyg_schnet.models.config.SchNetConfig`.
     """
 
-    def __init__(
-        self,
-        hidden_channels: int = 64,
-        num_filters: int = 64,
-        num_interactions: int = 3,
-        num_gaussians: int = 301,
-        rbf_start: float = 0.0,
-        rbf_stop: float = 30.0,
-        gamma: float = 10.0,
-        cutoff: Optional[float] = None,
-        max_z: int = 100,
-        output_hidden: int = 32,
-        max_num_neighbors: Optional[int] = None,
-    ) -> None:
+    def __init__(self, config: Optional[SchNetConfig] = None, **options: Any) -> None:
         super().__init__()
-        self.config: Dict[str, Any] = dict(
-            hidden_channels=hidden_channels,
-            num_filters=num_filters,
-            num_interactions=num_interactions,
-            num_gaussians=num_gaussians,
-            rbf_start=rbf_start,
-            rbf_stop=rbf_stop,
-            gamma=gamma,
-            cutoff=cutoff,
-            max_z=max_z,
-            output_hidden=output_hidden,
-            max_num_neighbors=max_num_neighbors,
-        )
-        check_model_config(self.config)
-        self.max_z = max_z
-        self.representation = SchNetRepresentation(
-            hidden_channels, num_filters, num_interactions, num_gaussians, rbf_start, rbf_stop, gamma,
-            cutoff, max_z, max_num_neighbors,
-        )
-        self.head = AtomwiseEnergy(hidden_channels, output_hidden, max_z)
+        settings = resolve_config(config, options)
+        self.settings: SchNetConfig = settings
+        self.config: Dict[str, Any] = settings.as_dict()
+        self.max_z = settings.max_z
+        self.representation = SchNetRepresentation(settings)
+        self.head = AtomwiseEnergy(settings.hidden_channels, settings.output_hidden, settings.max_z)
 
     @classmethod
     def from_paper(cls, **overrides: Any) -> "SchNet":
-        """The paper's configuration (:data:`PAPER_CONFIG`), with optional overrides."""
-        unknown = set(overrides) - set(PAPER_CONFIG)
-        if unknown:
-            raise TypeError(f"unknown SchNet options: {sorted(unknown)}")
-        return cls(**{**PAPER_CONFIG, **overrides})
+        """The paper's configuration (:class:`~pyg_schnet.models.config.SchNetConfig` defaults), with
+        optional overrides."""
+        return cls(SchNetConfig.from_dict(overrides))
 
     def reset_parameters(self) -> None:
         self.representation.reset_parameters()
@@ -204,6 +158,30 @@ class SchNet(nn.Module):
             lambda p, c: self(z, p, batch, c, checked_pbc), pos, checked_cell, checked_pbc, batch, self.training
         )
 
+    def export_weights(self) -> SchNetWeights:
+        """The weights by name (:class:`~pyg_schnet.models.weights.SchNetWeights`), detached copies.
+
+        Reads the paper's module layout (embedding, Gaussians, per block ``in2filter`` / ``conv`` with
+        its two-layer filter network and optional cosine cutoff / ``filter2out`` / ``out``, the head's
+        ``net[0]`` and ``net[2]``); whether a model still *computes* what these weights say (no module
+        replaced or subclassed) is :func:`pyg_schnet.models.md_evaluator.supports`.
+        """
+        rep = self.representation
+        blocks = tuple(
+            BlockWeights(
+                DenseWeights.of(b.in2filter), DenseWeights.of(b.conv.filter_network[0]),
+                DenseWeights.of(b.conv.filter_network[2]), DenseWeights.of(b.filter2out), DenseWeights.of(b.out),
+            )
+            for b in rep.interactions
+        )
+        head = self.head
+        return SchNetWeights(
+            embedding=rep.embedding.weight.detach().clone(), centers=rep.rbf.centers.detach().clone(),
+            gamma=rep.rbf.gamma, rbf_start=rep.rbf.start, rbf_stop=rep.rbf.stop, cutoff=rep.cutoff, blocks=blocks,
+            head_hidden=DenseWeights.of(head.net[0]), head_out=DenseWeights.of(head.net[2]),
+            mean=float(head.mean), std=float(head.std), atomref=head.atomref.detach().clone(),
+        )
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items() if k in ("hidden_channels", "num_interactions", "cutoff"))
 
@@ -213,10 +191,8 @@ class SchNet(nn.Module):
         Args:
             z: atomic numbers ``[B, N_max]`` (ignored on padding).
             pos: positions ``[B, N_max, 3]`` in Angstrom (ignored on padding).
-            mask: ``[B, N_max]`` bool, ``True`` on real atoms. See :func:`pyg_schnet.data.to_dense`.
+            mask: ``[B, N_max]`` bool, ``True`` on real atoms. See :func:`pyg_schnet.batching.to_dense`.
         """
-        from .dense import dense_energy
-
         return dense_energy(self, z, pos, mask)
 
     def energy_and_forces_dense(self, z: Tensor, pos: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
@@ -225,6 +201,4 @@ class SchNet(nn.Module):
         Same conventions as :meth:`energy_and_forces`: ``create_graph`` in training mode, detached
         results in eval mode.
         """
-        from .dense import dense_energy_and_forces
-
         return dense_energy_and_forces(self, z, pos, mask)

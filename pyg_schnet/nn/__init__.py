@@ -1,13 +1,13 @@
 """SchNet building blocks as PyTorch / PyG modules."""
-from .activations import ShiftedSoftplus, shifted_softplus
-from .cfconv import CFConv, FilterNetwork
-from .cutoff import CosineCutoff
-from .dense import Dense
-from .interaction import InteractionBlock
-from .output import AtomwiseEnergy
-from .radial import GaussianRBF
-from . import fused  # noqa: E402  (imports cfconv and radial above)
-from .fused import reference_path, set_fast_path
+from pyg_schnet.nn.activations import ShiftedSoftplus, shifted_softplus
+from pyg_schnet.nn.cfconv import CFConv, FilterNetwork
+from pyg_schnet.nn.cutoff import CosineCutoff
+from pyg_schnet.nn.dense import Dense
+from pyg_schnet.nn.interaction import InteractionBlock
+from pyg_schnet.nn.output import AtomwiseEnergy
+from pyg_schnet.nn.radial import GaussianRBF
+from pyg_schnet.nn import fused
+from pyg_schnet.backend import reference_path, set_fast_path
 
 __all__ = [
     "AtomwiseEnergy",

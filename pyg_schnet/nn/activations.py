@@ -6,10 +6,17 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-_LN2 = math.log(2.0)
-# softplus returns x itself above this threshold; log(1 + e^-40) = 4e-18 is below float64 resolution
-# there, so the switch is invisible even in float64 physics checks.
-_THRESHOLD = 40.0
+#: :math:`\ln 2`, the shift of the shifted softplus.
+LN2 = math.log(2.0)
+#: softplus returns x itself above this threshold; log(1 + e^-40) = 4e-18 is below float64 resolution
+#: there, so the switch is invisible even in float64 physics checks.
+SOFTPLUS_THRESHOLD = 40.0
+
+
+def softplus(x: Tensor) -> Tensor:
+    r"""Softplus :math:`\ln(1 + e^x)` with :data:`SOFTPLUS_THRESHOLD`: :func:`shifted_softplus` plus
+    :math:`\ln 2`. Its derivative, and that of the shifted softplus, is :func:`torch.sigmoid`."""
+    return F.softplus(x, beta=1.0, threshold=SOFTPLUS_THRESHOLD)
 
 
 def shifted_softplus(x: Tensor) -> Tensor:
@@ -18,7 +25,7 @@ def shifted_softplus(x: Tensor) -> Tensor:
     Exactly 0 at ``x = 0``, infinitely differentiable, finite for any finite ``x`` (computed as a
     stable softplus, so ``x = +-500`` gives ``500 - ln 2`` and ``-ln 2``).
     """
-    return F.softplus(x, beta=1.0, threshold=_THRESHOLD) - _LN2
+    return softplus(x) - LN2
 
 
 class ShiftedSoftplus(nn.Module):

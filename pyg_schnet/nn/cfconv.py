@@ -7,10 +7,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn.conv import MessagePassing
 
-from .. import _backend
-from .activations import ShiftedSoftplus
-from .cutoff import CosineCutoff
-from .dense import Dense
+from pyg_schnet import backend
+from pyg_schnet.nn.activations import ShiftedSoftplus
+from pyg_schnet.nn.cutoff import CosineCutoff
+from pyg_schnet.nn.dense import Dense
 
 
 class FilterNetwork(nn.Sequential):
@@ -126,7 +126,7 @@ class CFConv(MessagePassing):
     ) -> Tensor:
         if dim_size is None:
             dim_size = int(index.max()) + 1 if index.numel() else 0
-        return _backend.scatter_add(inputs, index, dim_size)
+        return backend.scatter_add(inputs, index, dim_size)
 
     def __repr__(self) -> str:
         cutoff = None if self.cutoff is None else self.cutoff.cutoff

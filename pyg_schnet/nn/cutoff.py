@@ -7,6 +7,19 @@ import torch
 from torch import Tensor, nn
 
 
+def cosine_cutoff(distances: Tensor, cutoff: float) -> Tensor:
+    r""":math:`f_c(d)` of :class:`CosineCutoff` for distances and radius in Angstrom."""
+    value = 0.5 * (torch.cos(distances * (math.pi / cutoff)) + 1.0)
+    return torch.where(distances < cutoff, value, torch.zeros_like(value))
+
+
+def cosine_cutoff_derivative(distances: Tensor, cutoff: float) -> Tensor:
+    r""":math:`f_c'(d) = -\tfrac{\pi}{2 r_c} \sin(\pi d / r_c)` inside the radius, 0 outside
+    (Angstrom^-1)."""
+    value = (-0.5 * math.pi / cutoff) * torch.sin(distances * (math.pi / cutoff))
+    return torch.where(distances < cutoff, value, torch.zeros_like(value))
+
+
 class CosineCutoff(nn.Module):
     r"""Cosine cutoff (Behler) that takes a filter smoothly to zero at the radius :math:`r_c`:
 
@@ -29,8 +42,7 @@ class CosineCutoff(nn.Module):
         self.cutoff = float(cutoff)
 
     def forward(self, distances: Tensor) -> Tensor:
-        value = 0.5 * (torch.cos(distances * (math.pi / self.cutoff)) + 1.0)
-        return torch.where(distances < self.cutoff, value, torch.zeros_like(value))
+        return cosine_cutoff(distances, self.cutoff)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(cutoff={self.cutoff})"

@@ -23,52 +23,34 @@ resolution of an O(1) value. ``tests/nn/test_fast_paths.py`` checks energies, fo
 parameter gradients of a force loss against the reference path (1e-10 in float64, 1e-5 relative in
 float32).
 
-The fast path is on by default; :func:`reference_path` (a context manager) or
-:func:`set_fast_path` select the plain modules, e.g. to compare the two.
+The fast path is on by default; the switch lives in :mod:`pyg_schnet.backend`
+(:func:`~pyg_schnet.backend.reference_path`, a context manager, or
+:func:`~pyg_schnet.backend.set_fast_path` select the plain modules for the process, e.g. to compare
+the two; ``model.representation.fast_filters`` for one model).
 """
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from .activations import ShiftedSoftplus, shifted_softplus
-from .cfconv import CFConv, FilterNetwork
-from .cutoff import CosineCutoff
-from .dense import Dense
-from .radial import GaussianRBF
+from pyg_schnet import backend
+from pyg_schnet.backend import reference_path, set_fast_path  # noqa: F401  (0.2 names)
+from pyg_schnet.nn.activations import ShiftedSoftplus, shifted_softplus
+from pyg_schnet.nn.cfconv import CFConv, FilterNetwork
+from pyg_schnet.nn.cutoff import CosineCutoff
+from pyg_schnet.nn.dense import Dense
+from pyg_schnet.nn.radial import GaussianRBF, gaussians
 
 #: Gaussians below this value are dropped by the window (exact zeros in float32, see module docstring).
 NEGLIGIBLE = torch.finfo(torch.float32).tiny
 _LOG_NEGLIGIBLE = math.log(NEGLIGIBLE)
 
-_FAST_PATH = True
-
-
 def fast_path_enabled() -> bool:
-    """Whether :class:`~pyg_schnet.models.SchNetRepresentation` uses the fused filters (default ``True``)."""
-    return _FAST_PATH
-
-
-def set_fast_path(enabled: bool) -> None:
-    """Select the fused filters (``True``, the default) or the reference modules (``False``) globally."""
-    global _FAST_PATH
-    _FAST_PATH = bool(enabled)
-
-
-@contextmanager
-def reference_path() -> Iterator[None]:
-    """Run the code inside the ``with`` block on the reference modules (plain :class:`GaussianRBF` and
-    :class:`FilterNetwork` per block), then restore the previous setting."""
-    previous = _FAST_PATH
-    set_fast_path(False)
-    try:
-        yield
-    finally:
-        set_fast_path(previous)
+    """Whether models use the fused filters by default (:data:`pyg_schnet.backend.FAST_FILTERS`)."""
+    return backend.FAST_FILTERS
 
 
 def fusable(rbf: object, convs: Sequence[CFConv]) -> bool:
@@ -90,31 +72,43 @@ def fusable(rbf: object, convs: Sequence[CFConv]) -> bool:
     return True
 
 
-def gaussian_window(rbf: GaussianRBF, distances: Tensor) -> Tuple[int, int]:
-    r"""Indices ``lo, hi`` of the centres that can be non-negligible for some distance in ``distances``:
-    every centre outside ``[lo, hi)`` is farther than :math:`w = \sqrt{-\ln t/\gamma}` from all of them.
+def gaussian_width(gamma: float) -> float:
+    r""":math:`w = \sqrt{-\ln t / \gamma}` (Angstrom): beyond it from its centre a Gaussian is below
+    :data:`NEGLIGIBLE` (2.95 Angstrom at :math:`\gamma = 10`)."""
+    return math.sqrt(-_LOG_NEGLIGIBLE / gamma)
 
-    One host synchronisation (the distance range). A margin of one centre on each side absorbs rounding.
-    """
-    K = rbf.num_gaussians
-    if K < 2 or distances.numel() == 0:
+
+def window_bounds(start: float, stop: float, num_gaussians: int, gamma: float, d_min: float,
+                  d_max: float) -> Tuple[int, int]:
+    """Indices ``lo, hi`` of the centres (``num_gaussians`` evenly spaced on ``[start, stop]``) within
+    :func:`gaussian_width` of some distance in ``[d_min, d_max]``; a margin of one centre on each side
+    absorbs rounding. Non-finite distances raise :class:`ValueError` or :class:`OverflowError`."""
+    K = num_gaussians
+    if K < 2:
         return 0, K
-    width = math.sqrt(-_LOG_NEGLIGIBLE / rbf.gamma)
-    spacing = (rbf.stop - rbf.start) / (K - 1)
+    spacing = (stop - start) / (K - 1)
     if not spacing > 0:
         return 0, K
-    d_min, d_max = torch.stack(torch.aminmax(distances.detach())).tolist()
-    lo = math.floor((d_min - width - rbf.start) / spacing) - 1
-    hi = math.ceil((d_max + width - rbf.start) / spacing) + 2
+    width = gaussian_width(gamma)
+    lo = math.floor((d_min - width - start) / spacing) - 1
+    hi = math.ceil((d_max + width - start) / spacing) + 2
     return min(max(lo, 0), K), min(max(hi, 0), K)
+
+
+def gaussian_window(rbf: GaussianRBF, distances: Tensor) -> Tuple[int, int]:
+    r"""Indices ``lo, hi`` of the centres that can be non-negligible for some distance in ``distances``:
+    every centre outside ``[lo, hi)`` is farther than :math:`w = \sqrt{-\ln t/\gamma}` from all of them
+    (:func:`window_bounds`). One host synchronisation (the distance range).
+    """
+    if rbf.num_gaussians < 2 or distances.numel() == 0:
+        return 0, rbf.num_gaussians
+    d_min, d_max = torch.stack(torch.aminmax(distances.detach())).tolist()
+    return window_bounds(rbf.start, rbf.stop, rbf.num_gaussians, rbf.gamma, d_min, d_max)
 
 
 def windowed_expansion(rbf: GaussianRBF, distances: Tensor, lo: int, hi: int) -> Tensor:
     """Columns ``lo:hi`` of ``rbf(distances)``, with the same underflow mask as :class:`GaussianRBF`."""
-    diff = distances.unsqueeze(-1) - rbf.centers[lo:hi].to(distances.dtype)
-    exponent = -rbf.gamma * diff * diff
-    underflow = exponent < math.log(torch.finfo(exponent.dtype).tiny)
-    return torch.exp(exponent.masked_fill(underflow, -math.inf))
+    return gaussians(distances.unsqueeze(-1) - rbf.centers[lo:hi].to(distances.dtype), rbf.gamma)
 
 
 def fused_filters(rbf: GaussianRBF, convs: Sequence[CFConv], distances: Tensor) -> List[Tensor]:

@@ -5,9 +5,9 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from .activations import ShiftedSoftplus
-from .cfconv import CFConv
-from .dense import Dense
+from pyg_schnet.nn.activations import ShiftedSoftplus
+from pyg_schnet.nn.cfconv import CFConv
+from pyg_schnet.nn.dense import Dense
 
 
 class InteractionBlock(nn.Module):

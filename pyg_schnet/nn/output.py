@@ -6,9 +6,9 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .. import _backend
-from .activations import ShiftedSoftplus
-from .dense import Dense
+from pyg_schnet import backend
+from pyg_schnet.nn.activations import ShiftedSoftplus
+from pyg_schnet.nn.dense import Dense
 
 
 class AtomwiseEnergy(nn.Module):
@@ -60,4 +60,4 @@ class AtomwiseEnergy(nn.Module):
         return self.std * y + self.mean + self.atomref[z]
 
     def forward(self, x: Tensor, z: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
-        return _backend.scatter_add(self.atom_energies(x, z), batch, num_graphs)
+        return backend.scatter_add(self.atom_energies(x, z), batch, num_graphs)

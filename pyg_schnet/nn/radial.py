@@ -7,6 +7,15 @@ import torch
 from torch import Tensor, nn
 
 
+def gaussians(diff: Tensor, gamma: float) -> Tensor:
+    r""":math:`\exp(-\gamma\, \Delta^2)` of the differences ``diff`` = :math:`d - \mu_k` (Angstrom) for
+    ``gamma`` in Angstrom^-2, with values below ``torch.finfo(dtype).tiny`` set to exactly zero (the
+    mask of :class:`GaussianRBF`, applied to the exponent, so no subnormal is computed or saved)."""
+    exponent = -gamma * diff * diff
+    underflow = exponent < math.log(torch.finfo(exponent.dtype).tiny)
+    return torch.exp(exponent.masked_fill(underflow, -math.inf))
+
+
 class GaussianRBF(nn.Module):
     r"""Expands distances in Gaussians placed on a uniform grid (paper, section 4.1):
 
@@ -54,10 +63,7 @@ class GaussianRBF(nn.Module):
         """No trainable parameters; present for the PyG layer interface."""
 
     def forward(self, distances: Tensor) -> Tensor:
-        diff = distances.unsqueeze(-1) - self.centers.to(distances.dtype)
-        exponent = -self.gamma * diff * diff
-        underflow = exponent < math.log(torch.finfo(exponent.dtype).tiny)
-        return torch.exp(exponent.masked_fill(underflow, -math.inf))
+        return gaussians(distances.unsqueeze(-1) - self.centers.to(distances.dtype), self.gamma)
 
     def __repr__(self) -> str:
         return (

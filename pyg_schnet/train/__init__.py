@@ -4,15 +4,15 @@
 * :func:`standardize_model` -- per-atom energy mean / std (and atomrefs) of the training split;
 * :class:`Trainer` / :class:`TrainConfig` -- Adam, exponential learning-rate decay, EMA weights,
   early stopping, caps, checkpoints and ``resume``;
-* :func:`load_model` -- a saved ``model.pt`` back as a :class:`pyg_schnet.SchNet` in eval mode;
-* :mod:`.cli` and :mod:`.protocols` -- what ``benchmarks/*.py`` and ``python -m pyg_schnet.demo`` run.
+* :func:`load_model` / :func:`save_model` are :mod:`pyg_schnet.io.model_file`'s; the protocols behind
+  ``benchmarks/*.py`` are :mod:`pyg_schnet.experiments`.
 """
-from .checkpoint import load_model, save_model
-from .loop import FitResult, NonFiniteError, TrainConfig, Trainer, exponential_moving_average, paper_lr_schedule
-from .loss import energy_force_loss, per_molecule_loss
-from .metrics import ErrorAccumulator, evaluate
-from .predict import predict
-from .standardize import energy_statistics, standardize_model
+from pyg_schnet.io.model_file import load_model, save_model
+from pyg_schnet.train.trainer import FitResult, NonFiniteError, TrainConfig, Trainer, exponential_moving_average, paper_lr_schedule
+from pyg_schnet.train.loss import energy_force_loss, per_molecule_loss
+from pyg_schnet.train.metrics import ErrorAccumulator, evaluate
+from pyg_schnet.train.predict import predict
+from pyg_schnet.train.standardize import energy_statistics, standardize_model
 
 __all__ = [
     "Trainer",

@@ -55,9 +55,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader as IndexLoader
 from torch.utils.data import Subset
 
-from .loss import per_molecule_loss
-from .metrics import ErrorAccumulator
-from .predict import predict
+from pyg_schnet.train.loss import per_molecule_loss
+from pyg_schnet.train.metrics import ErrorAccumulator
+from pyg_schnet.train.predict import predict
 
 #: Environment variable that overrides the backend (``gloo`` or ``nccl``).
 ENV_BACKEND = "PYG_SCHNET_DIST_BACKEND"

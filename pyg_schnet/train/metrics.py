@@ -13,8 +13,8 @@ from typing import Dict, Iterable, List, Optional
 import torch
 from torch import Tensor, nn
 
-from .loss import per_molecule_loss
-from .predict import predict
+from pyg_schnet.train.loss import per_molecule_loss
+from pyg_schnet.train.predict import predict
 
 
 class ErrorAccumulator:

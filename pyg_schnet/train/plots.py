@@ -11,38 +11,12 @@ from typing import Dict, List, Optional, Sequence
 
 from torch import Tensor
 
-from .._atomic import atomic_path
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    """Atomic PNG write (:func:`pyg_schnet._atomic.atomic_path`)."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    return path
-
-
-def _finish(plt, fig, path: os.PathLike | str, title: str) -> Path:
-    """Title, layout, atomic save, close: the end of every figure here."""
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out = _save(fig, Path(path))
-    plt.close(fig)
-    return out
+from pyg_schnet.io.plotting import finish_figure, pyplot
 
 
 def plot_learning_curves(history: Sequence[Dict[str, float]], path: os.PathLike | str, title: str = "") -> Path:
     """Validation energy and force MAE (EMA weights) and training loss against the optimizer step."""
-    plt = _pyplot()
+    plt = pyplot()
     steps = [row["step"] for row in history]
     panels: List[tuple] = [("val_energy_mae", "validation energy MAE [kcal/mol]")]
     if any(math.isfinite(row.get("val_force_mae", math.nan)) for row in history):
@@ -57,7 +31,7 @@ def plot_learning_curves(history: Sequence[Dict[str, float]], path: os.PathLike 
         ax.set_xlabel("optimizer step")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
-    return _finish(plt, fig, path, title)
+    return finish_figure(plt, fig, path, title)
 
 
 def plot_parity(
@@ -72,7 +46,7 @@ def plot_parity(
             ``force_true`` ``[N, 3]`` (as from :meth:`ErrorAccumulator.concatenated`).
         metrics: optional ``energy_mae`` / ``force_mae`` written into the panels.
     """
-    plt = _pyplot()
+    plt = pyplot()
     with_forces = predictions.get("force_pred") is not None and predictions["force_pred"].numel() > 0
     fig, axes = plt.subplots(1, 2 if with_forces else 1, figsize=(8.4 if with_forces else 4.2, 4.0), squeeze=False)
     e_true = predictions["energy_true"].double()
@@ -95,4 +69,4 @@ def plot_parity(
             ax.set_title(f"MAE {metrics[key]:.3f} {unit}")
         ax.set_aspect("equal", adjustable="datalim")
         ax.grid(alpha=0.3)
-    return _finish(plt, fig, path, title)
+    return finish_figure(plt, fig, path, title)

@@ -5,14 +5,14 @@ from typing import Optional, Tuple
 
 from torch import Tensor, nn
 
-from ..data.dense import to_dense, to_sparse
+from pyg_schnet.batching.dense import to_dense, to_sparse
 
 #: Batching schemes :func:`predict` accepts. ``'sparse'`` is PyG's: the atoms of all molecules in one
 #: list with a ``batch`` vector. ``'dense'`` pads the molecules to ``[B, N_max]``
-#: (:func:`pyg_schnet.data.to_dense`) and runs the model's dense path on the same parameters.
+#: (:func:`pyg_schnet.batching.to_dense`) and runs the model's dense path on the same parameters.
 BATCHING_MODES: Tuple[str, ...] = ("sparse", "dense")
 #: What a training configuration may ask for: a mode, or ``'auto'``, which the trainer resolves to the
-#: faster mode for the data by a short measurement at start-up (:func:`pyg_schnet.data.choose_batching`).
+#: faster mode for the data by a short measurement at start-up (:func:`pyg_schnet.batching.choose_batching`).
 BATCHING_CHOICES: Tuple[str, ...] = BATCHING_MODES + ("auto",)
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from pyg_schnet import SchNet
-from pyg_schnet.bench import adapters
-from pyg_schnet.bench.configs import BATCHING, COMMON, PAPER, ModelConfig
-from pyg_schnet.bench.molecules import make_batch, random_cluster
+from harness import adapters
+from harness.configs import BATCHING, COMMON, PAPER, ModelConfig
+from harness.molecules import make_batch, random_cluster
 from pyg_schnet.models.schnet import PAPER_CONFIG
 from pyg_schnet.nn import GaussianRBF
 
@@ -21,7 +21,7 @@ TINY_CUTOFF = ModelConfig("tiny_cutoff", 16, 8, 2, 25, 0.0, 4.0, 10.0, 4.0, 8)
 
 def _spk_or_skip():
     try:
-        from pyg_schnet.bench.schnetpack_import import import_schnetpack
+        from harness.schnetpack_import import import_schnetpack
 
         return import_schnetpack()[0]
     except ImportError as exc:
@@ -133,10 +133,10 @@ def test_make_runners_reports_what_cannot_be_built(monkeypatch):
 
 
 def test_md_call_through_the_calculator_equals_the_bare_call():
-    pytest.importorskip("pyg_schnet.ase")
+    pytest.importorskip("pyg_schnet.simulation.ase")
     import ase.units
 
-    from pyg_schnet.bench import peers
+    from harness import peers
 
     runner = adapters.OursSparse(TINY, torch.device("cpu"))
     steps, notes = peers.md_steps({"ours_sparse": runner}, torch.device("cpu"))
@@ -152,7 +152,7 @@ def test_md_call_through_the_calculator_equals_the_bare_call():
 
 
 def test_md_call_without_the_calculator_is_marked(monkeypatch):
-    from pyg_schnet.bench import peers
+    from harness import peers
 
     monkeypatch.setattr(peers, "calculator_class", lambda: (None, "ImportError: not here"))
     runner = adapters.OursSparse(TINY, torch.device("cpu"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyg_schnet.bench import peers, scale
+from harness import peers, scale
 
 
 def _row(config, case, impl, ms, **extra):
@@ -17,7 +17,7 @@ def _meta():
         versions=dict(torch="2.13.0", torch_geometric="2.8.1", schnetpack="2.1.1"),
         backend=dict(torch_scatter=True, torch_cluster=False), repeats=21, warmup=3,
         configs=dict(paper=dict(description="64/64/3", parameters=dict(ours_sparse=10, pyg=8), unavailable={},
-                                md_call=dict(ours_sparse="bare model call: pyg_schnet.ase not available"))),
+                                md_call=dict(ours_sparse="bare model call: pyg_schnet.simulation.ase not available"))),
     )
 
 

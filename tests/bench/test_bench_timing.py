@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from pyg_schnet.bench.timing import Estimator, PeakMemory, loglog_slope, measure, over_time
+from harness.timing import Estimator, PeakMemory, loglog_slope, measure, over_time
 
 
 def test_measure_interleaves_the_timed_steps():

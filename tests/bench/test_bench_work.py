@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pyg_schnet.bench.work import MatmulFlops, bounds, matmul_share
+from harness.work import MatmulFlops, bounds, matmul_share
 
 
 def test_counts_two_m_n_k_per_product_and_ignores_elementwise_work():

@@ -4,7 +4,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from pyg_schnet import SchNet
-from pyg_schnet.data import auto, choose_batching, measure_batching, to_dense, to_dense_atoms, to_sparse
+from pyg_schnet.batching import auto, choose_batching, measure_batching, to_dense, to_dense_atoms, to_sparse
 
 
 def batch_of(molecules) -> Batch:

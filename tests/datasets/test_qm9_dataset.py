@@ -228,7 +228,7 @@ def test_interrupted_processing_leaves_nothing_trusted(qm9_builder, tmp_path, mo
     monkeypatch.setattr(qm9_module, "parse_qm9_xyz", real_parse)
 
     # a crash while the processed file is being written: a partial temporary, then the error
-    import pyg_schnet._atomic as io_module  # where atomic_torch_save looks up atomic_write_bytes
+    import pyg_schnet.io.files as io_module  # where atomic_torch_save looks up atomic_write_bytes
 
     real_write = io_module.atomic_write_bytes
 

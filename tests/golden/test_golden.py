@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pyg_schnet import MDEvaluator
-from pyg_schnet.data import to_dense_atoms
+from pyg_schnet.batching import to_dense_atoms
 from pyg_schnet.nn import reference_path
 
 from .generate import GOLDEN_FILE, build_model, loss_gradients, molecule_batch

@@ -6,7 +6,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from pyg_schnet import SchNet
-from pyg_schnet.data import to_dense, to_sparse
+from pyg_schnet.batching import to_dense, to_sparse
 
 
 def small_model(dtype=torch.float64, **kw) -> SchNet:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pyg_schnet import SchNet, graph
+from pyg_schnet import SchNet, backend, graph
 
 
 def small_model() -> SchNet:
@@ -23,33 +23,67 @@ def test_limit_refuses_before_building_and_can_be_raised(monkeypatch):
     model = small_model()
     z, pos = torch.ones(30, dtype=torch.long), torch.rand(30, 3) * 10
     estimate = graph.all_pairs_bytes(torch.zeros(30, dtype=torch.long), 10, 6, 2, torch.float32, with_grad=True)
-    monkeypatch.setattr(graph, "MAX_GRAPH_BYTES", estimate - 1)
+    monkeypatch.setattr(backend, "MAX_GRAPH_BYTES", estimate - 1)
     with pytest.raises(MemoryError, match=r"all-pairs graph \(cutoff=None\) of this batch \(30 atoms.*cutoff=5.0"):
         model.energy_and_forces(z, pos)
-    monkeypatch.setattr(graph, "MAX_GRAPH_BYTES", estimate)
+    monkeypatch.setattr(backend, "MAX_GRAPH_BYTES", estimate)
     energy, forces = model.energy_and_forces(z, pos)
     assert torch.isfinite(forces).all()
     # inference under no_grad needs less, so the same limit lets a no_grad call through
-    monkeypatch.setattr(graph, "MAX_GRAPH_BYTES", estimate - 1)
+    monkeypatch.setattr(backend, "MAX_GRAPH_BYTES", estimate - 1)
     with torch.no_grad():
         assert torch.isfinite(model(z, pos)).all()
 
 
-def test_environment_variable(monkeypatch):
+def test_a_model_limit_overrides_the_process_limit(monkeypatch):
     model = small_model()
     z, pos = torch.ones(30, dtype=torch.long), torch.rand(30, 3) * 10
-    monkeypatch.setenv("PYG_SCHNET_MAX_GRAPH_BYTES", "1000")
+    estimate = graph.all_pairs_bytes(torch.zeros(30, dtype=torch.long), 10, 6, 2, torch.float32, with_grad=True)
+    monkeypatch.setattr(backend, "MAX_GRAPH_BYTES", estimate)
+    model.representation.max_graph_bytes = estimate - 1
+    with pytest.raises(MemoryError, match="representation.max_graph_bytes"):
+        model.energy_and_forces(z, pos)
+    other = small_model()  # the process limit still lets other models through
+    assert torch.isfinite(other.energy_and_forces(z, pos)[1]).all()
+    monkeypatch.setattr(backend, "MAX_GRAPH_BYTES", estimate - 1)
+    model.representation.max_graph_bytes = estimate
+    assert torch.isfinite(model.energy_and_forces(z, pos)[1]).all()
+
+
+@pytest.fixture
+def environment(monkeypatch):
+    """Sets an environment variable and has :mod:`pyg_schnet.backend` read it (it reads them once, on
+    import); reads the restored environment afterwards."""
+
+    def setenv(name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+        backend.read_environment()
+
+    yield setenv
+    monkeypatch.undo()
+    backend.read_environment()
+
+
+def test_environment_variable(environment):
+    model = small_model()
+    z, pos = torch.ones(30, dtype=torch.long), torch.rand(30, 3) * 10
+    environment("PYG_SCHNET_MAX_GRAPH_BYTES", "1000")
     with pytest.raises(MemoryError, match="PYG_SCHNET_MAX_GRAPH_BYTES"):
         model(z, pos)
-    monkeypatch.setenv("PYG_SCHNET_MAX_GRAPH_BYTES", "1e12")
+    environment("PYG_SCHNET_MAX_GRAPH_BYTES", "1e12")
     assert torch.isfinite(model(z, pos)).all()
-    monkeypatch.setenv("PYG_SCHNET_MAX_GRAPH_BYTES", "lots")
+    environment("PYG_SCHNET_MAX_GRAPH_BYTES", "lots")
     with pytest.raises(ValueError, match="PYG_SCHNET_MAX_GRAPH_BYTES must be a positive number of bytes, got 'lots'"):
         model(z, pos)
 
 
-def test_default_limit_stops_the_paper_model_on_2000_atoms(monkeypatch):
-    monkeypatch.delenv("PYG_SCHNET_MAX_GRAPH_BYTES", raising=False)
+def test_environment_is_read_once_on_import(monkeypatch):
+    monkeypatch.setenv("PYG_SCHNET_MAX_GRAPH_BYTES", "1000")  # not read again: the limit stays
+    assert backend.graph_memory_limit() == backend.MAX_GRAPH_BYTES != 1000
+
+
+def test_default_limit_stops_the_paper_model_on_2000_atoms(environment):
+    environment("PYG_SCHNET_MAX_GRAPH_BYTES", "")
     model = SchNet.from_paper()
     z, pos = torch.full((2000,), 6), torch.rand(2000, 3) * 30
     with pytest.raises(MemoryError, match=r"needs about \d+\.\d GiB, more than the limit of 4\.0 GiB"):

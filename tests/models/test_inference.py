@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pyg_schnet import SchNet
-from pyg_schnet.models import inference
-from pyg_schnet.models.inference import MDEvaluator
+from pyg_schnet.models import md_evaluator as inference
+from pyg_schnet.models.md_evaluator import MDEvaluator
 
 COMMON = dict(hidden_channels=32, num_filters=32, num_interactions=3, num_gaussians=50, rbf_stop=10.0, cutoff=10.0)
 

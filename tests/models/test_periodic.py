@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from pyg_schnet import SchNet, periodic
+from pyg_schnet import SchNet
+from pyg_schnet.graph import periodic
 from pyg_schnet.graph import build_periodic_pairs, edge_distances, mirror
 
 CUTOFF = 4.0
@@ -163,11 +164,11 @@ def test_supercell_equivalent_cell_translation(model):
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["torch-cluster", "fallback"])
 def test_mixed_batch_from_data_list_equals_separate_calls(model, compiled, monkeypatch):
-    from pyg_schnet import _backend
+    from pyg_schnet import backend
 
-    if compiled and not _backend.USE_TORCH_CLUSTER:
+    if compiled and not backend.USE_TORCH_CLUSTER:
         pytest.skip("torch-cluster is not installed")
-    monkeypatch.setattr(_backend, "USE_TORCH_CLUSTER", compiled)
+    monkeypatch.setattr(backend, "USE_TORCH_CLUSTER", compiled)
     z1, pos1, cell1 = random_structure(5, num_atoms=6)
     z2, pos2, cell2 = random_structure(6, num_atoms=3, short=True)
     z3 = torch.tensor([8, 1, 1])
@@ -268,8 +269,8 @@ def test_max_num_neighbors_counts_images():
 
 
 def test_dense_batching_refuses_periodic_data(model):
-    from pyg_schnet.data import to_dense
-    from pyg_schnet.data.auto import choose_batching
+    from pyg_schnet.batching import to_dense
+    from pyg_schnet.batching.auto import choose_batching
     from pyg_schnet.train.predict import predict
 
     z, pos, cell = random_structure(4, num_atoms=3)

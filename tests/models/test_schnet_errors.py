@@ -167,7 +167,7 @@ def test_non_finite_standardization_is_refused():
 
 
 def test_dense_path_refuses_absurd_coordinates_and_converts_dtypes(model):
-    from pyg_schnet.data import to_dense_atoms
+    from pyg_schnet.batching import to_dense_atoms
 
     z, pos = water()
     dense = to_dense_atoms(z, pos)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pyg_schnet import SchNet
-from pyg_schnet.data.dense import to_dense_atoms
+from pyg_schnet.batching.dense import to_dense_atoms
 from pyg_schnet.nn import GaussianRBF, fused, reference_path
 
 # small widths keep the tests fast; the Gaussian grids are the paper's (301 on 0-30 A) and the

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from pyg_schnet.train import load_model, save_model
-from pyg_schnet.train.protocols import md17
+from pyg_schnet.experiments.protocols import md17
 
 from .cases_training import tiny_data, trainer
 from .registry import case

@@ -1,4 +1,4 @@
-"""Audit cases: bad inputs to the MD call without autograd (pyg_schnet.models.inference.MDEvaluator)."""
+"""Audit cases: bad inputs to the MD call without autograd (pyg_schnet.models.md_evaluator.MDEvaluator)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from pyg_schnet import SchNet
-from pyg_schnet.models.inference import MDEvaluator
+from pyg_schnet.models.md_evaluator import MDEvaluator
 
 from .registry import case
 

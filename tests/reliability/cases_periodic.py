@@ -84,7 +84,7 @@ def _(tmp: Path):
 def _(tmp: Path):
     from torch_geometric.data import Batch, Data
 
-    from pyg_schnet.data import to_dense
+    from pyg_schnet.batching import to_dense
 
     z, pos, cell, pbc = _crystal()
     to_dense(Batch.from_data_list([Data(z=z, pos=pos, cell=cell, pbc=pbc)]))

@@ -1,4 +1,4 @@
-"""Audit cases of the simulation area: the ASE calculator and ``python -m pyg_schnet.md``."""
+"""Audit cases of the simulation area: the ASE calculator and ``python -m pyg_schnet.simulation.md``."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +11,7 @@ def _tiny_model_file(tmp):
     import torch
 
     from pyg_schnet import SchNet
-    from pyg_schnet.train.checkpoint import save_model
+    from pyg_schnet.io.model_file import save_model
 
     torch.manual_seed(0)
     model = SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=10, rbf_stop=3.0, cutoff=3.0)
@@ -30,7 +30,7 @@ def _ethanol_start(tmp):
 @case("simulation", "calculator with an energy unit ASE does not know ('kcal/mole')", ValueError,
       r"unknown unit 'kcal/mole': 'mole' is not a symbol of ase\.units")
 def _(tmp):
-    from pyg_schnet.ase import SchNetCalculator
+    from pyg_schnet.simulation.ase import SchNetCalculator
 
     SchNetCalculator(_tiny_model_file(tmp), energy_unit="kcal/mole")
 
@@ -40,7 +40,7 @@ def _(tmp):
 def _(tmp):
     from ase.build import molecule
 
-    from pyg_schnet.ase import SchNetCalculator
+    from pyg_schnet.simulation.ase import SchNetCalculator
 
     atoms = molecule("H2O")
     atoms.calc = SchNetCalculator(_tiny_model_file(tmp))
@@ -50,7 +50,7 @@ def _(tmp):
 @case("simulation", "MD start structure file that does not exist", FileNotFoundError,
       r"<tmp>/missing\.xyz: no such start structure")
 def _(tmp):
-    from pyg_schnet.md.cli import main
+    from pyg_schnet.experiments.md_command import main
 
     main([str(_tiny_model_file(tmp)), str(tmp / "missing.xyz"), "--steps", "1", "--out", str(tmp / "out"),
           "--no-progress"])
@@ -59,7 +59,7 @@ def _(tmp):
 @case("simulation", "MD reference npz without positions (no field R)", ValueError,
       r"<tmp>/ref\.npz: no field 'R' .* fields: \['E', 'z'\]")
 def _(tmp):
-    from pyg_schnet.md.cli import main
+    from pyg_schnet.experiments.md_command import main
 
     start, atoms = _ethanol_start(tmp)
     np.savez(tmp / "ref.npz", z=atoms.numbers, E=np.zeros(3))
@@ -70,7 +70,7 @@ def _(tmp):
 @case("simulation", "MD reference whose atoms are in another order than START", ValueError,
       r"START's bond \d+-\d+ .* is far outside its range in the reference data .* same atoms in the same order")
 def _(tmp):
-    from pyg_schnet.md.cli import main
+    from pyg_schnet.experiments.md_command import main
 
     start, atoms = _ethanol_start(tmp)
     np.savez(tmp / "ref.npz", R=atoms.positions[::-1][None], z=atoms.numbers)
@@ -81,7 +81,7 @@ def _(tmp):
 @case("simulation", "MD trajectory interval that is not a multiple of the log interval", ValueError,
       r"traj_interval \(15\) must be 0 or a multiple of log_interval \(10\)")
 def _(tmp):
-    from pyg_schnet.md.cli import main
+    from pyg_schnet.experiments.md_command import main
 
     start, _ = _ethanol_start(tmp)
     main([str(_tiny_model_file(tmp)), str(start), "--steps", "20", "--log-interval", "10", "--traj-interval", "15",

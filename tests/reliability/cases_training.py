@@ -9,9 +9,9 @@ from typing import Any, List
 
 import torch
 
-from pyg_schnet.demo import DEMO_DATA
+from pyg_schnet.experiments.demo import DEMO_DATA
 from pyg_schnet.train import NonFiniteError, TrainConfig, Trainer, standardize_model
-from pyg_schnet.train.protocols import md17
+from pyg_schnet.experiments.protocols import md17
 
 from .registry import case
 

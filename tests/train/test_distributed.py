@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from torch_geometric.data import Data
 
 from pyg_schnet.train import TrainConfig, Trainer, distributed
-from pyg_schnet.train.checkpoint import safe_load
+from pyg_schnet.io.model_file import safe_load
 
 from _dist_harness import run_ranks
 from _trainer_tiny_data import synthetic_molecules, tiny_model

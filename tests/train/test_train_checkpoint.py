@@ -9,16 +9,9 @@ import pytest
 import torch
 
 from pyg_schnet.train import TrainConfig, Trainer, load_model, save_model
-from pyg_schnet.train.checkpoint import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_FORMATS,
-    MODEL_FORMAT,
-    atomic_torch_save,
-    content_digest,
-    load_verified,
-    rng_state,
-    set_rng_state,
-)
+from pyg_schnet.io.files import atomic_torch_save
+from pyg_schnet.io.model_file import CHECKPOINT_FORMAT, CHECKPOINT_FORMATS, MODEL_FORMAT, content_digest, load_verified
+from pyg_schnet.train.state import rng_state, set_rng_state
 
 from _trainer_tiny_data import synthetic_molecules, tiny_model
 
@@ -38,7 +31,7 @@ def test_checkpoint_holds_everything_and_loads_weights_only(tmp_path):
     assert set(state["rng"]) >= {"torch", "numpy", "python", "loader"}
     assert torch.equal(state["split"]["val"], split["val"])
     assert state["step"] == 2 and state["epoch"] == 1
-    assert not list(tmp_path.glob(".*.tmp-*")), "temporary files left behind"  # pyg_schnet._atomic names
+    assert not list(tmp_path.glob(".*.tmp-*")), "temporary files left behind"  # pyg_schnet.io.files names
     torch.load(tmp_path / "model.pt", weights_only=True)
 
 

@@ -7,7 +7,7 @@ import torch
 
 from pyg_schnet.datasets import EV_TO_KCAL_PER_MOL
 from pyg_schnet.train import load_model
-from pyg_schnet.train.protocols.iso17 import main
+from pyg_schnet.experiments.protocols.iso17 import main
 
 FOLDS = {"reference": range(0, 20), "test_within": range(20, 26), "test_other": range(26, 32)}
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from pyg_schnet.demo import DEMO_DATA
+from pyg_schnet.experiments.demo import DEMO_DATA
 from _trainer_tiny_data import TINY_FLAGS
 from pyg_schnet.train import load_model
-from pyg_schnet.train.paper_values import iso17_row, md17_row, qm9_row
-from pyg_schnet.train.protocols.md17 import md17_split_sizes
+from pyg_schnet.experiments.paper_values import iso17_row, md17_row, qm9_row
+from pyg_schnet.experiments.protocols.md17 import md17_split_sizes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,7 +75,7 @@ def test_md17_script_two_epochs_writes_complete_results(shared_data, tmp_path):
 def test_demo_entry_point_runs_on_embedded_xtb_data(tmp_path, capsys):
     if not DEMO_DATA.exists():
         pytest.skip(f"demo data {DEMO_DATA} not generated yet")
-    from pyg_schnet.demo.__main__ import main
+    from pyg_schnet.experiments.demo.__main__ import main
 
     results = main(["--out", str(tmp_path / "demo"), "--max-epochs", "1", "--n-train", "64", "--n-val", "32",
                     "--n-test", "32", *TINY_FLAGS[:-3], "--no-progress"])

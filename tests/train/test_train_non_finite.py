@@ -9,9 +9,9 @@ import torch
 
 from pyg_schnet.datasets import SplitIndices
 from pyg_schnet.train import NonFiniteError, TrainConfig, Trainer
-from pyg_schnet.train.checkpoint import safe_load
-from pyg_schnet.train.cli import run_experiment
-from pyg_schnet.train.protocols.md17 import build_parser
+from pyg_schnet.io.model_file import safe_load
+from pyg_schnet.experiments.runner import run_experiment
+from pyg_schnet.experiments.protocols.md17 import build_parser
 
 from _trainer_tiny_data import synthetic_molecules, tiny_model
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pyg_schnet.train import TrainConfig, Trainer
-from pyg_schnet.train.checkpoint import safe_load
+from pyg_schnet.io.model_file import safe_load
 
 from _trainer_tiny_data import synthetic_molecules, tiny_model
 
@@ -114,6 +114,6 @@ def test_resume_with_auto_batching_keeps_the_mode_it_resolved_to(tmp_path, monke
     def no_new_measurement(*args, **kwargs):
         raise AssertionError("a resume measured the batching again")
 
-    monkeypatch.setattr("pyg_schnet.train.loop.measure_batching", no_new_measurement)
+    monkeypatch.setattr("pyg_schnet.train.trainer.measure_batching", no_new_measurement)
     second = make_with(tmp_path, batching="auto", max_epochs=2)
     assert second.fit(resume=True).batching == resolved

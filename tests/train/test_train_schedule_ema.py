@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pyg_schnet.train import TrainConfig, Trainer, exponential_moving_average, load_model, paper_lr_schedule
-from pyg_schnet.train.checkpoint import safe_load
+from pyg_schnet.io.model_file import safe_load
 
 from _trainer_tiny_data import synthetic_molecules, tiny_model
 

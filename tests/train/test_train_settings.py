@@ -3,10 +3,10 @@ written (output folder, split file, data folder, raw-file link)."""
 import pytest
 import torch
 
-from pyg_schnet.demo import DEMO_DATA
+from pyg_schnet.experiments.demo import DEMO_DATA
 from pyg_schnet.train import TrainConfig
-from pyg_schnet.train.cli import raw_file_link
-from pyg_schnet.train.protocols import md17
+from pyg_schnet.datasets.raw_files import raw_file_link
+from pyg_schnet.experiments.protocols import md17
 
 NO_CUDA = not torch.cuda.is_available()
 

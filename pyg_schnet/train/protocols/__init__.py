@@ -1,2 +1,4 @@
-"""The paper's experiments as functions: :mod:`.qm9` (Table 1), :mod:`.md17` (Table 2), :mod:`.iso17`
-(Table 3). Each has ``build_parser()``, ``run(args)`` and ``main(argv)``; ``benchmarks/*.py`` call ``main``."""
+"""Deprecated (0.3.0): moved to :mod:`pyg_schnet.experiments.protocols`; removed in 0.4."""
+from pyg_schnet._compat import forward
+
+__getattr__ = forward(__name__)

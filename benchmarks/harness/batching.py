@@ -3,7 +3,7 @@ and its report (tables, plot, merging of runs). ``benchmarks/batching.py`` is th
 
 For each case (a kind of molecule) and batch size this measures, in one process, the median of
 ``repeats`` timed steps after ``warmup`` untimed ones, interleaved over the columns
-(:func:`pyg_schnet.bench.timing.measure`), for three kinds of step:
+(:func:`harness.timing.measure`), for three kinds of step:
 
 - ``train_energy``: one training step on an energy loss (forward, backward, Adam step);
 - ``train_forces``: one training step on an energy + force loss (forces by autograd with
@@ -11,8 +11,8 @@ For each case (a kind of molecule) and batch size this measures, in one process,
 - ``inference``: energies only, eval mode, ``torch.no_grad()``;
 
 plus the process's CPU time of the same steps and the peak memory of one extra step. Throughput is
-molecules per second. Columns (:mod:`pyg_schnet.bench.adapters`) all use
-:data:`pyg_schnet.bench.configs.BATCHING`: ``ours_sparse``, ``ours_dense`` (the same model on padded
+molecules per second. Columns (:mod:`harness.adapters`) all use
+:data:`harness.configs.BATCHING`: ``ours_sparse``, ``ours_dense`` (the same model on padded
 batches, ``to_dense`` timed in the step), ``pyg``, ``schnetpack`` (skipped with the reason when it
 cannot be imported).
 """
@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch
 
-from .._atomic import atomic_write_text
-from ..train.plots import _finish, _pyplot
-from .adapters import Runner
-from .molecules import Case, make_batch
-from .timing import Estimator, measure, over_time
+from pyg_schnet.io.files import atomic_write_text
+from pyg_schnet.io.plotting import finish_figure, pyplot
+from harness.adapters import Runner
+from harness.molecules import Case, make_batch
+from harness.timing import Estimator, measure, over_time
 
 MODES = ("train_energy", "train_forces", "inference")
 IMPLS = ("ours_sparse", "ours_dense", "pyg", "schnetpack")
@@ -203,7 +203,7 @@ def plot(report: Dict[str, Any], path: Path, batch_size: int) -> Optional[str]:
     """Molecules per second against atoms per molecule, one panel per kind of step; ``None`` when
     drawn, else the reason it could not be (matplotlib missing)."""
     try:
-        plt = _pyplot()
+        plt = pyplot()
         import matplotlib.ticker
     except ImportError as exc:  # pragma: no cover
         return f"no plot: {exc}"
@@ -258,7 +258,7 @@ def plot(report: Dict[str, Any], path: Path, batch_size: int) -> Optional[str]:
     axes[0].set_ylabel(f"molecules / s (batch size {batch_size} unless labelled)")
     axes[0].legend()
     meta = report["meta"]
-    _finish(plt, fig, path, f"SchNet throughput, {meta['device']}, {meta['threads']} thread(s), float32 ({meta['date']})")
+    finish_figure(plt, fig, path, f"SchNet throughput, {meta['device']}, {meta['threads']} thread(s), float32 ({meta['date']})")
     return None
 
 
@@ -320,7 +320,7 @@ def run_grid(
     seed: int = 0,
 ) -> List[Dict[str, Any]]:
     """Measure every (case, batch size, mode) for every column; one row per column, measured or
-    with the reason it was ``skipped``. Steps estimated (:class:`~pyg_schnet.bench.timing.Estimator`)
+    with the reason it was ``skipped``. Steps estimated (:class:`~harness.timing.Estimator`)
     to need more than ``max_memory_gib`` or ``max_step_seconds`` are skipped, and so is everything left
     once the run has taken ``max_minutes``. Cases of 100 atoms and more also get ``large_batch_sizes``."""
     estimator = Estimator(max_memory_gib * 1024, max_step_seconds)

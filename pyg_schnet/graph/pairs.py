@@ -6,48 +6,22 @@ graph is therefore the complete directed graph of each molecule, built by index 
 finite ``cutoff`` (Angstrom) the pairs come from ``torch_cluster.radius_graph``, per molecule, without
 self loops; its neighbour limit is sized from the largest molecule, so no neighbour is ever dropped.
 
-Periodic structures (a ``cell`` and per-axis ``pbc``, see :mod:`pyg_schnet.periodic`) add an integer
+Periodic structures (a ``cell`` and per-axis ``pbc``, see :mod:`pyg_schnet.graph.periodic`) add an integer
 image offset ``S`` to each pair: :func:`build_periodic_pairs` returns pairs ``(i, j)`` with offsets,
 :func:`edge_distances` turns them into :math:`\lVert \mathbf{r}_j + \mathbf{S} C - \mathbf{r}_i \rVert`.
 
-An all-pairs graph grows as :math:`n^2`; :func:`check_all_pairs_memory` estimates its memory before it
-is built and refuses a batch above a limit (4 GiB unless raised) with the advice to set a cutoff.
+An all-pairs graph grows as :math:`n^2`: :mod:`pyg_schnet.graph.memory` estimates its memory before it
+is built.
 """
 from __future__ import annotations
 
-import os
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from . import _backend
-from .periodic import periodic_pairs
-
-#: Default of :data:`MAX_GRAPH_BYTES`: 4 GiB.
-DEFAULT_MAX_GRAPH_BYTES = 4 * 2**30
-#: Largest memory estimate (bytes) of an all-pairs graph (``cutoff=None``) that the model builds;
-#: above it :func:`check_all_pairs_memory` raises. ``None`` (the default) reads the environment
-#: variable ``PYG_SCHNET_MAX_GRAPH_BYTES`` at each check, else :data:`DEFAULT_MAX_GRAPH_BYTES`;
-#: assign a number of bytes here to override both.
-MAX_GRAPH_BYTES: Optional[int] = None
-
-
-def max_graph_bytes() -> int:
-    """The limit in force: :data:`MAX_GRAPH_BYTES`, else ``$PYG_SCHNET_MAX_GRAPH_BYTES``, else 4 GiB."""
-    if MAX_GRAPH_BYTES is not None:
-        return int(MAX_GRAPH_BYTES)
-    text = os.environ.get("PYG_SCHNET_MAX_GRAPH_BYTES")
-    if text is None or not text.strip():
-        return DEFAULT_MAX_GRAPH_BYTES
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"PYG_SCHNET_MAX_GRAPH_BYTES must be a positive number of bytes, got {text!r}")
-    return int(value)
-
+from pyg_schnet import backend
+from pyg_schnet.graph.periodic import periodic_pairs
 
 def full_graph(batch: Tensor) -> Tensor:
     """All ordered pairs ``(j, i)``, ``j != i``, of atoms in the same molecule.
@@ -85,6 +59,26 @@ def mirror(pairs: Tensor) -> Tensor:
     return torch.cat([pairs, pairs.flip(0)], dim=1)
 
 
+def radius_graph(pos: Tensor, r: float, batch: Tensor, max_num_neighbors: int) -> Tensor:
+    """Directed pairs ``(j, i)`` of distinct atoms of one molecule closer than ``r`` Angstrom.
+
+    Returns ``edge_index`` ``[2, E]`` with sources (neighbours ``j``) in row 0 and targets (centres
+    ``i``) in row 1, PyG's ``source_to_target`` flow. ``max_num_neighbors`` is passed to
+    torch-cluster, which keeps at most that many neighbours per centre; callers size it so that
+    nothing is dropped (see :func:`build_pairs`). Without torch-cluster
+    (:data:`pyg_schnet.backend.USE_TORCH_CLUSTER` false) every pair of :func:`full_graph` is tested:
+    the same pairs, never truncated.
+    """
+    if backend.USE_TORCH_CLUSTER:
+        return backend.torch_cluster.radius_graph(
+            pos, r=r, batch=batch, loop=False, max_num_neighbors=max_num_neighbors, flow="source_to_target"
+        )
+    edge_index = full_graph(batch)
+    vec = pos[edge_index[0]] - pos[edge_index[1]]
+    keep = (vec * vec).sum(dim=-1) <= r * r
+    return edge_index[:, keep]
+
+
 def build_pairs(
     pos: Tensor,
     batch: Tensor,
@@ -102,7 +96,7 @@ def build_pairs(
     else:
         largest = int(torch.bincount(batch).max()) if batch.numel() else 1
         # a centre has at most (largest - 1) neighbours, so this limit can never drop one
-        edge_index = _backend.radius_graph(pos, float(cutoff), batch, max_num_neighbors=max(largest - 1, 1))
+        edge_index = radius_graph(pos, float(cutoff), batch, max_num_neighbors=max(largest - 1, 1))
         pairs = edge_index[:, edge_index[0] < edge_index[1]]
     check_max_num_neighbors(pairs, batch, max_num_neighbors)
     return pairs
@@ -178,7 +172,7 @@ def build_periodic_pairs(
 ) -> Tuple[Tensor, Tensor]:
     """The unordered pairs of a batch that holds periodic structures, with their image offsets.
 
-    Structures with a periodic axis get every image pair within ``cutoff`` (:mod:`pyg_schnet.periodic`);
+    Structures with a periodic axis get every image pair within ``cutoff`` (:mod:`pyg_schnet.graph.periodic`);
     those without one (``pbc`` all ``False``) get the molecular radius graph of :func:`build_pairs`.
 
     Args:
@@ -212,46 +206,3 @@ def build_periodic_pairs(
     pairs, shifts = torch.cat(parts, dim=1), torch.cat(shift_parts, dim=0)
     check_max_num_neighbors(pairs, batch, max_num_neighbors)
     return pairs, shifts
-
-
-def all_pairs_bytes(
-    batch: Tensor, num_gaussians: int, num_filters: int, num_interactions: int, dtype: torch.dtype, with_grad: bool
-) -> int:
-    r"""Estimated peak memory (bytes) of the model on the all-pairs graph of ``batch``.
-
-    With :math:`P = \sum_m n_m (n_m - 1) / 2` pairs, :math:`K` Gaussians, :math:`F` filters, :math:`L`
-    interaction blocks and :math:`b` bytes per number:
-
-    .. math::
-        \text{bytes} \approx P\, b \times \begin{cases} 4K + 10 F L & \text{autograd on (forces, training)} \\
-                                                     4K + 4F & \text{inference under no\_grad} \end{cases}
-
-    (the Gaussian expansion and its temporaries, then per block the filter network, the mirrored
-    filters and the messages, which autograd keeps for the backward pass). Measured peak memory of
-    the paper's configuration (float32, one CPU thread, 2026-11-22), measured / estimated: 300 atoms
-    229 / 250 MB (no_grad), 575 / 534 MB (forces); 600 atoms 906 / 1,001 MB (no_grad), 2,057 / 2,142 MB
-    (forces). Command and machine in ``docs/periodic.md``.
-    """
-    counts = torch.bincount(batch).double() if batch.numel() else batch.new_zeros(1).double()
-    num_pairs = float((counts * (counts - 1) / 2).sum())
-    per_pair = 4 * num_gaussians + (10 * num_filters * num_interactions if with_grad else 4 * num_filters)
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    return int(num_pairs * per_pair * itemsize)
-
-
-def check_all_pairs_memory(
-    batch: Tensor, num_gaussians: int, num_filters: int, num_interactions: int, dtype: torch.dtype, with_grad: bool
-) -> None:
-    """Raise :class:`MemoryError` before an all-pairs graph whose estimate
-    (:func:`all_pairs_bytes`) exceeds the limit (:func:`max_graph_bytes`), advising a cutoff."""
-    estimate = all_pairs_bytes(batch, num_gaussians, num_filters, num_interactions, dtype, with_grad)
-    limit = max_graph_bytes()
-    if estimate > limit:
-        largest = int(torch.bincount(batch).max())
-        raise MemoryError(
-            f"the all-pairs graph (cutoff=None) of this batch ({batch.numel()} atoms, largest structure "
-            f"{largest} atoms) needs about {estimate / 2**30:.1f} GiB, more than the limit of "
-            f"{limit / 2**30:.1f} GiB: build the model with a cutoff (e.g. cutoff=5.0), use smaller "
-            "batches, or raise the limit with the environment variable PYG_SCHNET_MAX_GRAPH_BYTES "
-            "or pyg_schnet.graph.MAX_GRAPH_BYTES"
-        )

@@ -12,7 +12,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from .. import _backend, allocator
+from pyg_schnet import allocator
+from pyg_schnet import backend as kernels
 
 
 def machine_description(device: torch.device) -> str:
@@ -60,7 +61,7 @@ def versions(extra: Optional[Dict[str, Optional[str]]] = None) -> Dict[str, Opti
 
 def backend() -> Dict[str, bool]:
     """Whether pyg-schnet aggregates with torch-scatter and builds radius graphs with torch-cluster."""
-    return dict(torch_scatter=_backend.USE_TORCH_SCATTER, torch_cluster=_backend.USE_TORCH_CLUSTER)
+    return dict(torch_scatter=kernels.USE_TORCH_SCATTER, torch_cluster=kernels.USE_TORCH_CLUSTER)
 
 
 def command_line(script: str, argv: Optional[Sequence[str]]) -> str:

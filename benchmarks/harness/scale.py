@@ -1,8 +1,8 @@
 """How pyg-schnet's cost grows with the number of atoms at a fixed cutoff.
 
 One system per step: a random C/H/N/O cluster of ``N`` atoms at a liquid-like number density
-(:data:`~pyg_schnet.bench.molecules.CLUSTER_DENSITY` atoms / Angstrom^3, no two atoms closer than 1 A,
-non-periodic), with the configuration :data:`~pyg_schnet.bench.configs.SCALE` (cutoff 5 A). For each
+(:data:`~harness.molecules.CLUSTER_DENSITY` atoms / Angstrom^3, no two atoms closer than 1 A,
+non-periodic), with the configuration :data:`~harness.configs.SCALE` (cutoff 5 A). For each
 ``N`` it measures, float32, the median time and the peak memory of one step of each kind:
 
 - ``inference``: energy, eval mode, ``torch.no_grad()``;
@@ -22,14 +22,14 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .._atomic import atomic_write_text
-from ..graph import build_pairs
-from ..train.plots import _finish, _pyplot
-from . import environment
-from .adapters import OursSparse
-from .configs import ModelConfig
-from .molecules import CLUSTER_DENSITY, make_batch, random_cluster
-from .timing import Estimator, loglog_slope, measure
+from pyg_schnet.io.files import atomic_write_text
+from pyg_schnet.graph import build_pairs
+from pyg_schnet.io.plotting import finish_figure, pyplot
+from harness import environment
+from harness.adapters import OursSparse
+from harness.configs import ModelConfig
+from harness.molecules import CLUSTER_DENSITY, make_batch, random_cluster
+from harness.timing import Estimator, loglog_slope, measure
 
 MODES = ("inference", "md_call", "train_forces")
 TITLES = {"inference": "inference (energy, no_grad)", "md_call": "energy + forces, eval", "train_forces": "E+F training step"}
@@ -151,7 +151,7 @@ def markdown(report: Dict[str, Any]) -> str:
 
 def plot(report: Dict[str, Any], path: Path) -> Optional[str]:
     try:
-        plt = _pyplot()
+        plt = pyplot()
     except ImportError as exc:  # pragma: no cover
         return f"no plot: {exc}"
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -174,7 +174,7 @@ def plot(report: Dict[str, Any], path: Path) -> Optional[str]:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     meta = report["meta"]
-    _finish(plt, fig, path, f"pyg-schnet at a 5 A cutoff, {meta['device']}, {meta['threads']} thread(s) ({meta['date']})")
+    finish_figure(plt, fig, path, f"pyg-schnet at a 5 A cutoff, {meta['device']}, {meta['threads']} thread(s) ({meta['date']})")
     return None
 
 

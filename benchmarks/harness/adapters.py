@@ -1,6 +1,6 @@
 """pyg-schnet, PyG's ``torch_geometric.nn.models.SchNet`` and SchNetPack's SchNet behind one interface.
 
-Each :class:`Runner` builds its implementation from a :class:`~pyg_schnet.bench.configs.ModelConfig`
+Each :class:`Runner` builds its implementation from a :class:`~harness.configs.ModelConfig`
 (float32, seeded) with an Adam optimiser, and offers the steps the benchmarks time:
 
 - :meth:`Runner.train_step`: forward, loss, backward, Adam step; with ``with_forces`` the loss is
@@ -24,11 +24,11 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch
 
-from ..data import to_dense
-from ..graph import build_graph, edge_distances
-from ..models import SchNet
-from .configs import ModelConfig
-from .schnetpack_import import import_schnetpack
+from pyg_schnet.batching import to_dense
+from pyg_schnet.graph import build_graph, edge_distances
+from pyg_schnet.models import SchNet
+from harness.configs import ModelConfig
+from harness.schnetpack_import import import_schnetpack
 
 
 def _mse(a: Tensor, b: Tensor) -> Tensor:
@@ -105,7 +105,7 @@ class OursSparse(Runner):
 
 class OursDense(OursSparse):
     """The same model class (and the same weights: same seed) on padded batches
-    (:func:`pyg_schnet.data.to_dense`, timed as part of each step)."""
+    (:func:`pyg_schnet.batching.to_dense`, timed as part of each step)."""
 
     name = "ours_dense"
     label = "pyg-schnet dense"

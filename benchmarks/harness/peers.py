@@ -1,18 +1,18 @@
 """pyg-schnet against PyG's and SchNetPack's SchNet, side by side, at the paper's and the common
-configuration (:data:`~pyg_schnet.bench.configs.PAPER`, :data:`~pyg_schnet.bench.configs.COMMON`).
+configuration (:data:`~harness.configs.PAPER`, :data:`~harness.configs.COMMON`).
 
 Cases (:data:`CASES`), each timed for the three implementations in one process with interleaved steps
-(:func:`pyg_schnet.bench.timing.measure`), float32:
+(:func:`harness.timing.measure`), float32:
 
 - ``ethanol_forces``: MD17 ethanol (real frames), energy + force training step (double backward), batch 32;
 - ``ethanol_energy``: the same molecules, energy-only training step;
 - ``iso17_forces``: ISO17 (19 atoms, real rows), energy + force training step, batch 32;
 - ``qm9_energy``: QM9-sized molecules (3-29 atoms), energy-only training step, batch 32;
 - ``md_call``: one ethanol molecule, energy + forces, eval mode: the call an MD step makes. Ours goes
-  through the ASE calculator (:class:`pyg_schnet.ase.SchNetCalculator`, float32, every overhead
+  through the ASE calculator (:class:`pyg_schnet.simulation.ase.SchNetCalculator`, float32, every overhead
   included: ASE's state check, tensor conversion, input checks, graph building, unit conversion);
   the peers get their bare model call on tensors prepared beforehand. Each call moves to the next
-  real frame, as an MD step does. When ``pyg_schnet.ase`` cannot be imported, our bare model call
+  real frame, as an MD step does. When ``pyg_schnet.simulation.ase`` cannot be imported, our bare model call
   is timed instead and the row says so. The MD call is timed in alternating blocks of
   :data:`MD_BLOCK` consecutive calls per implementation (an MD run calls one calculator back to back);
   one call at a time, interleaved with the peers' larger working sets, ours measured up to 2x slower
@@ -31,14 +31,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .._atomic import atomic_write_text
-from ..train.plots import _finish, _pyplot
-from . import environment
-from .adapters import Runner, make_runners
-from .configs import ModelConfig
-from .molecules import Case, build_cases, ethanol_frames, make_batch, make_synthetic_ethanol, md17_ethanol_file
-from .schnetpack_import import import_schnetpack, schnetpack_note
-from .timing import measure
+from pyg_schnet.io.files import atomic_write_text
+from pyg_schnet.io.plotting import finish_figure, pyplot
+from harness import environment
+from harness.adapters import Runner, make_runners
+from harness.configs import ModelConfig
+from harness.molecules import Case, build_cases, ethanol_frames, make_batch, make_synthetic_ethanol, md17_ethanol_file
+from harness.schnetpack_import import import_schnetpack, schnetpack_note
+from harness.timing import measure
 
 IMPLS = ("ours_sparse", "pyg", "schnetpack")
 LABELS = {"ours_sparse": "pyg-schnet", "pyg": "PyG", "schnetpack": "SchNetPack"}
@@ -47,7 +47,7 @@ LABELS = {"ours_sparse": "pyg-schnet", "pyg": "PyG", "schnetpack": "SchNetPack"}
 @dataclass(frozen=True)
 class PeerCase:
     name: str
-    molecules: str  # a case of :func:`pyg_schnet.bench.molecules.build_cases`
+    molecules: str  # a case of :func:`harness.molecules.build_cases`
     mode: str  # 'train_forces', 'train_energy' or 'md_call'
     batch_size: int
     title: str
@@ -76,9 +76,9 @@ GAUSSIAN_NOTE = (
 
 
 def calculator_class() -> Tuple[Optional[type], Optional[str]]:
-    """``(SchNetCalculator, None)``, or ``(None, reason)`` when ``pyg_schnet.ase`` is not available."""
+    """``(SchNetCalculator, None)``, or ``(None, reason)`` when ``pyg_schnet.simulation.ase`` is not available."""
     try:
-        from ..ase import SchNetCalculator  # type: ignore[attr-defined]
+        from pyg_schnet.simulation.ase import SchNetCalculator  # type: ignore[attr-defined]
     except ImportError as exc:
         return None, f"{type(exc).__name__}: {exc}"
     return SchNetCalculator, None
@@ -130,10 +130,10 @@ def md_steps(
                     return atoms.get_potential_energy(), atoms.get_forces()
 
                 steps[name] = step
-                notes[name] = (f"through pyg_schnet.ase.SchNetCalculator (float32, method={method!r}), "
+                notes[name] = (f"through pyg_schnet.simulation.ase.SchNetCalculator (float32, method={method!r}), "
                                "ASE Atoms in, numpy out")
                 continue
-            notes[name] = f"bare model call: pyg_schnet.ase.SchNetCalculator not available ({why})"
+            notes[name] = f"bare model call: pyg_schnet.simulation.ase.SchNetCalculator not available ({why})"
         else:
             notes[name] = "bare model call on prepared float32 tensors"
         z = torch.as_tensor(cycle.z, dtype=torch.long, device=device)
@@ -316,7 +316,7 @@ def markdown(report: Dict[str, Any]) -> str:
 def plot(report: Dict[str, Any], path: Path, goals: Optional[Dict[str, float]] = None) -> Optional[str]:
     """Bars of ``ours / PyG`` and ``ours / SchNetPack`` per case, one panel per configuration."""
     try:
-        plt = _pyplot()
+        plt = pyplot()
     except ImportError as exc:  # pragma: no cover
         return f"no plot: {exc}"
     configs = list(report["meta"]["configs"])
@@ -338,7 +338,7 @@ def plot(report: Dict[str, Any], path: Path, goals: Optional[Dict[str, float]] =
         ax.legend(fontsize=8)
         ax.grid(True, axis="y", alpha=0.3)
     meta = report["meta"]
-    _finish(plt, fig, path, f"pyg-schnet vs PyG and SchNetPack SchNet, {meta['device']}, "
+    finish_figure(plt, fig, path, f"pyg-schnet vs PyG and SchNetPack SchNet, {meta['device']}, "
             f"{meta['threads']} thread(s), float32 ({meta['date']})")
     return None
 

@@ -22,11 +22,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from . import environment
-from .adapters import make_runners
-from .molecules import build_cases
-from .peers import CASES, LABELS, training_case
-from .timing import measure
+from harness import environment
+from harness.adapters import make_runners
+from harness.molecules import build_cases
+from harness.peers import CASES, LABELS, training_case
+from harness.timing import measure
 
 #: Profiler names of the matrix-product operators.
 MATMUL_OPS = frozenset(
@@ -68,7 +68,7 @@ def measure_work(
     steps: Dict[str, Callable[[], Any]], device: torch.device, warmup: int = 3, repeats: int = 11
 ) -> Dict[str, Dict[str, float]]:
     """``gflop``, ``matmul_share``, ``median_ms``, ``matmul_ms``, ``gflops_rate`` per step, the steps
-    timed in interleaved rounds by :func:`pyg_schnet.bench.timing.measure`."""
+    timed in interleaved rounds by :func:`harness.timing.measure`."""
     out: Dict[str, Dict[str, float]] = {}
     for name, step in steps.items():
         for _ in range(warmup):
@@ -105,7 +105,7 @@ def run_work(
     configs: Dict[str, Any], case_names: Sequence[str], impls: Sequence[str], device: torch.device,
     batch_size: Optional[int] = None, seed: int = 0, warmup: int = 3, repeats: int = 11,
 ) -> List[Dict[str, Any]]:
-    """One row per (config, training case, implementation) of :data:`pyg_schnet.bench.peers.CASES`
+    """One row per (config, training case, implementation) of :data:`harness.peers.CASES`
     (the MD call is left out: its time is per-operation overhead, not products)."""
     molecule_cases = build_cases({})
     rows: List[Dict[str, Any]] = []

@@ -1,0 +1,297 @@
+"""What the benchmark scripts share: command-line flags, one training run, and its results files.
+
+Every benchmark (``benchmarks/md17.py``, ``qm9.py``, ``iso17.py`` and ``python -m pyg_schnet.experiments.demo``)
+builds its data sets and split, then calls :func:`run_experiment`, which
+
+1. builds the paper's SchNet (:meth:`pyg_schnet.SchNet.from_paper`, optional size overrides),
+2. standardises energies on the training split (:mod:`pyg_schnet.train.standardize`),
+3. trains with :class:`pyg_schnet.train.Trainer` (``--resume`` continues ``DIR/checkpoint.pt``),
+4. tests the EMA weights of the best validation epoch on every test set,
+5. writes ``DIR/results.json``, ``DIR/split.npz``, ``DIR/model.pt``, ``DIR/log.csv``,
+   ``DIR/learning_curves.png`` and ``DIR/parity_<test set>.png``,
+6. prints the test errors beside the paper's numbers for the same row.
+
+All settings are validated (:func:`check_arguments`) before anything is written, into the output
+folder or the data folder; ``results.json`` lists only files that exist.
+
+Under ``torchrun`` (see docs/distributed.md) every rank runs all of this: the protocols start the
+process group (:func:`setup_distributed`) and let rank 0 prepare the data first, training and testing
+run data-parallel (:mod:`pyg_schnet.train.distributed`), and rank 0 alone prints and writes files;
+``results.json`` records ``"distributed": {"world_size", "backend"}``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from pyg_schnet.io.devices import describe_device, resolve_device
+from pyg_schnet.io.files import write_json
+from pyg_schnet.validation import check_model_config, check_positive_int
+from pyg_schnet.train import distributed
+from pyg_schnet.train.trainer import TrainConfig, Trainer
+from pyg_schnet.train.predict import BATCHING_CHOICES
+from pyg_schnet.train.standardize import standardize_model
+
+
+
+# --------------------------------------------------------------------------------------- flags
+def add_common_arguments(
+    parser: argparse.ArgumentParser, *, out: str, patience: int, n_val: Optional[int] = 1000
+) -> argparse.ArgumentParser:
+    """The flags every benchmark takes (per-table flags are added by the caller)."""
+    g = parser.add_argument_group("run")
+    g.add_argument("--root", type=Path, required=False, default=None,
+                   help="data set folder: raw files in ROOT/raw, processed ones in ROOT/processed")
+    g.add_argument("--out", type=Path, default=Path(out), help="output folder")
+    g.add_argument("--seed", type=int, default=0, help="seed of the split, the initialisation and the shuffling")
+    g.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs in total (None: no cap)")
+    g.add_argument("--max-minutes", type=float, default=None,
+                   help="stop when the training wall time (summed over resumes) would pass this")
+    g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's choice)")
+    g.add_argument("--device", default=None, help="torch device (None: cuda if available, else cpu)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar and no per-epoch lines")
+    g.add_argument("--dist-backend", default="auto", choices=("auto",) + distributed.BACKENDS,
+                   help="under torchrun: process-group backend (auto: nccl on CUDA, gloo on CPU; "
+                        f"or ${distributed.ENV_BACKEND})")
+    g.add_argument("--dist-timeout", type=float, default=None,
+                   help="under torchrun: seconds a collective waits for the other ranks before it fails "
+                        f"(default ${distributed.ENV_TIMEOUT} or {distributed.DEFAULT_TIMEOUT_S:g})")
+
+    t = parser.add_argument_group("training (defaults: the paper's, section 5)")
+    t.add_argument("--n-val", type=int, default=n_val, help="validation molecules (None: the benchmark's rule, see its description)")
+    t.add_argument("--n-test", type=int, default=None, help="test molecules (None: all the rest)")
+    t.add_argument("--batch-size", type=int, default=32, help="molecules per training mini-batch")
+    t.add_argument("--eval-batch-size", type=int, default=100, help="molecules per validation/test batch")
+    t.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate")
+    t.add_argument("--energy-weight", type=float, default=1.0,
+                   help="weight of the energy term of Eq. 5 (paper: 1); 0 with --rho > 0 trains on forces only")
+    t.add_argument("--lr-decay", type=float, default=0.96, help="learning-rate factor per --lr-decay-steps")
+    t.add_argument("--lr-decay-steps", type=int, default=100_000, help="optimizer steps per --lr-decay (smooth exponential decay)")
+    t.add_argument("--ema-decay", type=float, default=0.99, help="decay per step of the exponential moving average of the weights")
+    t.add_argument("--patience", type=int, default=patience,
+                   help="early stopping: epochs without a lower validation loss (0: off)")
+    t.add_argument("--batching", default="sparse", choices=BATCHING_CHOICES,
+                   help="how molecules are batched: sparse (PyG), dense (padded), or auto (the faster, measured at start-up)")
+
+    m = parser.add_argument_group("model (defaults: the paper's preset, SchNet.from_paper())")
+    m.add_argument("--hidden-channels", type=int, default=None, help="atom features F (paper 64)")
+    m.add_argument("--num-filters", type=int, default=None, help="cfconv filters (paper 64)")
+    m.add_argument("--num-interactions", type=int, default=None, help="interaction blocks (paper 3)")
+    m.add_argument("--num-gaussians", type=int, default=None, help="radial basis functions (paper 301)")
+    m.add_argument("--cutoff", type=float, default=None, help="radius graph in Angstrom (paper: none, all pairs)")
+    return parser
+
+
+def model_overrides(args: argparse.Namespace) -> Dict[str, Any]:
+    """The ``SchNet.from_paper`` overrides given on the command line."""
+    names = ("hidden_channels", "num_filters", "num_interactions", "num_gaussians", "cutoff")
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def train_config(args: argparse.Namespace, rho: float) -> TrainConfig:
+    """A :class:`TrainConfig` from the common flags."""
+    return TrainConfig(
+        rho=rho, energy_weight=getattr(args, "energy_weight", 1.0), lr=args.lr, lr_decay=args.lr_decay, lr_decay_steps=args.lr_decay_steps,
+        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, ema_decay=args.ema_decay,
+        patience=args.patience if args.patience and args.patience > 0 else None,
+        max_epochs=args.max_epochs, max_minutes=args.max_minutes, seed=args.seed, batching=args.batching,
+        device=resolve_device(args.device), progress=not args.no_progress,
+    )
+
+
+def setup_distributed(args: argparse.Namespace) -> distributed.DistInfo:
+    """Starts the process group when launched by ``torchrun`` (idempotent; one process otherwise),
+    with ``--dist-backend`` and ``--dist-timeout``."""
+    return distributed.init_from_env(
+        resolve_device(getattr(args, "device", None)), backend=getattr(args, "dist_backend", None),
+        timeout_s=getattr(args, "dist_timeout", None),
+    )
+
+
+def check_arguments(args: argparse.Namespace, rho: float) -> TrainConfig:
+    """Validate the common flags (training settings, device, threads, model sizes) and return the
+    :class:`TrainConfig`; the benchmarks call this first, before any file or link is created.
+
+    Raises:
+        ValueError: naming the setting at fault.
+    """
+    if getattr(args, "threads", None) is not None:
+        check_positive_int("command line", "--threads", args.threads)
+    config = train_config(args, rho)
+    from pyg_schnet.models.config import PAPER_CONFIG
+
+    check_model_config({**PAPER_CONFIG, **model_overrides(args)})
+    return config
+
+
+# ------------------------------------------------------------------------------------- results
+def _fmt(value: Optional[float]) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def comparison_line(label: str, test: Mapping[str, float], paper: Mapping[str, Optional[float]]) -> str:
+    """One line: our test MAEs beside the paper's (and GDML's / the mean predictor's) for the same row."""
+    parts = [f"{label}: energy MAE {_fmt(test.get('energy_mae'))} kcal/mol (paper {_fmt(paper.get('energy_mae'))}"]
+    if paper.get("gdml_energy_mae") is not None:
+        parts[-1] += f", GDML {_fmt(paper['gdml_energy_mae'])}"
+    if paper.get("mean_predictor_energy_mae") is not None:
+        parts[-1] += f", mean predictor {_fmt(paper['mean_predictor_energy_mae'])}"
+    parts[-1] += ")"
+    force = test.get("force_mae")
+    if force is not None and math.isfinite(force):
+        line = f"force MAE {_fmt(force)} kcal/mol/Å (paper {_fmt(paper.get('force_mae'))}"
+        if paper.get("gdml_force_mae") is not None:
+            line += f", GDML {_fmt(paper['gdml_force_mae'])}"
+        if paper.get("mean_predictor_force_mae") is not None:
+            line += f", mean predictor {_fmt(paper['mean_predictor_force_mae'])}"
+        parts.append(line + ")")
+    return "; ".join(parts)
+
+
+# ------------------------------------------------------------------------------------ one run
+def run_experiment(
+    args: argparse.Namespace,
+    *,
+    benchmark: str,
+    label: str,
+    rho: float,
+    train_set,
+    val_set,
+    test_sets: Mapping[str, Any],
+    split,
+    paper: Mapping[str, Mapping[str, Optional[float]]],
+    data_source: Mapping[str, Any],
+    atomref: Optional[Tensor] = None,
+    extra: Optional[Mapping[str, Any]] = None,
+    command: Optional[Sequence[str]] = None,
+) -> Dict[str, Any]:
+    """Trains, tests and writes the results of one benchmark row (see the module docstring).
+
+    Args:
+        args: parsed flags (:func:`add_common_arguments` plus the table's own).
+        benchmark: ``'md17'``, ``'qm9'``, ``'iso17'`` or ``'demo'``.
+        label: human-readable row, e.g. ``'MD17 ethanol, N = 1,000, energy + forces'``.
+        rho: force weight of Eq. 5.
+        train_set, val_set: data sets whose examples carry ``energy`` (kcal/mol) and ``force``.
+        test_sets: name -> data set; with one entry, ``results['test']`` holds its errors directly,
+            with several, ``results['test'][name]``.
+        split: a :class:`pyg_schnet.datasets.SplitIndices` (saved as ``split.npz``).
+        paper: name of each test set -> the paper's numbers for it (:mod:`.paper_values`).
+        data_source: recorded under ``results['data']`` (root, files with sha256, sizes).
+        atomref: per-element reference energies ``[max_z]`` in kcal/mol (QM9) or ``None``.
+        extra: more fields for ``results.json``.
+        command: the command line to record (default ``sys.argv``).
+
+    Returns:
+        the dict written to ``results.json``.
+    """
+    from pyg_schnet.models.schnet import SchNet
+    from pyg_schnet.train.state import seed_everything
+    from pyg_schnet.train.plots import plot_learning_curves, plot_parity
+
+    started = time.monotonic()
+    config = check_arguments(args, rho)  # everything is validated before the first file is written
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    info = setup_distributed(args)
+    say = print if info.is_main else (lambda *_, **__: None)  # rank 0 alone prints and writes
+    config.device = distributed.local_device(config.device, info)
+    out = Path(args.out)
+
+    seed_everything(args.seed)
+    model = SchNet.from_paper(**model_overrides(args))
+    mean, std = standardize_model(model, train_set, atomref)
+    split_dict = {"train": split.train, "val": split.val, "test": split.test}
+    trainer = Trainer(model, train_set, val_set, out, config, split=split_dict)
+    out.mkdir(parents=True, exist_ok=True)
+    if info.is_main:
+        split.save(out / "split.npz")
+    n_train, n_val, n_test_total = len(train_set), len(val_set), sum(len(s) for s in test_sets.values())
+    say(f"{label}: {n_train} train, {n_val} validation, "
+          + ", ".join(f"{len(s)} test ({name})" for name, s in test_sets.items())
+          + f"; seed {args.seed}; device {describe_device(config.device)}"
+          + (f"; {info.world_size} processes ({info.backend})" if info.enabled else ""))
+
+    fit = trainer.fit(resume=args.resume)
+    say(f"training stopped ({fit.stopped}) after {fit.epochs} epochs, {fit.steps} steps, "
+          f"{fit.elapsed_s / 60:.1f} min; best validation epoch {fit.best_epoch}")
+
+    best = trainer.best_model()
+    tests: Dict[str, Dict[str, float]] = {}
+    files: Dict[str, str] = {"model": "model.pt", "checkpoint": "checkpoint.pt", "log": "log.csv",
+                             "split": "split.npz"}
+    plots_ok = True
+    if info.is_main:
+        try:
+            plot_learning_curves(trainer.history, out / "learning_curves.png", title=label)
+            files["learning_curves"] = "learning_curves.png"
+        except ImportError as exc:  # matplotlib is the optional 'plot' extra
+            plots_ok = False
+            print(f"no plots: {exc}")
+    plots_ok = distributed.broadcast_object(plots_ok, info)  # every rank keeps predictions, or none
+    for name, dataset in test_sets.items():
+        acc = trainer.evaluate(dataset, model=best, keep_predictions=plots_ok)  # sharded, all-reduced
+        tests[name] = acc.compute()
+        if plots_ok and info.is_main:
+            png = f"parity_{name}.png"
+            plot_parity(acc.concatenated(), out / png, title=f"{label} — {name}", metrics=tests[name])
+            files[f"parity_{name}"] = png
+
+    single = len(test_sets) == 1
+    results: Dict[str, Any] = {
+        "benchmark": benchmark,
+        "row": label,
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": shlex.join(command if command is not None else [Path(sys.executable).name, *sys.argv]),
+        "config": {"train": asdict(config), "model": dict(best.config), "args": vars(args)},
+        "data": dict(data_source),
+        "split": {"seed": args.seed, "n_train": n_train, "n_val": n_val, "n_test": n_test_total,
+                  "test_sets": {name: len(s) for name, s in test_sets.items()}, "file": "split.npz"},
+        "standardization": {"mean_per_atom": mean, "std_per_atom": std, "atomref": atomref is not None,
+                            "unit": "kcal/mol"},
+        "training": {"epochs": fit.epochs, "steps": fit.steps, "stopped": fit.stopped,
+                     "best_epoch": fit.best_epoch, "best_val": fit.best_val, "train_time_s": fit.elapsed_s,
+                     "batching": fit.batching, "resumed_from_epoch": fit.resumed_from_epoch},
+        "test": next(iter(tests.values())) if single else tests,
+        "units": {"energy": "kcal/mol", "force": "kcal/mol/Angstrom"},
+        "paper": next(iter(paper.values()), {}) if single else dict(paper),
+        "wall_time_s": time.monotonic() - started,
+        "device": describe_device(config.device),
+        "distributed": info.as_record(),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "files": {key: name for key, name in files.items() if (out / name).is_file()},
+    }
+    try:
+        import torch_geometric
+
+        results["torch_geometric_version"] = torch_geometric.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    if extra:
+        results.update(extra)
+    if not info.is_main:
+        return results
+    write_json(results, out / "results.json")
+
+    for name, metrics in tests.items():
+        print(comparison_line(label if single else f"{label} [{name}]", metrics, paper.get(name, {})))
+    written = results["files"]
+    print(f"results: {out / 'results.json'}; "
+          + "; ".join(f"{key}: {out / written[key]}" for key in ("model", "log") if key in written))
+    if plots_ok:
+        print("plots: " + ", ".join(str(out / f) for f in written.values() if f.endswith(".png")))
+    return results

@@ -1,0 +1,81 @@
+"""Units of a model's numbers, read by name through :mod:`ase.units`.
+
+A model file records its units as names (``{"energy": "kcal/mol", "length": "Angstrom"}``); a name is
+a product/quotient of :mod:`ase.units` symbols, e.g. ``"kcal/mol"`` is ``ase.units.kcal /
+ase.units.mol`` eV. ASE's internal units are eV and Angstrom, so the value of such a name *is* the
+factor that turns a number in that unit into eV (energies) or Angstrom (lengths).
+
+The data sets' conversion factors (:data:`HARTREE_TO_EV`, :data:`EV_TO_KCAL_PER_MOL`,
+:data:`HARTREE_TO_KCAL_PER_MOL`) come from :mod:`ase.units` too (CODATA values as ASE ships them):
+multiply a value in the first unit by the factor to get it in the second.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Mapping, Optional
+
+from ase import units as _ase_units
+from torch import nn
+
+#: 1 Hartree in eV (about 27.2114).
+HARTREE_TO_EV: float = float(_ase_units.Hartree)
+#: 1 eV in kcal/mol (about 23.0605).
+EV_TO_KCAL_PER_MOL: float = float(1.0 / (_ase_units.kcal / _ase_units.mol))
+#: 1 Hartree in kcal/mol (about 627.509).
+HARTREE_TO_KCAL_PER_MOL: float = HARTREE_TO_EV * EV_TO_KCAL_PER_MOL
+
+#: Units of a model file without a ``units`` field: our benchmarks' kcal/mol and Angstrom.
+DEFAULT_UNITS: Dict[str, str] = {"energy": "kcal/mol", "length": "Angstrom"}
+
+_TOKEN = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+
+
+def unit_value(name: str) -> float:
+    """The value of a unit name in ASE's units (eV, Angstrom, ...): ``"kcal/mol"`` -> 0.0433641...
+
+    Accepts symbols of :mod:`ase.units` joined by ``*`` and ``/`` (``"kJ/mol"``, ``"Hartree"``,
+    ``"eV"``, ``"Bohr"``). Raises :class:`ValueError` naming the unknown symbol.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a unit must be a non-empty name such as 'kcal/mol' or 'eV', got {name!r}")
+    value = 1.0
+    op = "*"
+    for part in re.split(r"\s*([*/])\s*", name.strip()):
+        if part in ("*", "/"):
+            op = part
+            continue
+        symbol = getattr(_ase_units, part, None) if _TOKEN.fullmatch(part) else None
+        if not isinstance(symbol, (int, float)):
+            raise ValueError(
+                f"unknown unit {name!r}: {part!r} is not a symbol of ase.units "
+                "(examples: 'kcal/mol', 'kJ/mol', 'eV', 'Hartree', 'Angstrom', 'Bohr')"
+            )
+        value = value * float(symbol) if op == "*" else value / float(symbol)
+    return value
+
+
+def check_units(units: Any, where: str = "units") -> Dict[str, str]:
+    """``units`` as a plain dict ``{"energy": str, "length": "Angstrom"}``, or :class:`ValueError`."""
+    if not isinstance(units, Mapping) or not isinstance(units.get("energy"), str) or not units["energy"]:
+        raise ValueError(f"{where} must be a dict with an 'energy' unit name (e.g. 'kcal/mol', 'eV'), got {units!r}")
+    if units.get("length", "Angstrom") != "Angstrom":
+        raise ValueError(f"{where}: SchNet positions are in Angstrom, got length unit {units.get('length')!r}")
+    return {"energy": str(units["energy"]), "length": "Angstrom"}
+
+
+def model_units(model: nn.Module) -> Dict[str, str]:
+    """The units of ``model``: its ``units`` attribute, or :data:`DEFAULT_UNITS`."""
+    units = getattr(model, "units", None)
+    return check_units(units, "model.units") if units is not None else dict(DEFAULT_UNITS)
+
+
+def resolve_units(model: object, energy_unit: Optional[str] = None) -> Dict[str, str]:
+    """The units of ``model`` (:func:`model_units`: its ``units``
+    attribute, else kcal/mol and Angstrom), with the energy unit replaced by ``energy_unit`` when
+    given. Both names are checked with :func:`unit_value`."""
+    units = dict(model_units(model))
+    if energy_unit is not None:
+        units["energy"] = energy_unit
+    unit_value(units["energy"])
+    unit_value(units["length"])
+    return units

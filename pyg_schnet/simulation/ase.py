@@ -1,0 +1,194 @@
+"""An ASE calculator around a trained SchNet: energies, forces and (periodic) stress in ASE's units.
+
+.. code-block:: python
+
+    from ase.build import molecule
+    from pyg_schnet.simulation.ase import SchNetCalculator
+
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = SchNetCalculator("runs/eth/model.pt")     # trained in kcal/mol, converted to eV
+    atoms.get_potential_energy(), atoms.get_forces()      # eV, eV/Angstrom
+
+Units: the model predicts energies in its own unit (``model.units["energy"]``, kcal/mol for our
+benchmark scripts and for files that record none) from positions in ``model.units["length"]``
+(Angstrom). With :math:`u_E` and :math:`u_L` the values of those units in eV and Angstrom
+(:func:`pyg_schnet.io.units.unit_value`), ASE receives
+
+.. math::
+    E = u_E \\hat E, \\qquad \\mathbf F = \\frac{u_E}{u_L} \\hat{\\mathbf F}, \\qquad
+    \\sigma = \\frac{u_E}{u_L^3} \\hat\\sigma
+    \\quad (\\text{eV}, \\text{eV}/\\text{Å}, \\text{eV}/\\text{Å}^3),
+
+the stress in Voigt order ``xx, yy, zz, yz, xz, xy`` with ASE's sign, :math:`\\sigma = V^{-1}
+\\partial E / \\partial \\varepsilon` for a symmetric strain :math:`\\varepsilon` (tensile positive).
+"""
+from __future__ import annotations
+
+import copy
+import os
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+from torch import nn
+
+from pyg_schnet.models.md_evaluator import MDEvaluator
+from pyg_schnet.io.units import resolve_units, unit_value
+
+ModelLike = Union[nn.Module, str, "os.PathLike[str]"]
+
+#: Ways of computing a molecule's energy and forces (``SchNetCalculator(method=...)``).
+_METHODS = ("exact", "tabulated", "autograd")
+
+#: Changes after which the cached atomic numbers, cell and pbc tensors are rebuilt.
+_TOPOLOGY_CHANGES = frozenset({"numbers", "cell", "pbc"})
+
+
+class SchNetCalculator(Calculator):
+    """ASE calculator for a :class:`pyg_schnet.SchNet` (energy, free_energy, forces, stress).
+
+    Args:
+        model: a :class:`~pyg_schnet.SchNet`, or the path of a ``model.pt``
+            (:func:`pyg_schnet.load_model`). The calculator works on its own copy, converted to
+            ``dtype`` and moved to ``device`` in eval mode; the model passed in is not changed.
+        energy_unit: the unit of the model's energies, overriding ``model.units["energy"]``
+            (a name of :mod:`ase.units`: ``"kcal/mol"``, ``"kJ/mol"``, ``"eV"``, ``"Hartree"``).
+        device: torch device of the computation (``None``: CUDA when available, else the CPU).
+        dtype: ``torch.float64`` (default; energy conservation in MD) or ``torch.float32`` (speed).
+        method: how energy and forces of a molecule (no periodic axis) are computed:
+            ``"exact"`` (default) with :class:`~pyg_schnet.models.MDEvaluator`, the model's numbers to
+            rounding without autograd's overhead; ``"tabulated"`` with spline-tabulated filters (an
+            approximation with a stated error bound, see ``docs/architecture.md``); ``"autograd"``
+            with :meth:`SchNet.energy_and_forces`. Periodic systems, and models whose filter modules
+            were replaced, always use the model's own autograd path.
+        **kwargs: passed to :class:`ase.calculators.calculator.Calculator` (e.g. ``label``).
+
+    Stress is computed only when asked for, and only for periodic atoms (any ``atoms.pbc``); asking a
+    non-periodic system for it raises :class:`~ase.calculators.calculator.PropertyNotImplementedError`.
+    Atomic numbers, cell and pbc are kept as tensors on the device between calls and rebuilt only when
+    they change, so an MD step moves just the positions to the device and the results back.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(
+        self,
+        model: ModelLike,
+        energy_unit: Optional[str] = None,
+        device: Optional[Union[str, torch.device]] = None,
+        dtype: torch.dtype = torch.float64,
+        method: str = "exact",
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        from pyg_schnet.io.model_file import load_model
+        from pyg_schnet.io.devices import resolve_device
+
+        if dtype not in (torch.float64, torch.float32):
+            raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+        self.method = method
+        if isinstance(model, (str, os.PathLike)):
+            model = load_model(model)
+        elif not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a SchNet or the path of a model.pt, got {type(model).__name__}")
+        self.units = resolve_units(model, energy_unit)
+        self.device = torch.device(resolve_device(None if device is None else str(device)))
+        self.dtype = dtype
+        self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval()
+        self.model.requires_grad_(False)  # only d/dpos is needed; no weight gradients are ever built
+        energy = unit_value(self.units["energy"])
+        length = unit_value(self.units["length"])
+        self._length = length
+        self._energy_factor = energy
+        self._force_factor = energy / length
+        self._stress_factor = energy / length**3
+        self._z: Optional[torch.Tensor] = None
+        self._cell: Optional[torch.Tensor] = None
+        self._pbc: Optional[torch.Tensor] = None
+        self._periodic = False
+        self._evaluator: Optional[MDEvaluator] = None
+
+    def check_state(self, atoms: Atoms, tol: float = 1e-15) -> list:
+        """What changed since the last calculation: ``positions``, ``numbers``, ``cell``, ``pbc``.
+
+        The same answer as ASE's default (which compares with ``numpy.allclose`` at ``tol = 1e-15``,
+        in effect exact equality) from exact comparisons, about ten times cheaper per MD step.
+        Charges and magnetic moments are not compared: SchNet's energy does not depend on them.
+        """
+        old = self.atoms
+        if old is None or len(old) != len(atoms):
+            return list(all_changes)
+        changes = []
+        if not np.array_equal(old.arrays["positions"], atoms.arrays["positions"]):
+            changes.append("positions")
+        if not np.array_equal(old.arrays["numbers"], atoms.arrays["numbers"]):
+            changes.append("numbers")
+        if not np.array_equal(old.cell.array, atoms.cell.array):
+            changes.append("cell")
+        if not np.array_equal(old.pbc, atoms.pbc):
+            changes.append("pbc")
+        return changes
+
+    # --------------------------------------------------------------------------------- internals
+    def _set_topology(self, atoms: Atoms) -> None:
+        """Cache ``z`` ``[N]``, ``cell`` ``[1, 3, 3]`` (model length unit) and ``pbc`` ``[1, 3]``."""
+        self._z = torch.as_tensor(np.asarray(atoms.numbers), dtype=torch.long, device=self.device)
+        self._periodic = bool(np.any(atoms.pbc))
+        if self._periodic:
+            cell = np.asarray(atoms.cell.array, dtype=np.float64) / self._length
+            self._cell = torch.as_tensor(cell, dtype=self.dtype, device=self.device).unsqueeze(0)
+            self._pbc = torch.as_tensor(np.asarray(atoms.pbc, dtype=bool), device=self.device).unsqueeze(0)
+        else:
+            self._cell = self._pbc = None
+        self._evaluator = None
+        if not self._periodic and self.method != "autograd":
+            try:
+                self._evaluator = MDEvaluator(self.model, self._z, mode=self.method, dtype=self.dtype)
+            except (TypeError, ValueError):  # a model with replaced filter modules: the autograd path
+                self._evaluator = None
+
+    def calculate(
+        self,
+        atoms: Optional[Atoms] = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = tuple(all_changes),
+    ) -> None:
+        """Energy and forces (and stress when asked for) of ``atoms`` into ``self.results``."""
+        # ASE's Calculator.calculate copies `atoms` into self.atoms (and checks a working directory this
+        # calculator never writes to); get_property has just made that copy, so it is reused when it
+        # still equals `atoms` in everything the energy depends on
+        if atoms is not None and (self.atoms is None or self.check_state(atoms)):
+            self.atoms = atoms.copy()
+        atoms = self.atoms
+        if self._z is None or _TOPOLOGY_CHANGES.intersection(system_changes):
+            self._set_topology(atoms)
+        want_stress = "stress" in properties
+        if want_stress and not self._periodic:
+            raise PropertyNotImplementedError(
+                "stress is defined for periodic systems only: these atoms have pbc = "
+                f"{atoms.pbc.tolist()}; set a cell and pbc=True to compute it"
+            )
+        positions = atoms.positions if self._length == 1.0 else atoms.positions / self._length
+        pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
+        model = self.model
+        stress = None
+        if self._evaluator is not None:
+            energy, forces = self._evaluator(pos)
+        elif not self._periodic:
+            energy, forces = model.energy_and_forces(self._z, pos)
+        elif want_stress:
+            energy, forces, stress = model.energy_forces_stress(self._z, pos, None, self._cell, self._pbc)
+        else:
+            energy, forces = model.energy_and_forces(self._z, pos, None, self._cell, self._pbc)
+        e = float(energy.detach().to("cpu", torch.float64)[0]) * self._energy_factor
+        self.results["energy"] = e
+        self.results["free_energy"] = e
+        self.results["forces"] = forces.detach().to("cpu", torch.float64).numpy() * self._force_factor
+        if stress is not None:
+            full = stress.detach().to("cpu", torch.float64).numpy()[0] * self._stress_factor
+            self.results["stress"] = full_3x3_to_voigt_6_stress(full)

@@ -1,0 +1,611 @@
+"""The training loop of the paper (section 5): Adam, exponential learning-rate decay, EMA weights.
+
+* Adam with learning rate ``1e-3``, decayed smoothly by ``0.96`` every ``100,000`` optimizer steps:
+  ``lr(step) = 1e-3 * 0.96 ** (step / 100_000)`` (:func:`paper_lr_schedule`, a
+  :class:`torch.optim.lr_scheduler.LambdaLR` stepped after every optimizer step).
+* Mini-batches of 32 molecules, the loss of Eq. 5 (:mod:`pyg_schnet.train.loss`).
+* An exponential moving average of the weights with decay 0.99 per step
+  (:class:`torch.optim.swa_utils.AveragedModel` with :func:`~torch.optim.swa_utils.get_ema_multi_avg_fn`)
+  is the model that is validated, tested and saved.
+* Early stopping on the validation loss (Eq. 5 with the training ``rho``, EMA weights, once per
+  epoch), with a patience in epochs; caps on the number of epochs and on the training wall time.
+* After every epoch an atomic checkpoint (model, EMA, optimizer, scheduler, RNG states, step, epoch,
+  split, best validation, history) and a CSV log; ``fit(resume=True)`` continues from it, so a killed
+  run loses at most one epoch, and on the CPU with the same seed it ends exactly where an
+  uninterrupted run would. A resume refuses settings that differ from the checkpoint's
+  (:data:`RESUME_FIXED`); the caps of :data:`RESUME_MAY_CHANGE` may change.
+* Training stops with :class:`NonFiniteError` (naming the epoch and step) as soon as the training
+  loss, the weights or the validation loss stop being finite; nothing is written for that epoch, so
+  ``checkpoint.pt`` and ``model.pt`` stay those of the last good epoch.
+* Temporary files that killed writers left in the output folder are removed when training starts.
+* Under ``torchrun`` the same loop runs data-parallel (DDP) and takes the same optimizer steps as one
+  process; rank 0 alone writes files (:mod:`pyg_schnet.train.distributed`).
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import numbers
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch_geometric.loader import DataLoader
+from tqdm.auto import tqdm
+
+from pyg_schnet.batching.auto import measure_batching
+from pyg_schnet.io.files import atomic_torch_save, atomic_write, remove_stale_temporaries
+from pyg_schnet.io.model_file import CHECKPOINT_FORMAT, CHECKPOINT_FORMATS, load_verified, save_model, seal
+from pyg_schnet.train import distributed
+from pyg_schnet.train.loss import energy_force_loss
+from pyg_schnet.train.metrics import ErrorAccumulator, evaluate
+from pyg_schnet.train.predict import BATCHING_MODES, check_batching, predict
+from pyg_schnet.train.state import rng_state, seed_everything, set_rng_state
+from pyg_schnet.validation import check_device, check_finite, check_positive_int
+
+#: Columns of the per-epoch CSV log (``log.csv``), in order.
+LOG_COLUMNS = (
+    "epoch", "step", "lr", "train_loss", "train_energy_mae", "train_force_mae",
+    "val_loss", "val_energy_mae", "val_energy_rmse", "val_force_mae", "val_force_rmse",
+    "best_val_loss", "epoch_s", "elapsed_s",
+)
+
+#: :class:`TrainConfig` fields a checkpoint fixes for the whole run: they shape the optimisation
+#: (loss, optimizer, schedule, batches, averaging, random streams), so a resume that changes one is
+#: refused rather than silently ignored or applied mid-run.
+RESUME_FIXED = ("rho", "energy_weight", "lr", "lr_decay", "lr_decay_steps", "batch_size", "ema_decay", "seed", "batching")
+#: :class:`TrainConfig` fields a resume may change: caps and stopping rules (``max_epochs``,
+#: ``max_minutes``, ``patience``), and how the same computation is run or shown (``eval_batch_size``
+#: only groups the validation molecules, ``device``, ``progress``).
+RESUME_MAY_CHANGE = ("max_epochs", "max_minutes", "patience", "eval_batch_size", "device", "progress")
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a non-finite training loss, weights or validation loss; the message names
+    the epoch and the optimizer step."""
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a training run; defaults are the paper's (section 5).
+
+    Attributes:
+        rho: force weight of Eq. 5 (Angstrom^2); 0 trains on energies only (forces not computed).
+        energy_weight: weight of the energy term of Eq. 5 (1 in the paper); 0 with ``rho > 0`` trains
+            on forces only.
+        lr: initial Adam learning rate.
+        lr_decay: factor the learning rate is multiplied by every ``lr_decay_steps`` steps (smoothly).
+        lr_decay_steps: optimizer steps per ``lr_decay``.
+        batch_size: molecules per training mini-batch (the global batch, split over the processes of
+            a data-parallel run).
+        eval_batch_size: molecules per validation / test mini-batch.
+        ema_decay: decay of the exponential moving average of the weights, per step.
+        patience: stop after this many epochs without a lower validation loss; ``None`` never stops early.
+        max_epochs: stop after this many epochs in total (across resumes); ``None`` for no cap.
+        max_minutes: stop when the training wall time (across resumes) would pass this; ``None`` for
+            no cap. An epoch is not started when the previous one says it would not fit; an epoch that
+            runs over anyway is cut short after the step that crosses the cap.
+        seed: seeds Python, numpy, torch and the shuffling generator.
+        batching: how molecules are batched for the model (:func:`pyg_schnet.train.predict.predict`).
+        device: ``'cpu'`` or ``'cuda'`` (or any torch device string).
+        progress: show a tqdm bar (only on a terminal) and print one line per epoch.
+    """
+
+    rho: float = 100.0
+    energy_weight: float = 1.0
+    lr: float = 1e-3
+    lr_decay: float = 0.96
+    lr_decay_steps: int = 100_000
+    batch_size: int = 32
+    eval_batch_size: int = 100
+    ema_decay: float = 0.99
+    patience: Optional[int] = 100
+    max_epochs: Optional[int] = None
+    max_minutes: Optional[float] = None
+    seed: int = 0
+    batching: str = "sparse"
+    device: str = "cpu"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Validate every field (before anything is written): :class:`ValueError` names the field."""
+        owner = "TrainConfig"
+        check_finite(owner, "rho", self.rho, low=0.0)
+        check_finite(owner, "energy_weight", self.energy_weight, low=0.0)
+        if self.energy_weight == 0 and self.rho == 0:
+            raise ValueError(f"{owner}: energy_weight = 0 and rho = 0 leave no loss to train on")
+        check_finite(owner, "lr", self.lr, low=0.0, low_open=True)
+        check_finite(owner, "lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
+        check_positive_int(owner, "lr_decay_steps", self.lr_decay_steps)
+        check_positive_int(owner, "batch_size", self.batch_size)
+        check_positive_int(owner, "eval_batch_size", self.eval_batch_size)
+        check_finite(owner, "ema_decay", self.ema_decay, low=0.0, high=1.0)
+        if self.patience is not None:
+            check_positive_int(owner, "patience (or None)", self.patience)
+        if self.max_epochs is not None:
+            check_positive_int(owner, "max_epochs (or None)", self.max_epochs, minimum=0)
+        if self.max_minutes is not None:
+            check_finite(owner, "max_minutes (or None)", self.max_minutes, low=0.0, low_open=True)
+        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool):
+            raise ValueError(f"{owner}: seed must be an integer, got {self.seed!r}")
+        check_batching(self.batching, allow_auto=True)
+        check_device(owner, self.device)
+
+
+def paper_lr_schedule(optimizer: torch.optim.Optimizer, decay: float = 0.96, decay_steps: int = 100_000) -> LambdaLR:
+    """``lr(step) = lr0 * decay ** (step / decay_steps)``; call ``.step()`` after every optimizer step."""
+    if not 0.0 < decay <= 1.0 or decay_steps < 1:
+        raise ValueError(f"need 0 < decay <= 1 and decay_steps >= 1, got {decay} and {decay_steps}")
+
+    def factor(step: int) -> float:
+        return decay ** (step / decay_steps)
+
+    return LambdaLR(optimizer, factor)
+
+
+def exponential_moving_average(model: nn.Module, decay: float = 0.99) -> AveragedModel:
+    """An EMA copy of ``model`` (parameters and float buffers); update with ``.update_parameters(model)``
+    after each optimizer step. The first update copies the weights."""
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return ema.eval()
+
+
+def has_forces(dataset) -> bool:
+    """Whether the examples of ``dataset`` carry reference forces (``data.force``)."""
+    return len(dataset) > 0 and getattr(dataset[0], "force", None) is not None
+
+
+@dataclass
+class FitResult:
+    """What :meth:`Trainer.fit` returns (all plain numbers and strings)."""
+
+    best_val_loss: float
+    best_epoch: int
+    epochs: int
+    steps: int
+    elapsed_s: float
+    stopped: str
+    best_val: Dict[str, float] = field(default_factory=dict)
+    #: the batching mode used (``'auto'`` resolved to ``'sparse'`` or ``'dense'``)
+    batching: str = "sparse"
+    #: the epoch of the checkpoint this run resumed from (``None``: a fresh run)
+    resumed_from_epoch: Optional[int] = None
+
+
+class Trainer:
+    """Trains a SchNet on ``train_dataset`` with early stopping on ``val_dataset``.
+
+    Files written to ``out_dir``: ``checkpoint.pt`` (every epoch), ``log.csv`` (every epoch) and
+    ``model.pt`` (the EMA weights of the best validation epoch, whenever it improves).
+
+    When a process group is initialised with more than one process (``torchrun``, see
+    :func:`pyg_schnet.train.distributed.init_from_env`), the trainer runs data-parallel: every rank
+    builds the same trainer, training batches and validation are sharded, rank 0 alone writes.
+
+    The model's energy standardisation (:mod:`pyg_schnet.train.standardize`) must be set before.
+
+    Args:
+        model: the model to train (moved to ``config.device``).
+        train_dataset / val_dataset: PyG data sets whose examples hold ``z``, ``pos``, ``energy`` and,
+            for force training, ``force``.
+        out_dir: folder for checkpoint, log and model.
+        config: :class:`TrainConfig`.
+        split: optional split indices (``{'train': LongTensor, ...}``) stored in the checkpoint; a resume
+            with a different split is refused.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_dataset,
+        val_dataset,
+        out_dir: os.PathLike | str,
+        config: Optional[TrainConfig] = None,
+        split: Optional[Dict[str, Tensor]] = None,
+    ) -> None:
+        self.config = config or TrainConfig()
+        if len(train_dataset) == 0:
+            raise ValueError("the training set is empty")
+        if len(val_dataset) == 0:
+            raise ValueError("the validation set is empty")
+        self.device = torch.device(self.config.device)
+        self.model = model.to(self.device)
+        self.train_dataset = train_dataset
+        self.val_dataset = val_dataset
+        self.out_dir = Path(out_dir)
+        self.split = {k: torch.as_tensor(v, dtype=torch.long).cpu() for k, v in (split or {}).items()}
+        self.train_forces = self.config.rho > 0
+        if self.train_forces and not has_forces(train_dataset):
+            raise ValueError(f"rho = {self.config.rho} needs forces, but the training examples have no 'force'")
+        self.eval_forces = has_forces(val_dataset)
+        #: this process's place in a data-parallel run (one process without ``torchrun``)
+        self.dist = distributed.current()
+
+        self.generator = torch.Generator()
+        self.generator.manual_seed(self.config.seed)
+        if self.dist.enabled:
+            self.train_loader = distributed.ShardedBatches(
+                train_dataset, self.config.batch_size, self.generator, self.dist
+            )
+        else:
+            self.train_loader = DataLoader(
+                train_dataset, batch_size=self.config.batch_size, shuffle=True, generator=self.generator
+            )
+        self.val_loader = DataLoader(
+            distributed.shard(val_dataset, self.dist), batch_size=self.config.eval_batch_size, shuffle=False
+        )
+        #: the batching mode in use; ``'auto'`` is resolved when :meth:`fit` starts
+        self.batching: str = self.config.batching
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+        self.scheduler = paper_lr_schedule(self.optimizer, self.config.lr_decay, self.config.lr_decay_steps)
+        self.ema = exponential_moving_average(self.model, self.config.ema_decay)
+        #: DDP around the loss of the model in data-parallel runs (else ``None``)
+        self.ddp = (
+            distributed.wrap_model(self.model, self.dist, self.config.rho, self.config.energy_weight)
+            if self.dist.enabled else None
+        )
+
+        self.step = 0
+        self.epoch = 0
+        self.best_val_loss = math.inf
+        self.best_epoch = 0
+        self.best_val: Dict[str, float] = {}
+        self.best_state: Optional[Dict[str, Tensor]] = None
+        self.epochs_without_improvement = 0
+        self.elapsed_s = 0.0
+        self.history: List[Dict[str, float]] = []
+        self.stopped = ""
+        self._log_synced = False
+
+    # ------------------------------------------------------------------------------------ files
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.out_dir / "log.csv"
+
+    @property
+    def model_path(self) -> Path:
+        return self.out_dir / "model.pt"
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> Dict[str, Any]:
+        """Everything a resume needs; tensors, dicts, lists, numbers and strings only."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model_config": dict(self.model.config),
+            "train_config": asdict(self.config),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "best_model": self.best_state,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(self.generator),
+            "step": self.step,
+            "epoch": self.epoch,
+            "split": self.split,
+            "best_val_loss": self.best_val_loss,
+            "best_epoch": self.best_epoch,
+            "best_val": dict(self.best_val),
+            "epochs_without_improvement": self.epochs_without_improvement,
+            "elapsed_s": self.elapsed_s,
+            "history": list(self.history),
+            "stopped": self.stopped,
+            "batching": self.batching,
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Write :meth:`state_dict` with its checksum (:func:`~.checkpoint.seal`) atomically."""
+        return atomic_torch_save(seal(self.state_dict()), self.checkpoint_path)
+
+    def load_checkpoint(self, path: Optional[os.PathLike | str] = None) -> None:
+        """Restores a :meth:`state_dict` written by :meth:`save_checkpoint` (weights-only load,
+        checksum verified).
+
+        Raises:
+            ValueError: a damaged file, or a model config, split or :data:`RESUME_FIXED` setting that
+                differs from this run's (each differing field listed as ``old -> new``).
+        """
+        path = Path(path) if path is not None else self.checkpoint_path
+        state = load_verified(path, CHECKPOINT_FORMATS, map_location=self.device, what="checkpoint.pt")
+        changed = _changed_fields(state["model_config"], dict(self.model.config))
+        if changed:
+            raise ValueError(f"{path}: the checkpoint's model differs from this run's: {changed}")
+        saved = state.get("train_config") or {}
+        changed = _changed_fields({k: saved[k] for k in RESUME_FIXED if k in saved}, asdict(self.config))
+        if changed:
+            raise ValueError(
+                f"{path}: a resume must keep the settings the checkpoint was trained with, but this run "
+                f"changes {changed}. Resume with the checkpoint's values, or start a new run in another "
+                f"output folder (a resume may change only {', '.join(RESUME_MAY_CHANGE)})"
+            )
+        saved_split = state.get("split") or {}
+        if set(saved_split) != set(self.split) or any(
+            not torch.equal(saved_split[k].cpu(), self.split[k]) for k in self.split
+        ):
+            raise ValueError(f"{path}: the checkpoint's split indices differ from this run's split")
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"], self.generator)
+        self.best_state = state["best_model"]
+        self.step = int(state["step"])
+        self.epoch = int(state["epoch"])
+        self.best_val_loss = float(state["best_val_loss"])
+        self.best_epoch = int(state["best_epoch"])
+        self.best_val = dict(state["best_val"])
+        self.epochs_without_improvement = int(state["epochs_without_improvement"])
+        self.elapsed_s = float(state["elapsed_s"])
+        self.history = list(state["history"])
+        self.stopped = str(state["stopped"])
+        if state.get("batching") in BATCHING_MODES:  # 'auto' keeps the mode it resolved to
+            self.batching = str(state["batching"])
+
+    # ---------------------------------------------------------------------------------- models
+    def best_model(self) -> nn.Module:
+        """A copy of the model holding the EMA weights of the best validation epoch (eval mode);
+        the current EMA weights before the first validation."""
+        model = copy.deepcopy(self.ema.module)
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+        return model.eval()
+
+    def evaluate(self, dataset, model: Optional[nn.Module] = None, keep_predictions: bool = False) -> ErrorAccumulator:
+        """Errors of ``model`` (default: :meth:`best_model`) on ``dataset``; forces when it has them.
+
+        In a data-parallel run this is a collective: every rank must call it (each evaluates its
+        shard; the sums are all-reduced, predictions gathered on rank 0)."""
+        model = model if model is not None else self.best_model()
+        loader = DataLoader(distributed.shard(dataset, self.dist), batch_size=self.config.eval_batch_size, shuffle=False)
+        acc = evaluate(
+            model, loader, with_forces=has_forces(dataset), rho=self.config.rho, device=self.device,
+            batching=self.batching, keep_predictions=keep_predictions, energy_weight=self.config.energy_weight,
+        )
+        return distributed.reduce_errors(acc, self.dist)
+
+    # -------------------------------------------------------------------------------- training
+    def _train_step(self, batch) -> tuple:
+        if self.ddp is not None:  # batch is this rank's LocalBatch; None below when its slice is empty
+            batch, loss, energy, forces = distributed.shard_loss(self.ddp, batch, self.dist, self.device, self.batching)
+        else:
+            batch = batch.to(self.device)
+            energy, forces = predict(self.model, batch, with_forces=self.train_forces, batching=self.batching)
+            loss = energy_force_loss(
+                energy, batch.energy, batch.batch, self.config.rho, forces,
+                batch.force if self.train_forces else None, self.config.energy_weight,
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.ema.update_parameters(self.model)
+        self.step += 1
+        return (batch, None if energy is None else energy.detach(), None if forces is None else forces.detach(),
+                loss.detach())
+
+    def _time_left_s(self, run_start: float) -> float:
+        if self.config.max_minutes is None:
+            return math.inf
+        return self.config.max_minutes * 60.0 - (self.elapsed_s + time.monotonic() - run_start)
+
+    def _train_epoch(self, run_start: float) -> tuple:
+        self.model.train()
+        acc = ErrorAccumulator(rho=self.config.rho, energy_weight=self.config.energy_weight)
+        cut_short = False
+        bar = tqdm(
+            self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False, dynamic_ncols=True,
+            disable=None if self.config.progress and self.dist.is_main else True, mininterval=0.5,
+        )
+        for i, batch in enumerate(bar):
+            batch, energy, forces, loss = self._train_step(batch)
+            if batch is not None:  # None: this rank's slice of the global batch was empty
+                acc.update(energy, batch.energy, batch.batch, forces, batch.force if forces is not None else None)
+            # data-parallel: the loss of the whole global batch (all-reduced), so all ranks stop together
+            loss = distributed.global_batch_loss(loss, self.dist)
+            # the accumulator has just synchronised with the device, so this costs no extra wait
+            if not bool(torch.isfinite(loss)):
+                bar.close()
+                raise self._non_finite(f"the training loss is {float(loss)} (mini-batch {i + 1} of the epoch)",
+                                       self.train_dataset, "training")
+            if i % 10 == 0 and acc.num_molecules > 0 and not bar.disable:
+                m = acc.compute()
+                postfix = {"loss": f"{m['loss']:.4g}", "E_mae": f"{m['energy_mae']:.3g}"}
+                if math.isfinite(m["force_mae"]):
+                    postfix["F_mae"] = f"{m['force_mae']:.3g}"
+                bar.set_postfix(postfix)
+            if self.config.max_minutes is not None and distributed.broadcast_flag(
+                self._time_left_s(run_start) <= 0, self.dist
+            ):
+                cut_short = True
+                break
+        bar.close()
+        return distributed.reduce_errors(acc, self.dist).compute(), cut_short
+
+    @staticmethod
+    def _log_row(row: Dict[str, Any]) -> Dict[str, Any]:
+        return {k: f"{v:.10g}" if isinstance(v, float) else v for k, v in row.items()}
+
+    def _write_log(self) -> None:
+        """The first call of a run rewrites ``log.csv`` from the history (atomically, dropping rows of
+        an epoch a killed run did not checkpoint); later calls append the newest row."""
+        if self._log_synced and self.log_path.exists():
+            with open(self.log_path, "a", newline="") as handle:
+                csv.DictWriter(handle, fieldnames=LOG_COLUMNS, extrasaction="ignore").writerow(
+                    self._log_row(self.history[-1])
+                )
+            return
+
+        def write(handle) -> None:
+            writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            for row in self.history:
+                writer.writerow(self._log_row(row))
+
+        atomic_write(self.log_path, write, binary=False)
+        self._log_synced = True
+
+    def _non_finite(self, what: str, dataset=None, name: str = "") -> NonFiniteError:
+        """The error for a non-finite ``what`` at the current epoch and step, naming the first example
+        of ``dataset`` with a non-finite target or position when there is one."""
+        hint = _first_non_finite_example(dataset, name) if dataset is not None else ""
+        return NonFiniteError(
+            f"training stopped at epoch {self.epoch + 1}, step {self.step}: {what}. "
+            + (hint or "Typical causes: a learning rate too high, or absurd energies, forces or coordinates "
+               "in the data. ")
+            + (f"Nothing was written for this epoch: {self.checkpoint_path.name} holds epoch {self.epoch}"
+               + (f", {self.model_path.name} the best epoch {self.best_epoch}." if self.best_epoch else ".")
+               if self.epoch else "Nothing was written: no epoch completed.")
+        )
+
+    def _check_weights(self) -> None:
+        """Raise :class:`NonFiniteError` naming the first parameter with a non-finite entry."""
+        params = list(self.model.named_parameters())
+        finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in params])
+        if not bool(finite.all()):
+            name = params[int((~finite).nonzero()[0])][0]
+            raise self._non_finite(f"the weights became non-finite (first: {name})")
+
+    def _stop_reason(self, run_start: float, last_epoch_s: Optional[float]) -> str:
+        cfg = self.config
+        if cfg.max_epochs is not None and self.epoch >= cfg.max_epochs:
+            return "max_epochs"
+        if cfg.patience is not None and self.epochs_without_improvement >= cfg.patience:
+            return "early_stopping"
+        left = self._time_left_s(run_start)
+        if left <= 0 or (last_epoch_s is not None and last_epoch_s > left):
+            return "max_minutes"
+        return ""
+
+    def _resolve_batching(self) -> None:
+        """Turn ``batching='auto'`` into the faster of sparse and dense for this data, measured on a
+        few training batches (unshuffled, so the seeded random streams are untouched), and log it."""
+        if self.batching != "auto":
+            return
+        sample = DataLoader(self.train_loader.dataset, batch_size=self.config.batch_size, shuffle=False)
+        timings = measure_batching(self.model, sample, with_forces=self.train_forces)
+        timings = distributed.broadcast_object(timings, self.dist)  # every rank takes rank 0's choice
+        self.batching = min(BATCHING_MODES, key=lambda mode: timings[mode])
+        if self.dist.is_main:
+            print(
+                "batching auto: " + ", ".join(f"{m} {timings[m] * 1e3:.2f} ms/molecule" for m in BATCHING_MODES)
+                + f" -> using {self.batching}"
+            )
+
+    def fit(self, resume: bool = False) -> FitResult:
+        """Trains until early stopping or a cap; with ``resume`` first loads ``checkpoint.pt``
+        (a fresh run when it does not exist yet).
+
+        In a data-parallel run every rank calls this; rank 0 alone writes, every rank reads the
+        checkpoint (``out_dir`` must be on a file system all ranks see) and all stop together."""
+        main = self.dist.is_main
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if main:  # rank 0 alone writes here, so it alone clears what killed writers left
+            for stale in remove_stale_temporaries(self.out_dir):
+                print(f"removed {stale}, a temporary file a killed run left behind")
+        resuming = distributed.broadcast_object(resume and self.checkpoint_path.exists(), self.dist)
+        resumed_from_epoch: Optional[int] = None
+        if resuming:
+            self.load_checkpoint()
+            resumed_from_epoch = self.epoch
+        self._resolve_batching()
+        if resuming:
+            if self.config.progress and main:
+                print(f"resumed from {self.checkpoint_path} at epoch {self.epoch}, step {self.step}")
+        else:
+            seed_everything(self.config.seed)
+            self.generator.manual_seed(self.config.seed)
+        run_start = time.monotonic()
+        last_epoch_s: Optional[float] = self.history[-1]["epoch_s"] if self.history else None
+        while True:
+            # rank 0 decides (its clock), so every rank stops in the same epoch
+            self.stopped = distributed.broadcast_object(self._stop_reason(run_start, last_epoch_s), self.dist)
+            if self.stopped:
+                break
+            epoch_start = time.monotonic()
+            train, cut_short = self._train_epoch(run_start)
+            self._check_weights()
+            val = distributed.reduce_errors(evaluate(
+                self.ema.module, self.val_loader, with_forces=self.eval_forces, rho=self.config.rho,
+                device=self.device, batching=self.batching, energy_weight=self.config.energy_weight,
+            ), self.dist).compute()
+            if not math.isfinite(val["loss"]):
+                raise self._non_finite(
+                    f"the validation loss is {val['loss']} with finite weights (energy MAE {val['energy_mae']})",
+                    self.val_dataset, "validation",
+                )
+            self.epoch += 1
+            improved = val["loss"] < self.best_val_loss
+            if improved:
+                self.best_val_loss = val["loss"]
+                self.best_epoch = self.epoch
+                self.best_val = dict(val)
+                self.best_state = {k: v.detach().clone() for k, v in self.ema.module.state_dict().items()}
+                self.epochs_without_improvement = 0
+            else:
+                self.epochs_without_improvement += 1
+            now = time.monotonic()
+            last_epoch_s = now - epoch_start
+            self.elapsed_s += now - run_start
+            run_start = now
+            self.history.append({
+                "epoch": self.epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
+                "train_loss": train["loss"], "train_energy_mae": train["energy_mae"],
+                "train_force_mae": train["force_mae"], "val_loss": val["loss"],
+                "val_energy_mae": val["energy_mae"], "val_energy_rmse": val["energy_rmse"],
+                "val_force_mae": val["force_mae"], "val_force_rmse": val["force_rmse"],
+                "best_val_loss": self.best_val_loss, "epoch_s": last_epoch_s, "elapsed_s": self.elapsed_s,
+            })
+            if improved and main:
+                save_model(self.best_model(), self.model_path)
+            if cut_short:
+                self.stopped = "max_minutes"
+            if main:
+                self.save_checkpoint()
+                self._write_log()
+            if self.config.progress and main:
+                tqdm.write(
+                    f"epoch {self.epoch:5d} step {self.step:8d} lr {self.history[-1]['lr']:.3e} "
+                    f"train loss {train['loss']:.4g} | val E_mae {val['energy_mae']:.4f} "
+                    + (f"F_mae {val['force_mae']:.4f} " if math.isfinite(val["force_mae"]) else "")
+                    + f"loss {val['loss']:.4g}"
+                    + (" *" if improved else "")
+                    + f" | {self.elapsed_s / 60:.1f} min"
+                )
+            if cut_short:
+                break
+        if main:
+            if self.best_state is not None and not self.model_path.exists():
+                save_model(self.best_model(), self.model_path)
+            self.save_checkpoint()
+        return FitResult(
+            best_val_loss=self.best_val_loss, best_epoch=self.best_epoch, epochs=self.epoch,
+            steps=self.step, elapsed_s=self.elapsed_s, stopped=self.stopped, best_val=dict(self.best_val),
+            batching=self.batching, resumed_from_epoch=resumed_from_epoch,
+        )
+
+
+def _changed_fields(old: Dict[str, Any], new: Dict[str, Any]) -> str:
+    """``'lr 0.001 -> 0.01, rho 100.0 -> 0.0'`` for the keys of ``old`` whose value differs in ``new``
+    (empty when none does)."""
+    return ", ".join(f"{k} {old[k]!r} -> {new.get(k)!r}" for k in old if new.get(k) != old[k])
+
+
+def _first_non_finite_example(dataset, name: str) -> str:
+    """``'The first non-finite value in the training data: example 17, field 'energy'. '`` or ``''``."""
+    for index in range(len(dataset)):
+        example = dataset[index]
+        for key in ("energy", "force", "pos"):
+            value = getattr(example, key, None)
+            if isinstance(value, Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                return f"The first non-finite value in the {name} data: example {index}, field {key!r}. "
+    return ""
