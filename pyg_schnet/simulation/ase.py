@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -35,13 +36,21 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 from torch import nn
 
-from pyg_schnet.models.md_evaluator import MDEvaluator
+from pyg_schnet.models.md_evaluator import MDEvaluator, supports
 from pyg_schnet.io.units import resolve_units, unit_value
 
 ModelLike = Union[nn.Module, str, "os.PathLike[str]"]
 
 #: Ways of computing a molecule's energy and forces (``SchNetCalculator(method=...)``).
 _METHODS = ("exact", "tabulated", "autograd")
+
+
+
+class AutogradFallbackWarning(UserWarning):
+    """A :class:`SchNetCalculator` asked for ``method="exact"`` or ``"tabulated"`` computes molecules
+    with the model's own autograd path, because :class:`~pyg_schnet.models.MDEvaluator` does not
+    support the model (the message says why; raised once per calculator)."""
+
 
 #: Changes after which the cached atomic numbers, cell and pbc tensors are rebuilt.
 _TOPOLOGY_CHANGES = frozenset({"numbers", "cell", "pbc"})
@@ -62,8 +71,11 @@ class SchNetCalculator(Calculator):
             ``"exact"`` (default) with :class:`~pyg_schnet.models.MDEvaluator`, the model's numbers to
             rounding without autograd's overhead; ``"tabulated"`` with spline-tabulated filters (an
             approximation with a stated error bound, see ``docs/architecture.md``); ``"autograd"``
-            with :meth:`SchNet.energy_and_forces`. Periodic systems, and models whose filter modules
-            were replaced, always use the model's own autograd path.
+            with :meth:`SchNet.energy_and_forces`. Periodic systems always use the model's own
+            autograd path, and so does a model that :func:`pyg_schnet.models.md_evaluator.supports`
+            rejects (a subclass, a replaced block, activation or head): the calculator then computes
+            what the model's own ``forward`` computes, and says so once with an
+            :class:`AutogradFallbackWarning` (the reason is kept in :attr:`fallback_reason`).
         **kwargs: passed to :class:`ase.calculators.calculator.Calculator` (e.g. ``label``).
 
     Stress is computed only when asked for, and only for periodic atoms (any ``atoms.pbc``); asking a
@@ -112,6 +124,16 @@ class SchNetCalculator(Calculator):
         self._pbc: Optional[torch.Tensor] = None
         self._periodic = False
         self._evaluator: Optional[MDEvaluator] = None
+        #: Why molecules go through the model's autograd path although ``method`` asked for the
+        #: evaluator (``None``: they do not, or ``method="autograd"``).
+        self.fallback_reason: Optional[str] = supports(self.model) if method != "autograd" else None
+        if self.fallback_reason is not None:
+            warnings.warn(
+                f"SchNetCalculator(method={method!r}) computes molecules with the model's autograd path "
+                f"(model.energy_and_forces): {self.fallback_reason}",
+                AutogradFallbackWarning,
+                stacklevel=2,
+            )
 
     def check_state(self, atoms: Atoms, tol: float = 1e-15) -> list:
         """What changed since the last calculation: ``positions``, ``numbers``, ``cell``, ``pbc``.
@@ -146,11 +168,8 @@ class SchNetCalculator(Calculator):
         else:
             self._cell = self._pbc = None
         self._evaluator = None
-        if not self._periodic and self.method != "autograd":
-            try:
-                self._evaluator = MDEvaluator(self.model, self._z, mode=self.method, dtype=self.dtype)
-            except (TypeError, ValueError):  # a model with replaced filter modules: the autograd path
-                self._evaluator = None
+        if not self._periodic and self.method != "autograd" and self.fallback_reason is None:
+            self._evaluator = MDEvaluator(self.model, self._z, mode=self.method, dtype=self.dtype)
 
     def calculate(
         self,
