@@ -5,9 +5,11 @@ Run with the SchNetPack side environment of docs/benchmarks.md (``PYTHONPATH=.``
 prints a markdown table with the command, the machine and the date. Each step moves the atoms to the
 next MD17 ethanol frame and asks for energy and forces (what one MD step asks of a calculator).
 """
+
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 from typing import Dict
@@ -15,15 +17,13 @@ from typing import Dict
 import ase
 import torch
 
-from pyg_schnet.simulation.ase import SchNetCalculator
 from harness.adapters import OursSparse, SchNetPack
 from harness.configs import COMMON, PAPER
-import sys
-
 from harness.environment import command_line, machine_description, today, versions
 from harness.peers import md_frames
 from harness.schnetpack_import import import_schnetpack
 from harness.timing import measure
+from pyg_schnet.simulation.ase import SchNetCalculator
 
 
 def calculator_steps(config, dtype: torch.dtype, folder: Path) -> Dict[str, object]:
@@ -47,8 +47,11 @@ def calculator_steps(config, dtype: torch.dtype, folder: Path) -> Dict[str, obje
         "pyg-schnet (exact)": SchNetCalculator(ours, dtype=dtype, method="exact"),
         "pyg-schnet (tabulated)": SchNetCalculator(ours, dtype=dtype, method="tabulated"),
         "SchNetPack SpkCalculator": TrustedSpkCalculator(
-            str(model_file), neighbor_list=spk.transform.ASENeighborList(cutoff=config.peer_cutoff),
-            energy_unit="kcal/mol", position_unit="Angstrom", dtype=dtype,
+            str(model_file),
+            neighbor_list=spk.transform.ASENeighborList(cutoff=config.peer_cutoff),
+            energy_unit="kcal/mol",
+            position_unit="Angstrom",
+            dtype=dtype,
         ),
     }
     steps = {}
@@ -75,13 +78,21 @@ def main() -> None:
     dtype = getattr(torch, args.dtype)
     spk, note = import_schnetpack()
     print(f"Command: `{command_line('benchmarks/ase_calculators.py', sys.argv[1:])}`  ")
-    print(f"Machine: {machine_description(torch.device('cpu'))}, 1 torch thread, {args.dtype}; date {today()}; "
-          f"versions {versions({'schnetpack': spk.__version__})}" + (f"; {note}" if note else ""))
+    print(
+        f"Machine: {machine_description(torch.device('cpu'))}, 1 torch thread, {args.dtype}; date {today()}; "
+        f"versions {versions({'schnetpack': spk.__version__})}" + (f"; {note}" if note else "")
+    )
     print("\n| config | calculator | median ms / MD step | vs SpkCalculator |\n|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for config in (PAPER, COMMON):
-            result = measure(calculator_steps(config, dtype, Path(tmp)), torch.device("cpu"), 20,
-                             max(1, args.repeats // 30), memory=False, block=30)
+            result = measure(
+                calculator_steps(config, dtype, Path(tmp)),
+                torch.device("cpu"),
+                20,
+                max(1, args.repeats // 30),
+                memory=False,
+                block=30,
+            )
             peer = result["SchNetPack SpkCalculator"]["median_s"]
             for name, r in result.items():
                 print(f"| {config.name} | {name} | {r['median_s'] * 1e3:.3f} | {peer / r['median_s']:.2f} |")

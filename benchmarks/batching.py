@@ -8,6 +8,7 @@ Run ``python benchmarks/batching.py --help``; ``--quick`` is a seconds-long smok
 ``--out`` as ``batching.json`` (machine-readable), ``batching.md`` (tables) and ``batching.png``
 (throughput against molecule size). docs/benchmarks.md quotes a full run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,28 +20,36 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from pyg_schnet import allocator
 from harness import adapters, environment
 from harness.batching import ALL_CASES, IMPLS, LARGE_SIZES, MODES, merge, ratios, run_grid, write_outputs
 from harness.configs import BATCHING
 from harness.molecules import build_cases
 from harness.schnetpack_import import import_schnetpack, schnetpack_note
+from pyg_schnet import allocator
 
 ROOT = Path(__file__).resolve().parents[1]
 HYPER = dict(BATCHING.ours_kwargs())
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_batching", help="output folder")
     parser.add_argument("--plot", type=Path, default=None, help="plot file (default: OUT/batching.png)")
     parser.add_argument("--cases", default=None, help=f"comma-separated, from {','.join(ALL_CASES)} (default: all)")
     parser.add_argument("--batch-sizes", default=None, help="comma-separated (default: 32,128,512)")
     parser.add_argument("--impls", default=",".join(IMPLS), help="columns to measure")
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--repeats", type=int, default=None, help="timed steps per measurement, median reported (default 5)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps before the memory and timed steps (default 1)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores; 1 with --quick)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed steps per measurement, median reported (default 5)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="untimed steps before the memory and timed steps (default 1)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: all cores; 1 with --quick)"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--max-memory-gib", type=float, default=8.0, help="skip steps estimated to need more")
     parser.add_argument("--max-step-seconds", type=float, default=4.0, help="skip steps estimated to take longer")
@@ -81,14 +90,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args.large_batch_sizes = [int(b) for b in args.large_batch_sizes.split(",") if b.strip()]
     args.impls = [i.strip() for i in args.impls.split(",") if i.strip()]
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    for name, given, allowed in (("case", args.cases, ALL_CASES), ("impl", args.impls, IMPLS), ("mode", args.modes, MODES)):
+    for name, given, allowed in (
+        ("case", args.cases, ALL_CASES),
+        ("impl", args.impls, IMPLS),
+        ("mode", args.modes, MODES),
+    ):
         bad = [g for g in given if g not in allowed]
         if bad:
             parser.error(f"unknown {name}(s) {bad}; choose from {list(allowed)}")
     if args.repeats < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("--repeats and --threads must be >= 1, --warmup >= 0")
     return args
-
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
@@ -128,8 +140,21 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     print(f"# {meta['device']}, {args.threads} thread(s), torch {torch.__version__}", flush=True)
     started = time.perf_counter()
     results = run_grid(
-        runners, unavailable, cases, args.cases, args.impls, args.modes, args.batch_sizes, args.large_batch_sizes,
-        device, args.warmup, args.repeats, args.max_memory_gib, args.max_step_seconds, args.max_minutes, args.seed,
+        runners,
+        unavailable,
+        cases,
+        args.cases,
+        args.impls,
+        args.modes,
+        args.batch_sizes,
+        args.large_batch_sizes,
+        device,
+        args.warmup,
+        args.repeats,
+        args.max_memory_gib,
+        args.max_step_seconds,
+        args.max_minutes,
+        args.seed,
     )
     meta["wall_seconds"] = time.perf_counter() - started
     meta["runs"] = [dict(command=meta["command"], date=meta["date"], wall_seconds=meta["wall_seconds"])]

@@ -16,6 +16,7 @@ Run it as ``python benchmarks/distributed.py --task ethanol`` (one process) and 
 prints one JSON line (and writes it to ``--out`` when given). Also printed: the all-reduce volume per
 step, parameters x 4 bytes (float32 gradients).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,18 +35,36 @@ from torch_geometric.data import Data
 def ethanol_data(npz: Path, count: int) -> List[Data]:
     raw = np.load(npz)
     z = torch.as_tensor(raw["z"], dtype=torch.long)
-    return [Data(z=z, pos=torch.as_tensor(raw["R"][i], dtype=torch.float32),
-                 energy=torch.as_tensor(raw["E"][i], dtype=torch.float64).reshape(1),
-                 force=torch.as_tensor(raw["F"][i], dtype=torch.float32)) for i in range(count)]
+    return [
+        Data(
+            z=z,
+            pos=torch.as_tensor(raw["R"][i], dtype=torch.float32),
+            energy=torch.as_tensor(raw["E"][i], dtype=torch.float64).reshape(1),
+            force=torch.as_tensor(raw["F"][i], dtype=torch.float32),
+        )
+        for i in range(count)
+    ]
 
 
 def qm9size_data(db: Path, count: int) -> List[Data]:
     from ase.db import connect
 
-    rows = [(torch.tensor(r.numbers, dtype=torch.long), torch.tensor(r.positions, dtype=torch.float32),
-             float(r.key_value_pairs["total_energy"])) for r in connect(str(db)).select()]
-    return [Data(z=rows[i % len(rows)][0], pos=rows[i % len(rows)][1],
-                 energy=torch.tensor([rows[i % len(rows)][2]], dtype=torch.float64)) for i in range(count)]
+    rows = [
+        (
+            torch.tensor(r.numbers, dtype=torch.long),
+            torch.tensor(r.positions, dtype=torch.float32),
+            float(r.key_value_pairs["total_energy"]),
+        )
+        for r in connect(str(db)).select()
+    ]
+    return [
+        Data(
+            z=rows[i % len(rows)][0],
+            pos=rows[i % len(rows)][1],
+            energy=torch.tensor([rows[i % len(rows)][2]], dtype=torch.float64),
+        )
+        for i in range(count)
+    ]
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -72,14 +91,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
         data = ethanol_data(args.md17_npz, args.n_train + n_val)
     else:
         data = qm9size_data(args.iso17_db, args.n_train + n_val)
-    train, val = data[:args.n_train], data[args.n_train:]
+    train, val = data[: args.n_train], data[args.n_train :]
     seed_everything(0)
     model = SchNet.from_paper()
     standardize_model(model, train)
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = distributed.broadcast_object(tmp, info)  # rank 0's folder (one machine)
-        config = TrainConfig(rho=rho, batch_size=args.batch_size, max_epochs=args.epochs, patience=None,
-                             seed=0, progress=False)
+        config = TrainConfig(
+            rho=rho, batch_size=args.batch_size, max_epochs=args.epochs, patience=None, seed=0, progress=False
+        )
         trainer = Trainer(model, train, val, out_dir, config)
         start = time.monotonic()
         fit = trainer.fit()
@@ -90,12 +110,23 @@ def main(argv: Optional[List[str]] = None) -> dict:
     steps_per_s = steps_per_epoch * len(timed) / sum(row["epoch_s"] for row in timed)
     params = sum(p.numel() for p in model.parameters())
     result = {
-        "task": args.task, "rho": rho, "processes": info.world_size, "backend": info.backend,
-        "threads_per_process": args.threads, "global_batch": args.batch_size, "n_train": args.n_train,
-        "epochs": fit.epochs, "steps": fit.steps, "steps_per_s": steps_per_s,
-        "molecules_per_s": steps_per_s * args.batch_size, "wall_s": wall, "parameters": params,
-        "allreduce_bytes_per_step": params * 4, "cpu_count": os.cpu_count(),
-        "load_average_1min": os.getloadavg()[0], "torch_version": torch.__version__,
+        "task": args.task,
+        "rho": rho,
+        "processes": info.world_size,
+        "backend": info.backend,
+        "threads_per_process": args.threads,
+        "global_batch": args.batch_size,
+        "n_train": args.n_train,
+        "epochs": fit.epochs,
+        "steps": fit.steps,
+        "steps_per_s": steps_per_s,
+        "molecules_per_s": steps_per_s * args.batch_size,
+        "wall_s": wall,
+        "parameters": params,
+        "allreduce_bytes_per_step": params * 4,
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0],
+        "torch_version": torch.__version__,
     }
     if info.is_main:
         line = json.dumps(result)

@@ -12,6 +12,7 @@ common configuration (128/128/6, 50 Gaussians on 0-10 A, cutoff 10 A) on the sam
 
     python benchmarks/fast_paths.py [--rounds 6] [--data ../shared/data]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,9 @@ def qm9_sized(batch_size: int, seed: int = 0):
     grid = torch.stack(torch.meshgrid(*(torch.arange(4),) * 3, indexing="ij"), -1).reshape(-1, 3).double() * 1.45
     z, pos, batch = [], [], []
     for m, n in enumerate(torch.randint(3, 30, (batch_size,), generator=gen).tolist()):
-        pos.append(grid[torch.randperm(64, generator=gen)[:n]] + 0.2 * torch.rand(n, 3, generator=gen, dtype=torch.float64))
+        pos.append(
+            grid[torch.randperm(64, generator=gen)[:n]] + 0.2 * torch.rand(n, 3, generator=gen, dtype=torch.float64)
+        )
         z.append(torch.tensor([1, 6, 7, 8, 9])[torch.randint(0, 5, (n,), generator=gen)])
         batch.append(torch.full((n,), m))
     return torch.cat(z), torch.cat(pos).float(), torch.cat(batch)

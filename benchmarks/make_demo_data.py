@@ -42,6 +42,7 @@ Run (single-threaded, as the shipped file was made)::
     OMP_NUM_THREADS=1 python benchmarks/make_demo_data.py \\
         --out pyg_schnet/demo/ethanol_xtb_500K.npz
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,6 +73,7 @@ except ImportError:  # pragma: no cover - older ASE
     def _thermalize(atoms: Atoms, temperature_K: float, *, rng: np.random.Generator) -> None:
         _mbd(atoms, temperature_K=temperature_K, rng=rng)
 
+
 #: kcal/mol per eV (about 23.0605).
 EV_TO_KCAL_PER_MOL: float = 1.0 / (units.kcal / units.mol)
 
@@ -84,7 +86,7 @@ ASE_TO_MD17_ETHANOL: tuple[int, ...] = (1, 0, 2, 4, 5, 6, 7, 8, 3)
 MD17_ETHANOL_H_PARENT: dict[int, int] = {3: 0, 4: 0, 5: 1, 6: 1, 7: 1, 8: 2}
 
 TBLITE_INSTALL_HINT = (
-    'tblite is needed to make the demo data set; install it with '
+    "tblite is needed to make the demo data set; install it with "
     '`pip install "pyg-schnet[demo-data]"` or `pip install tblite`.'
 )
 
@@ -124,17 +126,13 @@ def md17_ethanol() -> Atoms:
     atoms = molecule("CH3CH2OH")[list(ASE_TO_MD17_ETHANOL)]
     expected = [6, 6, 8, 1, 1, 1, 1, 1, 1]
     if atoms.numbers.tolist() != expected:
-        raise RuntimeError(
-            f"reordered ethanol has atomic numbers {atoms.numbers.tolist()}, "
-            f"expected MD17's {expected}"
-        )
+        raise RuntimeError(f"reordered ethanol has atomic numbers {atoms.numbers.tolist()}, expected MD17's {expected}")
     dist = atoms.get_all_distances()
     for h, parent in MD17_ETHANOL_H_PARENT.items():
         nearest = int(np.argmin(np.where(np.arange(9) == h, np.inf, dist[h])))
         if nearest != parent:
             raise RuntimeError(
-                f"atom {h} (H) is bonded to atom {nearest}, expected atom {parent} "
-                "in MD17's ethanol order"
+                f"atom {h} (H) is bonded to atom {nearest}, expected atom {parent} in MD17's ethanol order"
             )
     if dist[0, 2] > dist[1, 2]:
         raise RuntimeError("atom 0 must be the carbon bonded to O (MD17 order)")
@@ -204,18 +202,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Make the GFN2-xTB ethanol demo data set (MD17 npz layout).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--out", type=Path, default=Path("pyg_schnet/demo/ethanol_xtb_500K.npz"),
-                        help="output .npz file")
+    parser.add_argument(
+        "--out", type=Path, default=Path("pyg_schnet/demo/ethanol_xtb_500K.npz"), help="output .npz file"
+    )
     parser.add_argument("--frames", type=int, default=1000, help="number of frames to store")
-    parser.add_argument("--temperature", type=float, default=500.0,
-                        help="thermostat temperature in K")
+    parser.add_argument("--temperature", type=float, default=500.0, help="thermostat temperature in K")
     parser.add_argument("--timestep-fs", type=float, default=0.5, help="MD time step in fs")
-    parser.add_argument("--stride", type=int, default=200,
-                        help="MD steps between stored frames")
-    parser.add_argument("--equilibration-steps", type=int, default=2000,
-                        help="MD steps discarded before the first stored frame")
-    parser.add_argument("--friction", type=float, default=0.01,
-                        help="Langevin friction in 1/fs")
+    parser.add_argument("--stride", type=int, default=200, help="MD steps between stored frames")
+    parser.add_argument(
+        "--equilibration-steps", type=int, default=2000, help="MD steps discarded before the first stored frame"
+    )
+    parser.add_argument("--friction", type=float, default=0.01, help="Langevin friction in 1/fs")
     parser.add_argument("--seed", type=int, default=0, help="seed for velocities and thermostat")
     args = parser.parse_args(argv)
     for name in ("frames", "stride"):
@@ -239,7 +236,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"error: {err}") from None
     command = shlex.join(
         [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}", "python", *sys.argv]
-        if argv is None else ["python", "benchmarks/make_demo_data.py", *argv]
+        if argv is None
+        else ["python", "benchmarks/make_demo_data.py", *argv]
     )
 
     atoms = md17_ethanol()
@@ -249,8 +247,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     e0 = atoms.get_potential_energy()
     atoms.get_forces()
     print(f"tblite {tblite_version}, GFN2-xTB, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
-    print(f"start geometry: E = {e0 / units.Hartree:.6f} Ha = {e0 * EV_TO_KCAL_PER_MOL:.3f} kcal/mol "
-          f"(first call {time.perf_counter() - t0:.3f} s)")
+    print(
+        f"start geometry: E = {e0 / units.Hartree:.6f} Ha = {e0 * EV_TO_KCAL_PER_MOL:.3f} kcal/mol "
+        f"(first call {time.perf_counter() - t0:.3f} s)"
+    )
     worst = check_forces(atoms)
     print(f"forces vs. finite-difference gradient: max |diff| = {worst:.2e} eV/A")
 
@@ -269,11 +269,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     t_md = time.perf_counter()
     if args.equilibration_steps:
-        print(f"equilibrating {args.equilibration_steps} steps "
-              f"({args.equilibration_steps * args.timestep_fs / 1000:.2f} ps) ...", flush=True)
+        print(
+            f"equilibrating {args.equilibration_steps} steps "
+            f"({args.equilibration_steps * args.timestep_fs / 1000:.2f} ps) ...",
+            flush=True,
+        )
         dyn.run(args.equilibration_steps)
-        print(f"  done in {time.perf_counter() - t_md:.1f} s, "
-              f"T = {atoms.get_temperature():.0f} K", flush=True)
+        print(f"  done in {time.perf_counter() - t_md:.1f} s, T = {atoms.get_temperature():.0f} K", flush=True)
 
     n = args.frames
     R = np.empty((n, len(atoms), 3))
@@ -291,8 +293,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         temps[m] = atoms.get_temperature()
         if (m + 1) % report_every == 0 or m + 1 == n:
             elapsed = time.perf_counter() - t_prod
-            print(f"  frame {m + 1:5d}/{n}  E = {E[m, 0]:.2f} kcal/mol  "
-                  f"<T> = {temps[: m + 1].mean():.0f} K  {elapsed:.1f} s", flush=True)
+            print(
+                f"  frame {m + 1:5d}/{n}  E = {E[m, 0]:.2f} kcal/mol  "
+                f"<T> = {temps[: m + 1].mean():.0f} K  {elapsed:.1f} s",
+                flush=True,
+            )
 
     if not (np.isfinite(R).all() and np.isfinite(E).all() and np.isfinite(F).all()):
         raise RuntimeError("non-finite positions, energies or forces in the trajectory; nothing written")
@@ -319,10 +324,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     total = time.perf_counter() - t_md
     steps = args.equilibration_steps + n * args.stride
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): {n} frames, "
-          f"{steps} MD steps ({steps * args.timestep_fs / 1000:.1f} ps) in {total:.1f} s")
-    print(f"E mean {E.mean():.3f} std {E.std():.3f} kcal/mol; "
-          f"mean |F| component {np.abs(F).mean():.3f} kcal/mol/A; <T> {temps.mean():.0f} K")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): {n} frames, "
+        f"{steps} MD steps ({steps * args.timestep_fs / 1000:.1f} ps) in {total:.1f} s"
+    )
+    print(
+        f"E mean {E.mean():.3f} std {E.std():.3f} kcal/mol; "
+        f"mean |F| component {np.abs(F).mean():.3f} kcal/mol/A; <T> {temps.mean():.0f} K"
+    )
 
 
 if __name__ == "__main__":

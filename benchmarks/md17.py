@@ -2,6 +2,7 @@
 
 The logic lives in :mod:`pyg_schnet.experiments.protocols.md17` (shared with the demo and the tests).
 """
+
 from pyg_schnet.experiments.protocols.md17 import main
 
 if __name__ == "__main__":

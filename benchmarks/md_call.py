@@ -21,6 +21,7 @@ Configurations are :data:`harness.configs.PAPER` and ``COMMON``; the full peer c
 Ethanol is MD17 frame 0 when the shared data excerpts are present, else ASE's ethanol. Weights are random (the
 speed does not depend on them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,10 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from pyg_schnet import SchNet
 from harness.adapters import PyGSchNet
 from harness.configs import COMMON, PAPER, ModelConfig
 from harness.molecules import md17_ethanol_file
+from pyg_schnet import SchNet
 from pyg_schnet.models.md_evaluator import MDEvaluator
 
 CONFIGS = {"paper": PAPER, "common": COMMON}
@@ -56,7 +57,9 @@ def ethanol(dtype: torch.dtype):
     return torch.as_tensor(atoms.numbers), torch.as_tensor(atoms.positions, dtype=dtype), "ASE ethanol"
 
 
-def variants(config: ModelConfig, dtype: torch.dtype, z: torch.Tensor, pos: torch.Tensor) -> Dict[str, Callable[[], object]]:
+def variants(
+    config: ModelConfig, dtype: torch.dtype, z: torch.Tensor, pos: torch.Tensor
+) -> Dict[str, Callable[[], object]]:
     torch.manual_seed(0)
     model = SchNet(**config.ours_kwargs()).to(dtype).eval()
     exact, tab = MDEvaluator(model, z), MDEvaluator(model, z, mode="tabulated")
@@ -64,8 +67,10 @@ def variants(config: ModelConfig, dtype: torch.dtype, z: torch.Tensor, pos: torc
     for name, evaluator in (("exact", exact), ("tabulated", tab)):  # time only what agrees with the model
         energy, forces = evaluator(pos)
         scale = float(reference[1].abs().max())
-        if not (torch.allclose(energy, reference[0], rtol=1e-5, atol=0)
-                and float((forces - reference[1]).abs().max()) <= 1e-4 * scale):
+        if not (
+            torch.allclose(energy, reference[0], rtol=1e-5, atol=0)
+            and float((forces - reference[1]).abs().max()) <= 1e-4 * scale
+        ):
             raise AssertionError(f"MDEvaluator {name} disagrees with model.energy_and_forces")
     pyg = PyGSchNet(config, torch.device("cpu"))
     pyg.model.to(dtype)
@@ -100,8 +105,10 @@ def spacing_table(frames_step: int = 5) -> None:
     mean = float(data["E"].mean()) / z.numel()
     print(f"tabulated vs exact, float64, {len(frames)} MD17 ethanol frames (every {frames_step}th of 1,500)")
     print()
-    print("| config | spacing (A) | table (MiB, float32) | bound w | bound dw/dd | max energy error (kcal/mol) "
-          "| max force error (kcal/mol/A) |")
+    print(
+        "| config | spacing (A) | table (MiB, float32) | bound w | bound dw/dd | max energy error (kcal/mol) "
+        "| max force error (kcal/mol/A) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, cfg in CONFIGS.items():
         torch.manual_seed(0)
@@ -119,8 +126,10 @@ def spacing_table(frames_step: int = 5) -> None:
             f_err = max(float((a[1] - b[1]).abs().max()) for a, b in zip(out, reference))
             bound_w, bound_dw = tab.tabulation_error_bound()
             mib = tab._table.numel() * 4 / 2**20
-            print(f"| {name} (output scale {rms_data / rms_model:.0f}) | {spacing} | {mib:.1f} | {bound_w:.1e} "
-                  f"| {bound_dw:.1e} | {e_err:.1e} | {f_err:.1e} |")
+            print(
+                f"| {name} (output scale {rms_data / rms_model:.0f}) | {spacing} | {mib:.1f} | {bound_w:.1e} "
+                f"| {bound_dw:.1e} | {e_err:.1e} | {f_err:.1e} |"
+            )
 
 
 def cpu_name() -> str:
@@ -143,21 +152,30 @@ def main(argv: Optional[List[str]] = None) -> None:
     dtype = getattr(torch, args.dtype)
     z, pos, source = ethanol(dtype)
     print(f"command: python benchmarks/md_call.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} thread, no GPU used; "
-          f"torch {torch.__version__}, Python {platform.python_version()}")
-    print(f"date: {datetime.date.today().isoformat()}; molecule: {source}; dtype {args.dtype}; "
-          f"{args.reps} interleaved rounds; microseconds per call (min / median)")
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} thread, no GPU used; "
+        f"torch {torch.__version__}, Python {platform.python_version()}"
+    )
+    print(
+        f"date: {datetime.date.today().isoformat()}; molecule: {source}; dtype {args.dtype}; "
+        f"{args.reps} interleaved rounds; microseconds per call (min / median)"
+    )
     print()
-    print("| config | model.energy_and_forces | MDEvaluator exact | MDEvaluator tabulated | PyG SchNet + autograd "
-          "| PyG / exact | PyG / tabulated |")
+    print(
+        "| config | model.energy_and_forces | MDEvaluator exact | MDEvaluator tabulated | PyG SchNet + autograd "
+        "| PyG / exact | PyG / tabulated |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, cfg in CONFIGS.items():
         times = measure(variants(cfg, dtype, z, pos), args.reps)
         best = {k: min(v) * 1e6 for k, v in times.items()}
         med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
         cells = [f"{best[k]:.0f} / {med[k]:.0f}" for k in ("model", "exact", "tabulated", "pyg")]
-        print(f"| {name} | " + " | ".join(cells)
-              + f" | {best['pyg'] / best['exact']:.2f} | {best['pyg'] / best['tabulated']:.2f} |")
+        print(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {best['pyg'] / best['exact']:.2f} | {best['pyg'] / best['tabulated']:.2f} |"
+        )
     if args.errors:
         if not md17_ethanol_file().exists():
             print(f"\n(--errors needs {md17_ethanol_file()}; skipped)")

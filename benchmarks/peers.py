@@ -13,6 +13,7 @@ the generated tables of that file (between its ``<!-- bench:peers -->``, ``<!-- 
 ``<!-- bench:scale -->`` markers; ``work.json`` holds the matrix-product analysis of
 :mod:`harness.work`) and draws the plots into ``docs/img``. ``--quick`` is a seconds-long smoke test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,10 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from pyg_schnet import allocator
-from pyg_schnet.io.files import atomic_write_text
 from harness import environment, peers, scale, work
 from harness.configs import CONFIGS, SCALE
+from pyg_schnet import allocator
+from pyg_schnet.io.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 GOALS = {"paper": 5.0, "common": 3.0}  # issue 10: speed-up over both peers
@@ -37,10 +38,14 @@ SCALE_WARMUP = 2
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_peers", help="output folder")
     p.add_argument("--docs", type=Path, default=None, help="a markdown file whose generated blocks to replace")
-    p.add_argument("--configs", default="paper,common", help="from " + ",".join(n for n in CONFIGS if n in ("paper", "common")))
+    p.add_argument(
+        "--configs", default="paper,common", help="from " + ",".join(n for n in CONFIGS if n in ("paper", "common"))
+    )
     p.add_argument("--cases", default=",".join(peers.CASE_NAMES))
     p.add_argument("--impls", default=",".join(peers.IMPLS))
     p.add_argument("--repeats", type=int, default=None, help="timed interleaved steps (default 21)")
@@ -106,8 +111,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     img = (args.docs.parent / "img") if args.docs else args.out
     meta = environment.run_metadata("benchmarks/peers.py", argv, device, args.threads)
     meta["versions"]["schnetpack"] = peers.schnetpack_version()
-    print(f"# {meta['device']}, {args.threads} thread(s), torch {torch.__version__}, "
-          f"schnetpack {meta['versions']['schnetpack'] or 'not importable'}", flush=True)
+    print(
+        f"# {meta['device']}, {args.threads} thread(s), torch {torch.__version__}, "
+        f"schnetpack {meta['versions']['schnetpack'] or 'not importable'}",
+        flush=True,
+    )
     outputs: Dict[str, Any] = {}
     blocks: Dict[str, str] = {}
 
@@ -118,16 +126,29 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         for name in args.configs:
             print(f"## {name}: {CONFIGS[name].describe()}", flush=True)
             r, info = peers.run_config(
-                CONFIGS[name], args.cases, args.impls, device, args.warmup, args.repeats, args.batch_size, args.seed,
+                CONFIGS[name],
+                args.cases,
+                args.impls,
+                device,
+                args.warmup,
+                args.repeats,
+                args.batch_size,
+                args.seed,
                 args.md_repeats,
             )
             rows += r
             configs[name] = info
         report = dict(
-            meta=dict(meta, repeats=args.repeats, md_repeats=args.md_repeats or 10 * args.repeats,
-                      warmup=args.warmup, configs=configs,
-                      schnetpack_note=peers.schnetpack_note(), gaussian_note=peers.GAUSSIAN_NOTE,
-                      wall_seconds=time.perf_counter() - started),
+            meta=dict(
+                meta,
+                repeats=args.repeats,
+                md_repeats=args.md_repeats or 10 * args.repeats,
+                warmup=args.warmup,
+                configs=configs,
+                schnetpack_note=peers.schnetpack_note(),
+                gaussian_note=peers.GAUSSIAN_NOTE,
+                wall_seconds=time.perf_counter() - started,
+            ),
             results=rows,
             ratios=peers.ratios(rows),
         )
@@ -138,8 +159,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         print("## matrix-product work per training step", flush=True)
         repeats = 3 if args.quick else 11
         rows = work.run_work(
-            {name: CONFIGS[name] for name in args.configs}, args.cases, args.impls, device, args.batch_size,
-            args.seed, warmup=args.warmup, repeats=repeats,
+            {name: CONFIGS[name] for name in args.configs},
+            args.cases,
+            args.impls,
+            device,
+            args.batch_size,
+            args.seed,
+            warmup=args.warmup,
+            repeats=repeats,
         )
         report = dict(meta=dict(meta, warmup=args.warmup, repeats=repeats), results=rows)
         atomic_write_text(args.out / "work.json", json.dumps(report, indent=1))
@@ -151,14 +178,25 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         print(f"## scale: {SCALE.describe()}", flush=True)
         started = time.perf_counter()
         rows = scale.run_scale(
-            SCALE, args.scale_sizes, device, warmup=SCALE_WARMUP if not args.quick else 0, repeats=args.scale_repeats,
-            max_memory_gib=args.max_memory_gib, max_step_seconds=args.max_step_seconds, modes=args.scale_modes,
+            SCALE,
+            args.scale_sizes,
+            device,
+            warmup=SCALE_WARMUP if not args.quick else 0,
+            repeats=args.scale_repeats,
+            max_memory_gib=args.max_memory_gib,
+            max_step_seconds=args.max_step_seconds,
+            modes=args.scale_modes,
             seed=args.seed,
         )
         report = dict(
-            meta=dict(meta, repeats=args.scale_repeats, warmup=SCALE_WARMUP if not args.quick else 0,
-                      config=dict(description=SCALE.describe(), hyper_parameters=SCALE.ours_kwargs()),
-                      modes=args.scale_modes, wall_seconds=time.perf_counter() - started),
+            meta=dict(
+                meta,
+                repeats=args.scale_repeats,
+                warmup=SCALE_WARMUP if not args.quick else 0,
+                config=dict(description=SCALE.describe(), hyper_parameters=SCALE.ours_kwargs()),
+                modes=args.scale_modes,
+                wall_seconds=time.perf_counter() - started,
+            ),
             results=rows,
             slopes=scale.slopes(rows),
             slopes_large=scale.slopes(rows, args.scale_min_atoms),

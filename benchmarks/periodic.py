@@ -23,6 +23,7 @@ cells shorter than the cutoff), the case of a training batch, and, for context, 
     python benchmarks/periodic.py neighbours --sizes 100 500 1000 2000 5000
     python benchmarks/periodic.py memory --atoms 600 --mode forces
 """
+
 from __future__ import annotations
 
 import argparse
@@ -161,7 +162,7 @@ def neighbours(args: argparse.Namespace) -> None:
             if len(result[0]) != len(reference[0]):
                 row.append(f"wrong ({len(result[0])} pairs)")
                 continue
-            seconds = best_of(lambda: fn(pos, cell, pbc, args.cutoff), args.repeats)
+            seconds = best_of(lambda f=fn, p=pos, c=cell: f(p, c, pbc, args.cutoff), args.repeats)
             skip[name] = seconds > args.max_seconds
             row.append(f"{1e3 * seconds:.1f}")
         print(f"| {size} | {len(reference[0])} | " + " | ".join(row) + " |")
@@ -171,8 +172,8 @@ def neighbours(args: argparse.Namespace) -> None:
     cells = [4.3 * np.eye(3) + rng.uniform(-0.3, 0.3, (3, 3)) for _ in range(64)]
     structures = [(rng.uniform(0, 1, (8, 3)) @ c, c) for c in cells]
     row = []
-    for name, fn in backends.items():
-        seconds = best_of(lambda: [fn(p, c, pbc, args.cutoff) for p, c in structures], args.repeats)
+    for fn in backends.values():
+        seconds = best_of(lambda f=fn: [f(p, c, pbc, args.cutoff) for p, c in structures], args.repeats)
         row.append(f"{1e3 * seconds:.1f}")
     print("| 64 x 8 atoms (cells 4.3 A) | - | " + " | ".join(row) + " |")
 
@@ -184,11 +185,16 @@ def neighbours(args: argparse.Namespace) -> None:
     model = SchNet(num_gaussians=50, rbf_stop=args.cutoff, cutoff=args.cutoff).eval()
     z = torch.full((size,), 6)
     call = lambda: model.energy_forces_stress(  # noqa: E731
-        z, torch.as_tensor(pos, dtype=torch.float32), None, torch.as_tensor(cell, dtype=torch.float32)[None],
+        z,
+        torch.as_tensor(pos, dtype=torch.float32),
+        None,
+        torch.as_tensor(cell, dtype=torch.float32)[None],
         torch.ones(1, 3, dtype=torch.bool),
     )
-    print(f"SchNet(F=64, 3 interactions, 50 Gaussians) energy_forces_stress, {size} atoms: "
-          f"{1e3 * best_of(call, 1):.0f} ms")
+    print(
+        f"SchNet(F=64, 3 interactions, 50 Gaussians) energy_forces_stress, {size} atoms: "
+        f"{1e3 * best_of(call, 1):.0f} ms"
+    )
 
 
 def memory(args: argparse.Namespace) -> None:
@@ -206,8 +212,9 @@ def memory(args: argparse.Namespace) -> None:
     else:
         model.energy_and_forces(z, pos)
     peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    estimate = all_pairs_bytes(torch.zeros(args.atoms, dtype=torch.long), 301, 64, 3, torch.float32,
-                               args.mode != "no_grad")
+    estimate = all_pairs_bytes(
+        torch.zeros(args.atoms, dtype=torch.long), 301, 64, 3, torch.float32, args.mode != "no_grad"
+    )
     print(f"{args.atoms} atoms, {args.mode}: measured {peak_mb:.0f} MB, estimate {estimate / 2**20:.0f} MB")
 
 

@@ -2,6 +2,7 @@
 
 The logic lives in :mod:`pyg_schnet.experiments.protocols.qm9` (shared with the demo and the tests).
 """
+
 from pyg_schnet.experiments.protocols.qm9 import main
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ simulation code. The layers, lowest first (each imports only from those below it
 - :mod:`pyg_schnet.experiments`: the paper's protocols, ``evaluate``, ``md``, the demo;
 - :mod:`pyg_schnet.cli`: the ``pyg-schnet`` command.
 """
+
 from pyg_schnet.io.model_file import load_model, save_model
 from pyg_schnet.models import MDEvaluator, SchNet, SchNetConfig
 

@@ -1,4 +1,5 @@
 """``python -m pyg_schnet ...`` is the ``pyg-schnet`` console command (:mod:`pyg_schnet.cli`)."""
+
 import sys
 
 from pyg_schnet.cli import console

@@ -9,6 +9,7 @@ one module, never a copy). A module whose names went to several places, or an ol
 named as strings and imported when the old path is used, so no layer imports another through them;
 :data:`MOVED` is the table ``tests/test_compat.py`` checks.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,10 +37,19 @@ MOVED: Dict[str, Tuple[str, ...]] = {
     "pyg_schnet.md.cli": ("pyg_schnet.experiments.md_command",),
     "pyg_schnet.demo": ("pyg_schnet.experiments.demo",),
     "pyg_schnet.train.loop": ("pyg_schnet.train.trainer",),
-    "pyg_schnet.train.checkpoint": ("pyg_schnet.io.model_file", "pyg_schnet.io.units", "pyg_schnet.io.files",
-                                    "pyg_schnet.train.state"),
-    "pyg_schnet.train.cli": ("pyg_schnet.experiments.runner", "pyg_schnet.io.devices", "pyg_schnet.io.files",
-                             "pyg_schnet.io.records", "pyg_schnet.datasets.raw_files"),
+    "pyg_schnet.train.checkpoint": (
+        "pyg_schnet.io.model_file",
+        "pyg_schnet.io.units",
+        "pyg_schnet.io.files",
+        "pyg_schnet.train.state",
+    ),
+    "pyg_schnet.train.cli": (
+        "pyg_schnet.experiments.runner",
+        "pyg_schnet.io.devices",
+        "pyg_schnet.io.files",
+        "pyg_schnet.io.records",
+        "pyg_schnet.datasets.raw_files",
+    ),
     "pyg_schnet.train.paper_values": ("pyg_schnet.experiments.paper_values",),
     "pyg_schnet.train.protocols": ("pyg_schnet.experiments.protocols",),
     "pyg_schnet.train.protocols.md17": ("pyg_schnet.experiments.protocols.md17",),

@@ -17,13 +17,14 @@ stays at the peak of the largest step plus the heap's fragmentation. A process t
 of step (MD of one system) settles quickly: 10,000 atoms, energy + forces, 3.6 GB of live tensors,
 5.1 GB resident from the second step on. Force training fragments more: the scale benchmark's
 10,000-atom training step (10.4 GB of live tensors) ran at 19 GB resident in a process of its own,
-and passed 21 GB after a 3,000-atom step (stopped there). The setting is process-wide, so the library never makes it on import:
-``pyg-schnet md`` / ``python -m pyg_schnet.simulation.md`` and ``benchmarks/peers.py`` call it; the training
+and passed 21 GB after a 3,000-atom step (stopped there). The setting is process-wide, so the library
+never makes it on import: ``pyg-schnet md`` and ``benchmarks/peers.py`` call it; the training
 command does not (molecule batches allocate blocks far below the mmap threshold, where it changes
 nothing). :func:`release_freed_memory` restores glibc's behaviour. Elsewhere (musl, macOS, Windows)
 both are no-ops that return ``False``; a preloaded jemalloc or tcmalloc, which reuse freed memory
 themselves, are the alternative there.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -90,7 +91,10 @@ def release_freed_memory() -> bool:
     if libc is None:
         return False
     ok = _mallopt(
-        libc, mmap_max=GLIBC_MMAP_MAX, mmap_threshold=GLIBC_MMAP_THRESHOLD, trim=2 * GLIBC_MMAP_THRESHOLD,
+        libc,
+        mmap_max=GLIBC_MMAP_MAX,
+        mmap_threshold=GLIBC_MMAP_THRESHOLD,
+        trim=2 * GLIBC_MMAP_THRESHOLD,
         top_pad=GLIBC_TOP_PAD,
     )
     libc.malloc_trim(0)

@@ -25,6 +25,7 @@ a brute-force pair search in :mod:`pyg_schnet.graph.pairs`) and one :class:`Runt
 Both paths give identical results (``tests/test_backend.py``). Nothing here imports another module
 of pyg-schnet.
 """
+
 from __future__ import annotations
 
 import os

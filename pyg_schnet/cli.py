@@ -10,6 +10,7 @@
 Each subcommand parses its own flags (``pyg-schnet train md17 --help``) and runs the same library
 function as the script it stands for.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,9 +59,12 @@ COMMANDS: Dict[str, Callable[[List[str]], Any]] = {"train": _train, "evaluate": 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split(".. code-block:: text")[1].split("\n\n")[1])
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split(".. code-block:: text")[1].split("\n\n")[1],
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("command", choices=sorted(COMMANDS), help="what to do")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the subcommand's flags (COMMAND --help)")

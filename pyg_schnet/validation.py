@@ -1,5 +1,6 @@
 """Checks on model inputs and settings: bad input raises a clear error naming the atom or field at
 fault, never NaN, a silent fix or an allocator error deep inside the model."""
+
 from __future__ import annotations
 
 import math
@@ -66,7 +67,8 @@ def check_inputs(z: Tensor, pos: Tensor, batch: Optional[Tensor], max_z: int) ->
         _require_tensor("batch", batch)
         if batch.dim() != 1 or not _is_integer_dtype(batch.dtype):
             raise ValueError(
-                f"batch must be a 1-D integer tensor of molecule indices, got shape {tuple(batch.shape)} and {batch.dtype}"
+                "batch must be a 1-D integer tensor of molecule indices, "
+                f"got shape {tuple(batch.shape)} and {batch.dtype}"
             )
         if batch.size(0) != z.size(0):
             raise ValueError(f"batch has {batch.size(0)} entries but z has {z.size(0)} atoms")
@@ -84,7 +86,9 @@ def check_inputs(z: Tensor, pos: Tensor, batch: Optional[Tensor], max_z: int) ->
         _raise_batch_error(batch, step)
     if bool(bad_z.any()):
         atom = int(bad_z.nonzero()[0])
-        raise ValueError(f"{_where(batch, atom)} has atomic number {int(z[atom])}, outside 1..{max_z - 1} of the embedding")
+        raise ValueError(
+            f"{_where(batch, atom)} has atomic number {int(z[atom])}, outside 1..{max_z - 1} of the embedding"
+        )
     atom = int(bad_pos.nonzero()[0])
     if not bool(torch.isfinite(pos[atom]).all()):
         raise ValueError(f"{_where(batch, atom)} has a non-finite position {pos[atom].tolist()}")
@@ -146,8 +150,15 @@ def check_positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> N
         raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
 
 
-def check_finite(owner: str, name: str, value: Any, low: Optional[float] = None, high: Optional[float] = None,
-                 low_open: bool = False, high_open: bool = False) -> None:
+def check_finite(
+    owner: str,
+    name: str,
+    value: Any,
+    low: Optional[float] = None,
+    high: Optional[float] = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
     """Raise :class:`ValueError` naming ``owner.name`` unless ``value`` is a finite real number in the
     interval given by ``low`` / ``high`` (closed unless ``*_open``)."""
     ok = _is_real(value) and math.isfinite(value)
@@ -160,7 +171,9 @@ def check_finite(owner: str, name: str, value: Any, low: Optional[float] = None,
         if low is not None or high is not None:
             left = "(" if low_open else "["
             right = ")" if high_open or high is None else "]"
-            interval = f" in {left}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{right}"
+            interval = (
+                f" in {left}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{right}"
+            )
         raise ValueError(f"{owner}: {name} must be a finite number{interval}, got {value!r}")
 
 
@@ -204,7 +217,9 @@ def check_standardization(mean: Any, std: Any, atomref: Optional[Tensor] = None)
         bad = ~torch.isfinite(ref)
         if bool(bad.any()):
             element = int(bad.nonzero()[0])
-            raise ValueError(f"standardization: atomref of atomic number {element} is {float(ref[element])}, not finite")
+            raise ValueError(
+                f"standardization: atomref of atomic number {element} is {float(ref[element])}, not finite"
+            )
 
 
 def check_distinct_positions(distances: Tensor, edge_index: Tensor, batch: Tensor) -> None:

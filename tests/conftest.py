@@ -1,4 +1,5 @@
 """Shared fixtures: the real data excerpts in ../shared/data and small molecules from ASE."""
+
 from __future__ import annotations
 
 import importlib.util

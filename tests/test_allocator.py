@@ -1,4 +1,5 @@
 """glibc malloc settings: retained memory is reused without page faults, and the default comes back."""
+
 from __future__ import annotations
 
 import ctypes
@@ -10,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from pyg_schnet import allocator
 from harness.timing import PeakMemory
+from pyg_schnet import allocator
 
 glibc_only = pytest.mark.skipif(
     not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="needs Linux with glibc"
@@ -38,8 +39,13 @@ print(" ".join(map(str, faults)))
 
 def _faults_per_step(mode: str) -> list:
     """Minor page faults of six allocate-fill-free steps of 64 MiB in a fresh process."""
-    proc = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, mode], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", _FAULTS_SCRIPT, mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return [int(v) for v in proc.stdout.split()]
 
@@ -71,8 +77,21 @@ def test_release_gives_glibcs_behaviour_back(restore_allocator):
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def _heap_bytes() -> int:

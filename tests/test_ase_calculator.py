@@ -1,4 +1,5 @@
 """SchNetCalculator: forces are -dE/dR of its energy, units through ase.units, models from files."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,8 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.fd import calculate_numerical_forces
 
 from pyg_schnet import SchNet
-from pyg_schnet.simulation.ase import SchNetCalculator
 from pyg_schnet.io.model_file import model_payload, save_model
+from pyg_schnet.simulation.ase import SchNetCalculator
 
 KCAL_MOL_IN_EV = units.kcal / units.mol
 
@@ -19,8 +20,15 @@ KCAL_MOL_IN_EV = units.kcal / units.mol
 def small_model(cutoff=4.0, seed=0) -> SchNet:
     """A small SchNet with non-trivial weights and standardisation (float32, as trained)."""
     torch.manual_seed(seed)
-    model = SchNet(hidden_channels=16, num_filters=16, num_interactions=2, num_gaussians=40,
-                   rbf_stop=cutoff if cutoff else 6.0, cutoff=cutoff, output_hidden=8)
+    model = SchNet(
+        hidden_channels=16,
+        num_filters=16,
+        num_interactions=2,
+        num_gaussians=40,
+        rbf_stop=cutoff if cutoff else 6.0,
+        cutoff=cutoff,
+        output_hidden=8,
+    )
     model.set_standardization(mean=-3.0, std=2.5)
     return model
 
@@ -99,7 +107,11 @@ def test_loading_from_a_path_equals_the_model(tmp_path):
 def test_old_model_file_without_units_is_read_as_kcal_per_mol(tmp_path):
     model = small_model()
     payload = model_payload(model)
-    old = {"format": "pyg_schnet.model/1", "config": payload["config"], "state_dict": payload["state_dict"]}  # as written before units
+    old = {
+        "format": "pyg_schnet.model/1",
+        "config": payload["config"],
+        "state_dict": payload["state_dict"],
+    }  # as written before units
     torch.save(old, tmp_path / "old.pt")
     calc = SchNetCalculator(tmp_path / "old.pt")
     assert calc.units["energy"] == "kcal/mol"
@@ -147,7 +159,8 @@ def test_cached_topology_follows_changed_atoms():
     assert changed == pytest.approx(SchNetCalculator(model).get_potential_energy(atoms), rel=1e-12)
     water = molecule("H2O")
     assert calc.get_potential_energy(water) == pytest.approx(
-        SchNetCalculator(model).get_potential_energy(water), rel=1e-12)
+        SchNetCalculator(model).get_potential_energy(water), rel=1e-12
+    )
 
 
 def test_direct_calculate_follows_the_atoms_it_is_given():
@@ -187,8 +200,9 @@ def periodic_silicon():
     from ase.build import bulk
 
     atoms = bulk("Si", "diamond", a=5.43, cubic=True)
-    atoms.set_cell(atoms.cell.array @ np.array([[1.0, 0.05, 0.0], [0.02, 0.97, 0.03], [0.0, -0.04, 1.02]]),
-                   scale_atoms=True)
+    atoms.set_cell(
+        atoms.cell.array @ np.array([[1.0, 0.05, 0.0], [0.02, 0.97, 0.03], [0.0, -0.04, 1.02]]), scale_atoms=True
+    )
     atoms.rattle(0.05, seed=1)
     return atoms
 
@@ -211,9 +225,13 @@ def test_periodic_stress_units():
     model = small_model(cutoff=4.0)
     atoms = periodic_silicon()
     m = model.double().eval()
-    _, _, sigma = m.energy_forces_stress(torch.as_tensor(atoms.numbers), torch.as_tensor(atoms.positions),
-                                         None, torch.as_tensor(atoms.cell.array)[None],
-                                         torch.as_tensor(atoms.pbc)[None])
+    _, _, sigma = m.energy_forces_stress(
+        torch.as_tensor(atoms.numbers),
+        torch.as_tensor(atoms.positions),
+        None,
+        torch.as_tensor(atoms.cell.array)[None],
+        torch.as_tensor(atoms.pbc)[None],
+    )
     s = sigma[0].numpy() * KCAL_MOL_IN_EV
     expected = [s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]]
     np.testing.assert_allclose(SchNetCalculator(model).get_stress(atoms), expected, rtol=1e-10, atol=1e-14)
@@ -229,8 +247,9 @@ def test_cached_cell_follows_a_changed_cell():
     assert changed != pytest.approx(first)
     assert changed == pytest.approx(SchNetCalculator(model).get_potential_energy(atoms), rel=1e-12)
     atoms.pbc = False  # the same atoms as a cluster: no stress, a molecule's energy
-    assert atoms.get_potential_energy() == pytest.approx(model_energy_forces(model, atoms)[0] * KCAL_MOL_IN_EV,
-                                                         rel=1e-12)
+    assert atoms.get_potential_energy() == pytest.approx(
+        model_energy_forces(model, atoms)[0] * KCAL_MOL_IN_EV, rel=1e-12
+    )
 
 
 def test_periodic_atoms_need_a_model_with_a_cutoff():
@@ -252,8 +271,9 @@ def test_readme_calculator_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(block, "README simulation example", "exec"), namespace)
-    assert namespace["energy"] == pytest.approx(model_energy_forces(small_model(), molecule("CH3CH2OH"))[0]
-                                                * KCAL_MOL_IN_EV, rel=1e-12)
+    assert namespace["energy"] == pytest.approx(
+        model_energy_forces(small_model(), molecule("CH3CH2OH"))[0] * KCAL_MOL_IN_EV, rel=1e-12
+    )
     assert namespace["forces"].shape == (9, 3)
     assert not np.allclose(namespace["atoms"].positions, molecule("CH3CH2OH").positions)  # it moved
 

@@ -1,4 +1,5 @@
 """torch-scatter / torch-cluster against the plain-PyTorch fallback: identical results."""
+
 import importlib
 
 import pytest

@@ -1,4 +1,5 @@
 """benchmarks/batching.py --quick runs end to end and writes the promised columns (no timing checks)."""
+
 import json
 import os
 import subprocess

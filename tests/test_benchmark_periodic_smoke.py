@@ -4,7 +4,9 @@ with ASE's pairs, and the memory probe prints its measurement beside the estimat
 
 def test_neighbours_and_memory_smoke(capsys, load_repo_file):
     bench = load_repo_file("benchmarks/periodic.py")
-    bench.main(["neighbours", "--sizes", "40", "--repeats", "1", "--backends", "vesin", "torch_images", "torch_cluster"])
+    bench.main(
+        ["neighbours", "--sizes", "40", "--repeats", "1", "--backends", "vesin", "torch_images", "torch_cluster"]
+    )
     out = capsys.readouterr().out
     assert "| 40 |" in out and "wrong" not in out and "64 x 8 atoms" in out
     # the plain-PyTorch search is an independent reference: same pairs as ASE, shifts included

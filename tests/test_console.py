@@ -1,5 +1,6 @@
 """The ``pyg-schnet`` console command: its entry point, and that its subcommands run the same code as
 the scripts (train -> evaluate reproduces the training run's test errors; md = python -m pyg_schnet.simulation.md)."""
+
 from __future__ import annotations
 
 import importlib
@@ -16,8 +17,19 @@ import pyg_schnet
 from pyg_schnet.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--hidden-channels", "8", "--num-filters", "8", "--num-interactions", "1", "--num-gaussians", "20",
-        "--threads", "1", "--no-progress"]
+TINY = [
+    "--hidden-channels",
+    "8",
+    "--num-filters",
+    "8",
+    "--num-interactions",
+    "1",
+    "--num-gaussians",
+    "20",
+    "--threads",
+    "1",
+    "--no-progress",
+]
 
 
 def test_console_script_in_pyproject_points_at_the_cli():
@@ -45,26 +57,57 @@ def tiny_md17(tmp_path) -> Path:
     rng = np.random.default_rng(0)
     R = atoms.positions + rng.normal(scale=0.05, size=(40, len(atoms), 3))
     path = tmp_path / "md17_ethanol.npz"
-    np.savez(path, R=R, z=atoms.numbers, E=rng.normal(-47000.0, 2.0, size=(40, 1)),
-             F=rng.normal(scale=10.0, size=R.shape))
+    np.savez(
+        path, R=R, z=atoms.numbers, E=rng.normal(-47000.0, 2.0, size=(40, 1)), F=rng.normal(scale=10.0, size=R.shape)
+    )
     return path
 
 
 def test_train_then_evaluate_reproduces_the_test_errors(tiny_md17, tmp_path, capsys):
     out, root = tmp_path / "run", tmp_path / "data"
-    results = main(["train", "md17", "--raw-file", str(tiny_md17), "--root", str(root), "--out", str(out),
-                    "--n-train", "24", "--n-val", "8", "--max-epochs", "1", *TINY])
+    results = main(
+        [
+            "train",
+            "md17",
+            "--raw-file",
+            str(tiny_md17),
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            "--n-train",
+            "24",
+            "--n-val",
+            "8",
+            "--max-epochs",
+            "1",
+            *TINY,
+        ]
+    )
     assert results["command"].startswith("pyg-schnet train md17")
     assert (out / "model.pt").is_file()
-    errors = main(["evaluate", str(out / "model.pt"), "--dataset", "md17", "--root", str(root),
-                   "--split", str(out / "split.npz"), "--subset", "test", "--out", str(out / "eval.json")])
+    errors = main(
+        [
+            "evaluate",
+            str(out / "model.pt"),
+            "--dataset",
+            "md17",
+            "--root",
+            str(root),
+            "--split",
+            str(out / "split.npz"),
+            "--subset",
+            "test",
+            "--out",
+            str(out / "eval.json"),
+        ]
+    )
     assert errors["num_molecules"] == results["test"]["num_molecules"] == 8
     for key in ("energy_mae", "force_mae", "energy_rmse", "force_rmse"):
         assert errors[key] == pytest.approx(results["test"][key], rel=1e-6), key
     assert errors["unit"] == "kcal/mol"
     assert json.loads((out / "eval.json").read_text())["energy_mae"] == pytest.approx(errors["energy_mae"])
     assert "energy MAE" in capsys.readouterr().out
-
 
 
 def test_evaluate_reads_data_in_the_models_energy_unit(tiny_md17, tmp_path):
@@ -80,16 +123,19 @@ def test_evaluate_reads_data_in_the_models_energy_unit(tiny_md17, tmp_path):
 
 
 def test_md_subcommand_is_python_m_pyg_schnet_md(tmp_path):
+    from pyg_schnet import SchNet
     from pyg_schnet.experiments.md_command import main as md_main
     from pyg_schnet.io.model_file import save_model
 
-    from pyg_schnet import SchNet
-
-    save_model(SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=20, rbf_stop=3.0,
-                      cutoff=3.0), tmp_path / "model.pt")
+    save_model(
+        SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=20, rbf_stop=3.0, cutoff=3.0),
+        tmp_path / "model.pt",
+    )
     write(tmp_path / "start.xyz", molecule("CH3CH2OH"))
     flags = ["--steps", "10", "--dt", "0.5", "--log-interval", "5", "--traj-interval", "5", "--no-progress"]
-    console = main(["md", str(tmp_path / "model.pt"), str(tmp_path / "start.xyz"), *flags, "--out", str(tmp_path / "a")])
+    console = main(
+        ["md", str(tmp_path / "model.pt"), str(tmp_path / "start.xyz"), *flags, "--out", str(tmp_path / "a")]
+    )
     module = md_main([str(tmp_path / "model.pt"), str(tmp_path / "start.xyz"), *flags, "--out", str(tmp_path / "b")])
     assert console["command"][:2] == ["pyg-schnet", "md"]
     assert module["command"][:3] == ["python", "-m", "pyg_schnet.simulation.md"]

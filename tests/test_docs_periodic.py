@@ -1,4 +1,5 @@
 """The Python example of docs/periodic.md runs (its assertions included)."""
+
 import re
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """The geometry optimisation example of docs/simulation.md (docs/examples/relax.py) converges."""
+
 import numpy as np
 import torch
 from ase.build import molecule
@@ -6,11 +7,19 @@ from ase.build import molecule
 from pyg_schnet import SchNet
 from pyg_schnet.simulation.ase import SchNetCalculator
 
+
 def test_bfgs_with_the_calculator_reaches_a_stationary_point(load_repo_file):
     module = load_repo_file("docs/examples/relax.py")
     torch.manual_seed(0)
-    model = SchNet(hidden_channels=16, num_filters=16, num_interactions=2, num_gaussians=25, rbf_stop=3.0,
-                   cutoff=3.0, output_hidden=8)
+    model = SchNet(
+        hidden_channels=16,
+        num_filters=16,
+        num_interactions=2,
+        num_gaussians=25,
+        rbf_stop=3.0,
+        cutoff=3.0,
+        output_hidden=8,
+    )
     start = molecule("CH3CH2OH")
     start.rattle(0.05, seed=0)
     start.calc = SchNetCalculator(model)

@@ -1,5 +1,6 @@
 """MD through the calculator: energy conservation (and that a broken force fails it), the analysis
 functions, and ``python -m pyg_schnet.simulation.md`` end to end on a tiny run."""
+
 from __future__ import annotations
 
 import csv
@@ -13,12 +14,21 @@ from ase.build import molecule
 from ase.io import read, write
 
 from pyg_schnet import SchNet
-from pyg_schnet.simulation.ase import SchNetCalculator
-from pyg_schnet.simulation.md import (CSV_COLUMNS, DistanceHistogram, StabilityMonitor, bond_lengths, bonded_pairs,
-                           energy_drift, hr_mae, initial_velocities, run_md)
 from pyg_schnet.experiments.md_command import main as md_main
-from pyg_schnet.nn.cutoff import CosineCutoff
 from pyg_schnet.io.model_file import save_model
+from pyg_schnet.nn.cutoff import CosineCutoff
+from pyg_schnet.simulation.ase import SchNetCalculator
+from pyg_schnet.simulation.md import (
+    CSV_COLUMNS,
+    DistanceHistogram,
+    StabilityMonitor,
+    bond_lengths,
+    bonded_pairs,
+    energy_drift,
+    hr_mae,
+    initial_velocities,
+    run_md,
+)
 
 #: Largest |E_tot(t) - E_tot(0)| (eV) allowed in the NVE test: 200 steps of 0.25 fs at 300 K. The smooth
 #: model stays near 1e-6 eV; a sign error in the forces reaches about 2e-2 eV and a hard cutoff about
@@ -29,8 +39,15 @@ NVE_BOUND_EV = 1e-4
 def smooth_model(seed: int = 0) -> SchNet:
     """A small SchNet with a cosine cutoff at 3 A: smooth energy, many pairs near the cutoff in ethanol."""
     torch.manual_seed(seed)
-    model = SchNet(hidden_channels=16, num_filters=16, num_interactions=2, num_gaussians=25, rbf_stop=3.0,
-                   cutoff=3.0, output_hidden=8)
+    model = SchNet(
+        hidden_channels=16,
+        num_filters=16,
+        num_interactions=2,
+        num_gaussians=25,
+        rbf_stop=3.0,
+        cutoff=3.0,
+        output_hidden=8,
+    )
     model.set_standardization(mean=0.0, std=1.0)
     return model
 
@@ -38,8 +55,9 @@ def smooth_model(seed: int = 0) -> SchNet:
 def nve_deviation(steps: int = 200, dt_fs: float = 0.25, method: str = "exact"):
     atoms = molecule("CH3CH2OH")
     atoms.calc = SchNetCalculator(smooth_model(), method=method)
-    result = run_md(atoms, steps, dt_fs, "nve", temperature_K=300.0, seed=0, log_interval=1, traj_interval=0,
-                    progress=False)
+    result = run_md(
+        atoms, steps, dt_fs, "nve", temperature_K=300.0, seed=0, log_interval=1, traj_interval=0, progress=False
+    )
     assert result.steps_done == steps
     total = result.total_eV
     return float(np.abs(total - total[0]).max()), float(np.ptp(result.potential_eV))
@@ -89,8 +107,18 @@ def test_langevin_is_reproducible_with_its_seed():
     def run(seed: int):
         atoms = molecule("CH3CH2OH")
         atoms.calc = SchNetCalculator(smooth_model())
-        return run_md(atoms, 20, 0.5, "langevin", 500.0, friction_per_fs=0.05, seed=seed, log_interval=5,
-                      traj_interval=0, progress=False)
+        return run_md(
+            atoms,
+            20,
+            0.5,
+            "langevin",
+            500.0,
+            friction_per_fs=0.05,
+            seed=seed,
+            log_interval=5,
+            traj_interval=0,
+            progress=False,
+        )
 
     first, again, other = run(3), run(3), run(4)
     atoms = molecule("CH3CH2OH")
@@ -105,8 +133,9 @@ def test_langevin_is_reproducible_with_its_seed():
 def test_a_time_limit_ends_the_run_and_still_writes_its_files(tmp_path):
     atoms = molecule("CH3CH2OH")
     atoms.calc = SchNetCalculator(smooth_model())
-    result = run_md(atoms, 1000, 0.5, "nve", 300.0, out=tmp_path, log_interval=10, traj_interval=10,
-                    progress=False, max_minutes=0.0)
+    result = run_md(
+        atoms, 1000, 0.5, "nve", 300.0, out=tmp_path, log_interval=10, traj_interval=10, progress=False, max_minutes=0.0
+    )
     assert result.stop_reason == "time limit" and result.steps_done == 0 and result.drift is None
     assert len(read(tmp_path / "trajectory", ":")) == 1
     assert len((tmp_path / "energies.csv").read_text().splitlines()) == 2
@@ -182,15 +211,36 @@ def md_inputs(tmp_path):
 def test_md_command_writes_trajectory_energies_plots_and_verdict(md_inputs, tmp_path, capsys):
     model_path, start, reference = md_inputs
     out = tmp_path / "run"
-    summary = md_main([str(model_path), str(start), "--steps", "40", "--dt", "0.25", "--temperature", "200",
-                       "--ensemble", "nve", "--log-interval", "5", "--traj-interval", "10", "--out", str(out),
-                       "--reference", str(reference), "--no-progress"])
+    summary = md_main(
+        [
+            str(model_path),
+            str(start),
+            "--steps",
+            "40",
+            "--dt",
+            "0.25",
+            "--temperature",
+            "200",
+            "--ensemble",
+            "nve",
+            "--log-interval",
+            "5",
+            "--traj-interval",
+            "10",
+            "--out",
+            str(out),
+            "--reference",
+            str(reference),
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr().out
     assert "meV/atom/ps" in printed and "stable: no bond left" in printed and "MAE of h(r)" in printed
     frames = read(out / "trajectory", ":")
     assert len(frames) == 5  # steps 0, 10, 20, 30, 40
     assert frames[-1].get_potential_energy() == pytest.approx(
-        SchNetCalculator(model_path).get_potential_energy(frames[-1]), rel=1e-12)
+        SchNetCalculator(model_path).get_potential_energy(frames[-1]), rel=1e-12
+    )
     with open(out / "energies.csv") as handle:
         rows = list(csv.reader(handle))
     assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 1 + 9
@@ -212,10 +262,31 @@ def test_md_command_stops_at_the_first_unstable_frame(md_inputs, tmp_path, capsy
     that leaves it, and says so."""
     model_path, start, reference = md_inputs
     out = tmp_path / "run"
-    summary = md_main([str(model_path), str(start), "--steps", "200", "--dt", "0.5", "--temperature", "600",
-                       "--ensemble", "langevin", "--log-interval", "5", "--traj-interval", "0",
-                       "--bond-tolerance", "0.0", "--out", str(out), "--reference", str(reference),
-                       "--no-progress"])
+    summary = md_main(
+        [
+            str(model_path),
+            str(start),
+            "--steps",
+            "200",
+            "--dt",
+            "0.5",
+            "--temperature",
+            "600",
+            "--ensemble",
+            "langevin",
+            "--log-interval",
+            "5",
+            "--traj-interval",
+            "0",
+            "--bond-tolerance",
+            "0.0",
+            "--out",
+            str(out),
+            "--reference",
+            str(reference),
+            "--no-progress",
+        ]
+    )
     assert "unstable at" in capsys.readouterr().out
     assert not summary["stability"]["stable"] and summary["steps_done"] < 200
     assert summary["stop_reason"] == "unstable"
@@ -228,12 +299,34 @@ def test_md_command_refuses_a_reference_of_other_atoms(md_inputs, tmp_path):
     water = tmp_path / "water.npz"
     np.savez(water, R=molecule("H2O").positions[None], z=molecule("H2O").numbers)
     with pytest.raises(ValueError, match=r"water\.npz: frames of 3 atoms, but START has 9"):
-        md_main([str(model_path), str(start), "--steps", "2", "--out", str(tmp_path / "o"),
-                 "--reference", str(water), "--no-progress"])
+        md_main(
+            [
+                str(model_path),
+                str(start),
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / "o"),
+                "--reference",
+                str(water),
+                "--no-progress",
+            ]
+        )
     shuffled = tmp_path / "shuffled.xyz"
     atoms = read(start)
     write(shuffled, Atoms(numbers=atoms.numbers, positions=atoms.positions[[0, 1, 2, 3, 4, 5, 8, 7, 6]][::-1]))
     with pytest.raises(ValueError, match="same atoms in the same order"):
-        md_main([str(model_path), str(shuffled), "--steps", "2", "--out", str(tmp_path / "o"),
-                 "--reference", str(md_inputs[2]), "--no-progress"])
+        md_main(
+            [
+                str(model_path),
+                str(shuffled),
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / "o"),
+                "--reference",
+                str(md_inputs[2]),
+                "--no-progress",
+            ]
+        )
     assert not (tmp_path / "o").exists()

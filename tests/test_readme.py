@@ -1,4 +1,5 @@
 """The README's quick example runs as written and its two commands are the Makefile's."""
+
 import re
 from pathlib import Path
 

@@ -12,6 +12,7 @@
 Nothing here is imported by the model code; SchNetPack is optional (a side environment, see
 docs/benchmarks.md).
 """
+
 from harness.configs import COMMON, PAPER, SCALE, ModelConfig
 
 __all__ = ["ModelConfig", "PAPER", "COMMON", "SCALE"]

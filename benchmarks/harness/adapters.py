@@ -15,6 +15,7 @@ or torch-cluster's radius graph, never truncated) and Gaussian widths set to our
 defaults tie the width to the spacing of the centres (PyG: ``-0.5 / spacing^2``, i.e. gamma = 50 for
 0.1 A spacing; SchNetPack: width = spacing).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,11 +25,11 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch
 
+from harness.configs import ModelConfig
+from harness.schnetpack_import import import_schnetpack
 from pyg_schnet.batching import to_dense
 from pyg_schnet.graph import build_graph, edge_distances
 from pyg_schnet.models import SchNet
-from harness.configs import ModelConfig
-from harness.schnetpack_import import import_schnetpack
 
 
 def _mse(a: Tensor, b: Tensor) -> Tensor:

@@ -16,6 +16,7 @@ molecules per second. Columns (:mod:`harness.adapters`) all use
 batches, ``to_dense`` timed in the step), ``pyg``, ``schnetpack`` (skipped with the reason when it
 cannot be imported).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,16 +28,17 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch
 
-from pyg_schnet.io.files import atomic_write_text
-from pyg_schnet.io.plotting import finish_figure, pyplot
 from harness.adapters import Runner
 from harness.molecules import Case, make_batch
 from harness.timing import Estimator, measure, over_time
+from pyg_schnet.io.files import atomic_write_text
+from pyg_schnet.io.plotting import finish_figure, pyplot
 
 MODES = ("train_energy", "train_forces", "inference")
 IMPLS = ("ours_sparse", "ours_dense", "pyg", "schnetpack")
 LARGE_SIZES = {"n50": 50, "n100": 100, "n200": 200, "n500": 500}
 ALL_CASES = ("ethanol", "iso17", "qm9", *LARGE_SIZES)
+
 
 def work_units(impl: str, sizes: Sequence[int]) -> float:
     """Pairs an implementation computes for a batch (padding included for the dense path)."""
@@ -207,7 +209,12 @@ def plot(report: Dict[str, Any], path: Path, batch_size: int) -> Optional[str]:
         import matplotlib.ticker
     except ImportError as exc:  # pragma: no cover
         return f"no plot: {exc}"
-    labels = {"ours_sparse": "pyg-schnet sparse", "ours_dense": "pyg-schnet dense", "pyg": "PyG SchNet", "schnetpack": "SchNetPack"}
+    labels = {
+        "ours_sparse": "pyg-schnet sparse",
+        "ours_dense": "pyg-schnet dense",
+        "pyg": "PyG SchNet",
+        "schnetpack": "SchNetPack",
+    }
     styles = {"ours_sparse": "o-", "ours_dense": "s-", "pyg": "^--", "schnetpack": "v:"}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharex=True)
     colors = {"ours_sparse": "C0", "ours_dense": "C1", "pyg": "C2", "schnetpack": "C3"}
@@ -233,16 +240,25 @@ def plot(report: Dict[str, Any], path: Path, batch_size: int) -> Optional[str]:
                 if c != "qm9" and (c, bs, impl) in rows
             )
             if line:
-                ax.plot([p[0] for p in line], [p[1] for p in line], styles[impl], color=colors[impl], label=labels[impl])
+                ax.plot(
+                    [p[0] for p in line], [p[1] for p in line], styles[impl], color=colors[impl], label=labels[impl]
+                )
             if "qm9" in chosen and ("qm9", chosen["qm9"], impl) in rows:  # a spread of sizes: not on the line
                 r = rows["qm9", chosen["qm9"], impl]
-                ax.plot([r["mean_atoms"]], [r["molecules_per_s"]], styles[impl][0], mfc="none", color=colors[impl], ms=9)
+                ax.plot(
+                    [r["mean_atoms"]], [r["molecules_per_s"]], styles[impl][0], mfc="none", color=colors[impl], ms=9
+                )
         for case, bs in chosen.items():
             r = rows.get((case, bs, "ours_sparse")) or next(v for (c, b, i), v in rows.items() if c == case and b == bs)
             if case == "qm9" or bs != batch_size:
                 label = ("QM9 sizes" if case == "qm9" else "") + (f" B={bs}" if bs != batch_size else "")
-                ax.annotate(label.strip(), (r["mean_atoms"], r["molecules_per_s"]), textcoords="offset points",
-                            xytext=(6, 6), fontsize=7)
+                ax.annotate(
+                    label.strip(),
+                    (r["mean_atoms"], r["molecules_per_s"]),
+                    textcoords="offset points",
+                    xytext=(6, 6),
+                    fontsize=7,
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ticks: List[float] = []
@@ -258,7 +274,9 @@ def plot(report: Dict[str, Any], path: Path, batch_size: int) -> Optional[str]:
     axes[0].set_ylabel(f"molecules / s (batch size {batch_size} unless labelled)")
     axes[0].legend()
     meta = report["meta"]
-    finish_figure(plt, fig, path, f"SchNet throughput, {meta['device']}, {meta['threads']} thread(s), float32 ({meta['date']})")
+    finish_figure(
+        plt, fig, path, f"SchNet throughput, {meta['device']}, {meta['threads']} thread(s), float32 ({meta['date']})"
+    )
     return None
 
 
@@ -283,8 +301,10 @@ def merge(old: Dict[str, Any], meta: Dict[str, Any], results: List[Dict[str, Any
         if new is None or (new.get("skipped") and not r.get("skipped")):
             merged[key(r)] = r
     order = {name: k for k, name in enumerate(ALL_CASES)}
-    return sorted(merged.values(), key=lambda r: (order.get(r["case"], 99), r["batch_size"], IMPLS.index(r["impl"]), MODES.index(r["mode"])))
-
+    return sorted(
+        merged.values(),
+        key=lambda r: (order.get(r["case"], 99), r["batch_size"], IMPLS.index(r["impl"]), MODES.index(r["mode"])),
+    )
 
 
 def write_outputs(
@@ -343,8 +363,14 @@ def run_grid(
                 for impl in impls:
                     units = work_units(impl, sizes)
                     rows[impl] = dict(
-                        case=case_name, batch_size=bs, impl=impl, mode=mode, atoms=atoms,
-                        mean_atoms=float(np.mean(sizes)), max_atoms=max(sizes), pairs=units,
+                        case=case_name,
+                        batch_size=bs,
+                        impl=impl,
+                        mode=mode,
+                        atoms=atoms,
+                        mean_atoms=float(np.mean(sizes)),
+                        max_atoms=max(sizes),
+                        pairs=units,
                     )
                     reason = (
                         unavailable.get(impl)
@@ -358,7 +384,7 @@ def run_grid(
                             print(f"  B={bs:4d} {impl:12s} {mode:13s} skipped: {reason}", flush=True)
                     else:
                         todo[impl] = runners[impl]
-                steps = {impl: (lambda r=runner: _step(r, mode, data)) for impl, runner in todo.items()}
+                steps = {impl: (lambda r=runner, m=mode, d=data: _step(r, m, d)) for impl, runner in todo.items()}
                 try:
                     measured = measure(steps, device, warmup, repeats, items=data.num_graphs)
                 except RuntimeError as exc:  # out of memory on a GPU, for instance

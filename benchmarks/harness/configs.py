@@ -4,6 +4,7 @@ Every benchmark builds all implementations from one :class:`ModelConfig`, so tha
 same model: the same feature and filter widths, the same number of interaction blocks, the same
 Gaussian centres and width, the same interaction graph and the same atom-wise head.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -1,4 +1,5 @@
 """What a benchmark report records about where it ran: machine, versions, backend, command, date."""
+
 from __future__ import annotations
 
 import datetime as _dt

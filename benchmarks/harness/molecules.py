@@ -5,6 +5,7 @@ numbers ``[n]`` int64, positions ``[n, 3]`` Angstrom float64). The cost of a Sch
 sizes of the molecules and the number of interacting pairs, not on the chemistry, so random clusters
 at a realistic number density stand in for molecules of a given size.
 """
+
 from __future__ import annotations
 
 import math

@@ -20,6 +20,7 @@ Cases (:data:`CASES`), each timed for the three implementations in one process w
 
 Ratios are the peer's median time per step divided by ours (above 1: ours is faster).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -31,14 +32,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from pyg_schnet.io.files import atomic_write_text
-from pyg_schnet.io.plotting import finish_figure, pyplot
 from harness import environment
 from harness.adapters import Runner, make_runners
 from harness.configs import ModelConfig
 from harness.molecules import Case, build_cases, ethanol_frames, make_batch, make_synthetic_ethanol, md17_ethanol_file
 from harness.schnetpack_import import import_schnetpack, schnetpack_note
 from harness.timing import measure
+from pyg_schnet.io.files import atomic_write_text
+from pyg_schnet.io.plotting import finish_figure, pyplot
 
 IMPLS = ("ours_sparse", "pyg", "schnetpack")
 LABELS = {"ours_sparse": "pyg-schnet", "pyg": "PyG", "schnetpack": "SchNetPack"}
@@ -61,8 +62,14 @@ CASES: Tuple[PeerCase, ...] = (
     PeerCase("iso17_forces", "iso17", "train_forces", 32, "ISO17 (19 atoms), E+F training"),
     PeerCase("qm9_energy", "qm9", "train_energy", 32, "QM9-sized (3-29 atoms), energy training"),
     PeerCase("md_call", "ethanol", "md_call", 1, "one ethanol, E+F eval (MD call)"),
-    PeerCase("md_call_tabulated", "ethanol", "md_call", 1, "one ethanol, E+F eval (MD call; ours: tabulated filters)",
-             method="tabulated"),
+    PeerCase(
+        "md_call_tabulated",
+        "ethanol",
+        "md_call",
+        1,
+        "one ethanol, E+F eval (MD call; ours: tabulated filters)",
+        method="tabulated",
+    ),
 )
 CASE_NAMES = tuple(c.name for c in CASES)
 #: Consecutive calls per implementation and round when the MD call is timed (see the module docstring).
@@ -130,8 +137,10 @@ def md_steps(
                     return atoms.get_potential_energy(), atoms.get_forces()
 
                 steps[name] = step
-                notes[name] = (f"through pyg_schnet.simulation.ase.SchNetCalculator (float32, method={method!r}), "
-                               "ASE Atoms in, numpy out")
+                notes[name] = (
+                    f"through pyg_schnet.simulation.ase.SchNetCalculator (float32, method={method!r}), "
+                    "ASE Atoms in, numpy out"
+                )
                 continue
             notes[name] = f"bare model call: pyg_schnet.simulation.ase.SchNetCalculator not available ({why})"
         else:
@@ -140,8 +149,12 @@ def md_steps(
         tensors = [torch.as_tensor(f, dtype=torch.float32, device=device) for f in cycle.frames]
         order = itertools.cycle(range(len(tensors)))
 
-        def bare(runner: Runner = runner, z: torch.Tensor = z, tensors: List[torch.Tensor] = tensors,
-                 order: "itertools.cycle[int]" = order) -> Any:
+        def bare(
+            runner: Runner = runner,
+            z: torch.Tensor = z,
+            tensors: List[torch.Tensor] = tensors,
+            order: "itertools.cycle[int]" = order,
+        ) -> Any:
             return runner.md_call(z, tensors[next(order)])
 
         steps[name] = bare
@@ -153,8 +166,12 @@ def _train_step(runner: Runner, data: Any, with_forces: bool) -> Callable[[], No
 
 
 def training_case(
-    case: PeerCase, runners: Dict[str, Runner], molecule_cases: Dict[str, Case], batch_size: Optional[int],
-    seed: int, device: torch.device,
+    case: PeerCase,
+    runners: Dict[str, Runner],
+    molecule_cases: Dict[str, Case],
+    batch_size: Optional[int],
+    seed: int,
+    device: torch.device,
 ) -> Tuple[Any, Dict[str, Callable[[], None]]]:
     """The batch a training case times (``batch_size`` molecules, default the case's, drawn with
     ``seed``) and one training step on it per runner."""
@@ -205,8 +222,16 @@ def run_config(
         measured = measure(steps, device, warmup, rounds, items=count, block=block)
         for impl in impls:
             row: Dict[str, Any] = dict(
-                config=config.name, case=case.name, title=case.title, mode=case.mode, impl=impl,
-                batch_size=count, atoms=atoms, data=source, repeats=rounds * block, block=block,
+                config=config.name,
+                case=case.name,
+                title=case.title,
+                mode=case.mode,
+                impl=impl,
+                batch_size=count,
+                atoms=atoms,
+                data=source,
+                repeats=rounds * block,
+                block=block,
             )
             if impl in measured:
                 row.update(measured[impl])
@@ -215,9 +240,7 @@ def run_config(
             if case.mode == "md_call" and impl in notes:
                 row["how"] = notes[impl]
             rows.append(row)
-        line = ", ".join(
-            f"{LABELS[i]} {measured[i]['median_s'] * 1e3:.2f} ms" for i in impls if i in measured
-        )
+        line = ", ".join(f"{LABELS[i]} {measured[i]['median_s'] * 1e3:.2f} ms" for i in impls if i in measured)
         print(f"  [{config.name}] {case.name:15s} {line}", flush=True)
     return rows, info
 
@@ -263,16 +286,19 @@ def markdown(report: Dict[str, Any]) -> str:
         f"torch {meta['versions']['torch']}, torch-geometric {meta['versions']['torch_geometric']}, "
         f"schnetpack {meta['versions'].get('schnetpack') or 'n/a'}; pyg-schnet backend: "
         f"torch-scatter {'yes' if meta['backend']['torch_scatter'] else 'no (plain PyTorch)'}, "
-        f"torch-cluster {'yes' if meta['backend']['torch_cluster'] else 'no (plain PyTorch)'}; " + environment.allocator_note(meta) + ".  ",
+        f"torch-cluster {'yes' if meta['backend']['torch_cluster'] else 'no (plain PyTorch)'}; "
+        + environment.allocator_note(meta)
+        + ".  ",
         f"Median of {meta['repeats']} interleaved steps ({meta.get('md_repeats') or 10 * meta['repeats']} for the MD "
-        f"call, in alternating blocks of {MD_BLOCK} consecutive calls per implementation) after {meta['warmup']} warm-up steps; ratio = peer time / our time (above 1: ours is faster), "
+        f"call, in alternating blocks of {MD_BLOCK} consecutive calls per implementation) after {meta['warmup']} "
+        "warm-up steps; ratio = peer time / our time (above 1: ours is faster), "
         "from wall-clock time and, in brackets, from the process's CPU time per step (less disturbed when "
         "other jobs share the cores).",
         "",
         "| config | case | atoms | B | ours ms | PyG ms | SchNetPack ms | ours / PyG (CPU) | ours / SchNetPack (CPU) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, cfg in meta["configs"].items():
+    for name in meta["configs"]:
         for case in CASES:
             rows = [by_key.get((name, case.name, i)) for i in IMPLS]
             if all(r is None for r in rows):
@@ -338,8 +364,13 @@ def plot(report: Dict[str, Any], path: Path, goals: Optional[Dict[str, float]] =
         ax.legend(fontsize=8)
         ax.grid(True, axis="y", alpha=0.3)
     meta = report["meta"]
-    finish_figure(plt, fig, path, f"pyg-schnet vs PyG and SchNetPack SchNet, {meta['device']}, "
-            f"{meta['threads']} thread(s), float32 ({meta['date']})")
+    finish_figure(
+        plt,
+        fig,
+        path,
+        f"pyg-schnet vs PyG and SchNetPack SchNet, {meta['device']}, "
+        f"{meta['threads']} thread(s), float32 ({meta['date']})",
+    )
     return None
 
 
@@ -362,6 +393,19 @@ def schnetpack_version() -> Optional[str]:
 
 
 __all__ = [
-    "CASES", "CASE_NAMES", "IMPLS", "PeerCase", "run_config", "ratios", "markdown", "plot", "write_outputs",
-    "md_steps", "training_case", "calculator_class", "schnetpack_version", "schnetpack_note", "GAUSSIAN_NOTE",
+    "CASES",
+    "CASE_NAMES",
+    "IMPLS",
+    "PeerCase",
+    "run_config",
+    "ratios",
+    "markdown",
+    "plot",
+    "write_outputs",
+    "md_steps",
+    "training_case",
+    "calculator_class",
+    "schnetpack_version",
+    "schnetpack_note",
+    "GAUSSIAN_NOTE",
 ]

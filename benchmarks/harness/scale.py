@@ -13,6 +13,7 @@ With a fixed cutoff the number of pairs grows linearly with ``N`` (up to the sur
 an atom near the surface has fewer neighbours, so pairs per atom grow with ``N`` towards the bulk
 value), and so should time and memory. :func:`slopes` fits the log-log slope of each against ``N``.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,17 +23,21 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from pyg_schnet.io.files import atomic_write_text
-from pyg_schnet.graph import build_pairs
-from pyg_schnet.io.plotting import finish_figure, pyplot
 from harness import environment
 from harness.adapters import OursSparse
 from harness.configs import ModelConfig
 from harness.molecules import CLUSTER_DENSITY, make_batch, random_cluster
 from harness.timing import Estimator, loglog_slope, measure
+from pyg_schnet.graph import build_pairs
+from pyg_schnet.io.files import atomic_write_text
+from pyg_schnet.io.plotting import finish_figure, pyplot
 
 MODES = ("inference", "md_call", "train_forces")
-TITLES = {"inference": "inference (energy, no_grad)", "md_call": "energy + forces, eval", "train_forces": "E+F training step"}
+TITLES = {
+    "inference": "inference (energy, no_grad)",
+    "md_call": "energy + forces, eval",
+    "train_forces": "E+F training step",
+}
 
 
 def _step(runner: OursSparse, mode: str, data: Any):
@@ -141,7 +146,8 @@ def markdown(report: Dict[str, Any]) -> str:
     lines.append("|---|---|---|---|---|")
     for label, fits in (("all", report["slopes"]), (f">= {report['slope_min_atoms']:,}", report["slopes_large"])):
         for mode, fit in fits.items():
-            lines.append(f"| {TITLES[mode]} | {label} | {_slope(fit['time'])} | {_slope(fit['memory'])} | {_slope(fit['pairs'])} |")
+            slopes = " | ".join(_slope(fit[key]) for key in ("time", "memory", "pairs"))
+            lines.append(f"| {TITLES[mode]} | {label} | {slopes} |")
     skipped = [f"- N={r['atoms']:,}, {r['mode']}: {r['skipped']}" for r in rows if r.get("skipped")]
     if skipped:
         lines += ["", "Skipped:", ""] + skipped
@@ -174,7 +180,9 @@ def plot(report: Dict[str, Any], path: Path) -> Optional[str]:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     meta = report["meta"]
-    finish_figure(plt, fig, path, f"pyg-schnet at a 5 A cutoff, {meta['device']}, {meta['threads']} thread(s) ({meta['date']})")
+    finish_figure(
+        plt, fig, path, f"pyg-schnet at a 5 A cutoff, {meta['device']}, {meta['threads']} thread(s) ({meta['date']})"
+    )
     return None
 
 

@@ -6,6 +6,7 @@ SchNetPack is not a dependency of pyg-schnet: the peer benchmarks run it from a 
 only problem, :func:`import_schnetpack` defines the name (a covariant ``TypeVar``, what it used to be)
 before importing, and returns a note saying so.
 """
+
 from __future__ import annotations
 
 import sys

@@ -5,6 +5,7 @@ implementations round-robin (one step of each, then the next round), so that a c
 of them alike and their ratio stays meaningful; it reports the median wall time and the median CPU time
 of the process per step (with one thread, time spent waiting for a core counts in the wall time only).
 """
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-
 
 Step = Callable[[], Any]
 
@@ -65,7 +65,8 @@ def tensor_peak_bytes(prof: torch.profiler.profile) -> int:
     ``profile_memory=True``: the peak above the bytes live at its start (PyTorch records no event
     for freeing a tensor allocated before the profile started, so those frees do not lower it)."""
     events = [
-        e for e in prof.profiler.kineto_results.events()
+        e
+        for e in prof.profiler.kineto_results.events()
         if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
     ]
     live = peak = 0
@@ -145,9 +146,7 @@ class Estimator:
 
     def why_skip(self, impl: str, mode: str, units: float) -> Optional[str]:
         """A reason to skip a step of ``units`` work, or ``None`` to run it."""
-        past = [r for r in self.seen.get((impl, mode), []) if r[0] >= self.min_units] or self.seen.get(
-            (impl, mode), []
-        )
+        past = [r for r in self.seen.get((impl, mode), []) if r[0] >= self.min_units] or self.seen.get((impl, mode), [])
         if not past:
             return None
         seconds = units * max(s / u for u, s, _ in past)

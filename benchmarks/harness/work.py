@@ -14,6 +14,7 @@ The products are the part no rewrite of the surrounding operations removes. If e
 no time, ours would take ``matmul_ms``, so ``peer step time / our matmul_ms`` bounds the speed-up over
 that peer obtainable without fewer or faster products (:func:`bounds`).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -44,7 +45,9 @@ class MatmulFlops(TorchDispatchMode):
         super().__init__()
         self.flops = 0
 
-    def __torch_dispatch__(self, func: Any, types: Any, args: Tuple[Any, ...] = (), kwargs: Optional[Dict] = None) -> Any:
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: Tuple[Any, ...] = (), kwargs: Optional[Dict] = None
+    ) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         formula = flop_registry.get(func._overloadpacket)
@@ -102,8 +105,14 @@ def bounds(rows: Dict[str, Dict[str, float]], ours: str, peers: Sequence[str]) -
 
 
 def run_work(
-    configs: Dict[str, Any], case_names: Sequence[str], impls: Sequence[str], device: torch.device,
-    batch_size: Optional[int] = None, seed: int = 0, warmup: int = 3, repeats: int = 11,
+    configs: Dict[str, Any],
+    case_names: Sequence[str],
+    impls: Sequence[str],
+    device: torch.device,
+    batch_size: Optional[int] = None,
+    seed: int = 0,
+    warmup: int = 3,
+    repeats: int = 11,
 ) -> List[Dict[str, Any]]:
     """One row per (config, training case, implementation) of :data:`harness.peers.CASES`
     (the MD call is left out: its time is per-operation overhead, not products)."""
@@ -115,8 +124,11 @@ def run_work(
             _, steps = training_case(case, runners, molecule_cases, batch_size, seed, device)
             for name, row in measure_work(steps, device, warmup, repeats).items():
                 rows.append(dict(config=config_name, case=case.name, title=case.title, impl=name, **row))
-                print(f"  {config_name:6s} {case.name:16s} {name:12s} {row['gflop']:7.3f} GFLOP "
-                      f"{row['median_ms']:8.2f} ms, products {100 * row['matmul_share']:4.1f}%", flush=True)
+                print(
+                    f"  {config_name:6s} {case.name:16s} {name:12s} {row['gflop']:7.3f} GFLOP "
+                    f"{row['median_ms']:8.2f} ms, products {100 * row['matmul_share']:4.1f}%",
+                    flush=True,
+                )
     return rows
 
 
@@ -132,7 +144,8 @@ def markdown(report: Dict[str, Any]) -> str:
         "backward). Products: their share of the profiled operator time, in % and as ms of the median step. "
         "Bound: peer step time / our product time, the speed-up left if everything but the products took no time.",
         "",
-        "| config | case | impl | GFLOP / step | ms / step | products % | products ms | GFLOP/s in products | speed-up | bound |",
+        "| config | case | impl | GFLOP / step | ms / step | products % | products ms | GFLOP/s in products "
+        "| speed-up | bound |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = report["results"]

@@ -4,6 +4,7 @@ A small energy model: SchNet's Gaussian expansion and two interaction blocks, th
 ``GraphConv`` on the same radius graph, then ``global_add_pool``. Trains a few steps on random
 targets to show the pieces fit together (run: ``python docs/examples/custom_model.py``).
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@
 
 prints the energy and the largest force before and after, and writes the relaxed structure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,11 @@ def main() -> None:
     e0, f0 = start.get_potential_energy(), np.linalg.norm(start.get_forces(), axis=1).max()
     relaxed, converged, steps = relax(args.model, start, args.fmax)
     e1, f1 = relaxed.get_potential_energy(), np.linalg.norm(relaxed.get_forces(), axis=1).max()
-    print(f"start: E = {e0:.4f} eV, max |F| = {f0:.3f} eV/A; after {steps} BFGS steps "
-          f"({'converged' if converged else 'NOT converged'}): E = {e1:.4f} eV ({e1 - e0:+.4f}), "
-          f"max |F| = {f1:.4f} eV/A")
+    print(
+        f"start: E = {e0:.4f} eV, max |F| = {f0:.3f} eV/A; after {steps} BFGS steps "
+        f"({'converged' if converged else 'NOT converged'}): E = {e1:.4f} eV ({e1 - e0:+.4f}), "
+        f"max |F| = {f1:.4f} eV/A"
+    )
     write(args.out, relaxed)
 
 

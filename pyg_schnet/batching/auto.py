@@ -5,6 +5,7 @@ training steps of each path on the first batches of the loader and returns the f
 wins depends on the data (molecule sizes and their spread), the batch size, the model and the
 hardware; ``docs/benchmarks.md`` has measured examples.
 """
+
 from __future__ import annotations
 
 import itertools

@@ -14,6 +14,7 @@ Real atoms keep their order: row ``b`` holds the atoms of molecule ``b`` in the 
 batch, left-aligned, so ``values[mask]`` (:func:`to_sparse`) gives back the sparse ``[N, ...]`` layout.
 :meth:`pyg_schnet.SchNet.forward_dense` runs the model on this layout.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
@@ -59,8 +60,7 @@ def to_dense_atoms(
         atom = int((z < 1).nonzero()[0])
         where = f"atom {atom}" if batch is None else f"atom {atom} (molecule {int(batch[atom])})"
         raise ValueError(
-            f"{where} has atomic number {int(z[atom])}; atomic numbers must be >= 1 "
-            "(0 marks padding in a dense batch)"
+            f"{where} has atomic number {int(z[atom])}; atomic numbers must be >= 1 (0 marks padding in a dense batch)"
         )
     max_z = int(z.max()) + 1 if z.dim() == 1 and z.numel() and not z.dtype.is_floating_point else 2
     batch = check_inputs(z, pos, batch, max_z=max_z)
@@ -69,8 +69,7 @@ def to_dense_atoms(
         if largest > max_num_atoms:
             mol = int(torch.bincount(batch).argmax())
             raise ValueError(
-                f"molecule {mol} has {largest} atoms, more than max_num_atoms={max_num_atoms} "
-                "(atoms are never dropped)"
+                f"molecule {mol} has {largest} atoms, more than max_num_atoms={max_num_atoms} (atoms are never dropped)"
             )
     z_dense, mask = to_dense_batch(z, batch, fill_value=0, max_num_nodes=max_num_atoms, batch_size=batch_size)
     pos_dense, _ = to_dense_batch(pos, batch, fill_value=0.0, max_num_nodes=max_num_atoms, batch_size=batch_size)

@@ -6,6 +6,7 @@ Example::
     ds = MD17("data/md17", "ethanol")             # downloads, verifies and processes once
     split = ds.random_split(n_train=1000)          # 1,000 train, 1,000 validation, rest test
 """
+
 from pyg_schnet.datasets.base import (
     AtomsDataset,
     AtomsTable,

@@ -4,6 +4,7 @@ The atomic writers (temporary file in the same folder, then :func:`os.replace`) 
 temporaries left by dead writers live in :mod:`pyg_schnet.io.files`, shared with run folders,
 checkpoints and plots, and are re-exported here.
 """
+
 from __future__ import annotations
 
 import io

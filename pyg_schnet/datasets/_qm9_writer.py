@@ -10,6 +10,7 @@ Benchmark (prints molecules/s, atoms/s and MB/s of the uncompressed tar stream):
 
     python -m pyg_schnet.datasets._qm9_writer --sample-db ../shared/data/qm9/qm9_sample.db --records 30000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,21 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 #: ``qm9_sample.db`` ``row.data`` keys in the raw file's column order (see its ``_property_unit_dict``).
 DB_PROPERTY_KEYS: Tuple[str, ...] = (
-    "rotational_constant_A", "rotational_constant_B", "rotational_constant_C", "dipole_moment",
-    "isotropic_polarizability", "homo", "lumo", "gap", "electronic_spatial_extent", "zpve",
-    "energy_U0", "energy_U", "enthalpy_H", "free_energy", "heat_capacity",
+    "rotational_constant_A",
+    "rotational_constant_B",
+    "rotational_constant_C",
+    "dipole_moment",
+    "isotropic_polarizability",
+    "homo",
+    "lumo",
+    "gap",
+    "electronic_spatial_extent",
+    "zpve",
+    "energy_U0",
+    "energy_U",
+    "enthalpy_H",
+    "free_energy",
+    "heat_capacity",
 )
 
 

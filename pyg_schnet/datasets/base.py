@@ -28,6 +28,7 @@ Everything else lives here:
   trust, and the next run deletes stale temporaries and starts clean.
 * **Splits.** :meth:`AtomsDataset.random_split` gives the paper's seeded splits.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,13 +51,28 @@ from torch_geometric.data import Data, InMemoryDataset
 
 from pyg_schnet.datasets._io import PrefetchReader, atomic_path, atomic_write_text, remove_stale_temporaries
 from pyg_schnet.datasets.errors import DownloadVerificationError, ProcessedFileError, RawFileError, RawFilesMissingError
-from pyg_schnet.datasets.processed import ProcessedContent, describe, load_processed, raw_records, save_processed, stale_reason
+from pyg_schnet.datasets.processed import (
+    ProcessedContent,
+    describe,
+    load_processed,
+    raw_records,
+    save_processed,
+    stale_reason,
+)
 from pyg_schnet.datasets.split import SplitIndices, random_split
 from pyg_schnet.datasets.table import MIN_ATOM_DISTANCE, AtomsTable
 
 __all__ = [
-    "AtomsDataset", "AtomsTable", "RemoteFile", "RawFileError", "RawFilesMissingError",
-    "DownloadVerificationError", "ProcessedFileError", "IncompleteTarError", "open_tar_stream", "fetch_url",
+    "AtomsDataset",
+    "AtomsTable",
+    "RemoteFile",
+    "RawFileError",
+    "RawFilesMissingError",
+    "DownloadVerificationError",
+    "ProcessedFileError",
+    "IncompleteTarError",
+    "open_tar_stream",
+    "fetch_url",
     "OFFLINE_ENV",
 ]
 
@@ -117,10 +133,17 @@ def fetch_url(url: str, destination: PathLike, description: Optional[str] = None
     with urllib.request.urlopen(request, timeout=60) as response:
         header = response.headers.get("Content-Length")
         total = int(header) if header and header.isdigit() else None
-        with open(destination, "wb") as out, tqdm(
-            total=total, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=description or os.path.basename(os.fspath(destination)), disable=False,
-        ) as bar:
+        with (
+            open(destination, "wb") as out,
+            tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=description or os.path.basename(os.fspath(destination)),
+                disable=False,
+            ) as bar,
+        ):
             while True:
                 chunk = response.read(1 << 20)
                 if not chunk:
@@ -202,18 +225,14 @@ def open_tar_stream(path: PathLike) -> Iterator[tarfile.TarFile]:
             return
         prefetch = PrefetchReader(decompressed)
         try:
-            with tarfile.open(
-                fileobj=io.BufferedReader(prefetch, 1 << 20), mode="r|", tarinfo=_CompleteTarInfo
-            ) as tar:
+            with tarfile.open(fileobj=io.BufferedReader(prefetch, 1 << 20), mode="r|", tarinfo=_CompleteTarInfo) as tar:
                 yield tar
         finally:
             prefetch.close()
             decompressed.close()
 
 
-def _check_tar_archive(
-    path: Path, remote: RemoteFile, must_contain: Iterable[str] = ()
-) -> List[str]:
+def _check_tar_archive(path: Path, remote: RemoteFile, must_contain: Iterable[str] = ()) -> List[str]:
     """Read every member of a tar archive (checking its compression CRCs); return member names."""
     names: List[str] = []
     member = None
@@ -239,9 +258,7 @@ def _check_tar_archive(
     normalised = {os.path.normpath(n) for n in names}
     absent = [m for m in must_contain if os.path.normpath(m) not in normalised]
     if absent:
-        raise DownloadVerificationError(
-            f"{remote.filename} from {remote.url} lacks {absent}"
-        )
+        raise DownloadVerificationError(f"{remote.filename} from {remote.url} lacks {absent}")
     return names
 
 
@@ -370,9 +387,7 @@ class AtomsDataset(InMemoryDataset):
 
     def missing_raw_files(self) -> List[str]:
         """Raw file names (relative to ``root/raw``) that do not exist."""
-        return [
-            name for name, path in zip(self._raw_names(), self.raw_paths) if not os.path.exists(path)
-        ]
+        return [name for name, path in zip(self._raw_names(), self.raw_paths) if not os.path.exists(path)]
 
     def _raw_names(self) -> List[str]:
         names = self.raw_file_names
@@ -436,8 +451,7 @@ class AtomsDataset(InMemoryDataset):
         still = self.missing_raw_files()
         if still:
             raise RawFilesMissingError(
-                f"{header}\n{self.offline_instructions(still)}\n"
-                "The download completed but did not provide these files."
+                f"{header}\n{self.offline_instructions(still)}\nThe download completed but did not provide these files."
             )
 
     def _remotes_for(self, names: Sequence[str]) -> List[RemoteFile]:

@@ -1,4 +1,5 @@
 """The errors of the data sets; every message names the file and the place at fault."""
+
 from __future__ import annotations
 
 

@@ -15,6 +15,7 @@ lists the paper used to split ``reference`` into training and validation:
 ``validation_ids.txt``
 ====================  ==========================================================================
 """
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pyg_schnet.io.units import EV_TO_KCAL_PER_MOL
 from pyg_schnet.datasets.base import AtomsDataset, AtomsTable, RawFileError, RemoteFile
 from pyg_schnet.datasets.split import random_split
+from pyg_schnet.io.units import EV_TO_KCAL_PER_MOL
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -138,7 +139,12 @@ def read_ase_db(path: PathLike, energy_key: str = "total_energy", force_key: str
         source=path,
         origin="row id {}",
         origin_ids=torch.tensor(ids, dtype=torch.long),
-        field_names={"z": "numbers", "pos": "positions", "energy": f"key '{energy_key}'", "force": f"data '{force_key}'"},
+        field_names={
+            "z": "numbers",
+            "pos": "positions",
+            "energy": f"key '{energy_key}'",
+            "force": f"data '{force_key}'",
+        },
     )
 
 
@@ -260,8 +266,7 @@ class ISO17(AtomsDataset):
             have, lack = (train_path, val_path) if present[0] else (val_path, train_path)
             raise FileNotFoundError(f"{have} exists but {lack} does not; place both id lists or neither")
         n_val = DEFAULT_NUM_VAL if n_val is None else n_val
-        split = random_split(len(self), n_train=len(self) - n_val if n_val <= len(self) else 0,
-                             n_val=n_val, seed=seed)
+        split = random_split(len(self), n_train=len(self) - n_val if n_val <= len(self) else 0, n_val=n_val, seed=seed)
         return split.train, split.val
 
     def _indices_from_lists(self, train_path: Path, val_path: Path, n_val: Optional[int]) -> Tuple[Tensor, Tensor]:

@@ -9,6 +9,7 @@
   ``coords`` (M, n, 3) Angstrom, ``energies`` (M,) kcal/mol and ``forces`` (M, n, 3)
   kcal/mol/Angstrom (PBE/def2-SVP, about 100,000 frames per molecule).
 """
+
 from __future__ import annotations
 
 import os
@@ -62,7 +63,7 @@ def canonical_molecule(name: str) -> Tuple[str, bool]:
     key = " ".join(str(name).strip().lower().replace("_", " ").replace("-", " ").split())
     revised = key.startswith("revised ")
     if revised:
-        key = key[len("revised "):]
+        key = key[len("revised ") :]
     if key == "salicylic":
         key = "salicylic acid"
     key = key.replace(" ", "_")
@@ -85,9 +86,7 @@ def _check_npz_signature(path: str) -> None:
     except OSError as exc:
         raise RawFileError(f"{path}: cannot be read: {exc}") from exc
     if head.startswith(_NPY_MAGIC):
-        raise RawFileError(
-            f"{path}: a single .npy array, not an .npz archive of named arrays (renamed .npy file?)"
-        )
+        raise RawFileError(f"{path}: a single .npy array, not an .npz archive of named arrays (renamed .npy file?)")
     if not head.startswith(_NPZ_MAGIC):
         what = "an empty file" if not head else f"a file starting with {head!r}"
         raise RawFileError(f"{path}: not an npz file (a zip archive of named arrays); it is {what}")
@@ -116,7 +115,8 @@ def read_md17_npz(path: PathLike, keys: Tuple[str, str, str, str] = MD17_KEYS) -
                     unit = str(npz[unit_key]).strip()
                     if unit.lower() not in accepted:
                         raise RawFileError(
-                            f"{path}: key '{unit_key}' says {unit!r}; expected {accepted[0]!r} (units are never converted silently)"
+                            f"{path}: key '{unit_key}' says {unit!r}; expected {accepted[0]!r} "
+                            "(units are never converted silently)"
                         )
             arrays = {}
             for key in keys:
@@ -131,10 +131,14 @@ def read_md17_npz(path: PathLike, keys: Tuple[str, str, str, str] = MD17_KEYS) -
     z, pos, energy, force = (arrays[k] for k in keys)
 
     if z.ndim != 1 or z.size == 0 or not np.issubdtype(z.dtype, np.integer):
-        raise RawFileError(f"{path}: key '{z_key}' must be a non-empty 1-D integer array, got shape {z.shape} dtype {z.dtype}")
+        raise RawFileError(
+            f"{path}: key '{z_key}' must be a non-empty 1-D integer array, got shape {z.shape} dtype {z.dtype}"
+        )
     n = z.shape[0]
     if pos.ndim != 3 or pos.shape[1:] != (n, 3):
-        raise RawFileError(f"{path}: key '{r_key}' has shape {pos.shape}, expected (M, {n}, 3) for {n} atoms in '{z_key}'")
+        raise RawFileError(
+            f"{path}: key '{r_key}' has shape {pos.shape}, expected (M, {n}, 3) for {n} atoms in '{z_key}'"
+        )
     frames = pos.shape[0]
     if frames == 0:
         raise RawFileError(f"{path}: key '{r_key}' holds no frames")
@@ -157,7 +161,12 @@ def read_md17_npz(path: PathLike, keys: Tuple[str, str, str, str] = MD17_KEYS) -
         graph_fields={"energy": torch.from_numpy(np.ascontiguousarray(energy.reshape(frames), dtype=np.float64))},
         source=path,
         origin="frame {}",
-        field_names={"z": f"key '{z_key}'", "pos": f"key '{r_key}'", "energy": f"key '{e_key}'", "force": f"key '{f_key}'"},
+        field_names={
+            "z": f"key '{z_key}'",
+            "pos": f"key '{r_key}'",
+            "energy": f"key '{e_key}'",
+            "force": f"key '{f_key}'",
+        },
     )
 
 

@@ -24,6 +24,7 @@ variant or layout version, another ``pre_transform`` / ``pre_filter`` descriptio
 (:func:`describe`), or a raw file whose size changed, or whose modification time changed and whose
 sha256 then differs, makes the file stale and the data set is rebuilt with a message saying why.
 """
+
 from __future__ import annotations
 
 import functools
@@ -38,9 +39,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from pyg_schnet.datasets.errors import ProcessedFileError
 from pyg_schnet.io.files import atomic_torch_save
 from pyg_schnet.io.records import sha256_file
-from pyg_schnet.datasets.errors import ProcessedFileError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -91,8 +92,10 @@ def _describe(obj: Any, depth: int) -> str:
     if depth > 4:
         return _qualified(obj)
     if isinstance(obj, functools.partial):
-        return (f"functools.partial({_describe(obj.func, depth + 1)}, args={_value(obj.args, depth)}, "
-                f"keywords={_value(obj.keywords, depth)})")
+        return (
+            f"functools.partial({_describe(obj.func, depth + 1)}, args={_value(obj.args, depth)}, "
+            f"keywords={_value(obj.keywords, depth)})"
+        )
     if inspect.ismethod(obj):
         return f"method {_describe(obj.__func__, depth + 1)} of {_describe(obj.__self__, depth + 1)}"
     if isinstance(obj, types.FunctionType):
@@ -118,7 +121,11 @@ def _value(value: Any, depth: int) -> str:
     if callable(value) and not isinstance(value, type):
         return _describe(value, depth + 1)
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k!r}: {_value(v, depth + 1)}" for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))) + "}"
+        return (
+            "{"
+            + ", ".join(f"{k!r}: {_value(v, depth + 1)}" for k, v in sorted(value.items(), key=lambda kv: repr(kv[0])))
+            + "}"
+        )
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_value(v, depth + 1) for v in value) + "]"
     return _ADDRESS.sub("", repr(value))
@@ -173,22 +180,28 @@ def stale_reason(
             return f"it was built for {key} {stored.get(key)!r}, not {wanted[key]!r}"
     for key in TRANSFORM_KEYS:
         if stored.get(key) != wanted[key]:
-            return (f"the {key} differs from the one it was built with "
-                    f"(built with {_short(stored.get(key))}; now {_short(wanted[key])})")
+            return (
+                f"the {key} differs from the one it was built with "
+                f"(built with {_short(stored.get(key))}; now {_short(wanted[key])})"
+            )
     entries = stored["raw_files"]
     names = [entry["name"] for entry in entries]
     if names != [name for name, _ in raw_files]:
         return f"it was built from the raw files {names}, not {[name for name, _ in raw_files]}"
-    for entry, (name, path) in zip(entries, raw_files):
+    for entry, (_, path) in zip(entries, raw_files):
         stat = os.stat(path)
         if stat.st_size != entry["size"]:
-            return (f"the raw file {os.fspath(path)} changed since it was processed "
-                    f"(size {entry['size']} -> {stat.st_size} bytes)")
+            return (
+                f"the raw file {os.fspath(path)} changed since it was processed "
+                f"(size {entry['size']} -> {stat.st_size} bytes)"
+            )
         if stat.st_mtime_ns != entry["mtime_ns"]:
             digest = sha256_file(path)
             if digest != entry["sha256"]:
-                return (f"the raw file {os.fspath(path)} changed since it was processed "
-                        f"(same size, sha256 {entry['sha256'][:12]}... -> {digest[:12]}...)")
+                return (
+                    f"the raw file {os.fspath(path)} changed since it was processed "
+                    f"(same size, sha256 {entry['sha256'][:12]}... -> {digest[:12]}...)"
+                )
     return None
 
 
@@ -204,7 +217,9 @@ class ProcessedContent:
     record: Dict[str, Any]
 
 
-def save_processed(path: PathLike, data: Mapping[str, Any], slices: Mapping[str, Tensor], record: Mapping[str, Any]) -> None:
+def save_processed(
+    path: PathLike, data: Mapping[str, Any], slices: Mapping[str, Tensor], record: Mapping[str, Any]
+) -> None:
     """Write a processed file atomically (see the module docstring for the layout)."""
     atomic_torch_save(
         {"format": PROCESSED_FORMAT, "record": dict(record), "data": dict(data), "slices": dict(slices)}, path
@@ -227,7 +242,9 @@ def load_processed(path: PathLike) -> ProcessedContent:
             found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
             what = f"it asks for {found.group(1)}" if found else _short(_first_line(text), 160)
             raise ProcessedFileError(f"{path} is not a tensors-only file and was not unpickled ({what})") from None
-        raise ProcessedFileError(f"{path} is unreadable ({type(exc).__name__}: {_short(_first_line(text), 160)})") from None
+        raise ProcessedFileError(
+            f"{path} is unreadable ({type(exc).__name__}: {_short(_first_line(text), 160)})"
+        ) from None
     if not isinstance(obj, dict) or obj.get("format") != PROCESSED_FORMAT:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise ProcessedFileError(f"{path} is not a {PROCESSED_FORMAT} file (found {found!r}; an earlier layout)")

@@ -14,6 +14,7 @@ Raw files (figshare collection 978904), all in ``root/raw``:
 
 Both text files are parsed by content (element symbols, integer ids), not by line numbers.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,7 +29,6 @@ import torch
 from ase.data import atomic_numbers as _ase_atomic_numbers
 from torch import Tensor
 
-from pyg_schnet.io.units import HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL
 from pyg_schnet.datasets.base import (
     AtomsDataset,
     AtomsTable,
@@ -37,6 +37,7 @@ from pyg_schnet.datasets.base import (
     RemoteFile,
     open_tar_stream,
 )
+from pyg_schnet.io.units import HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -52,11 +53,38 @@ NUM_CHARACTERIZED = NUM_RECORDS - NUM_UNCHARACTERIZED  # 130,831
 
 #: The 15 properties of line 2, in the raw file's order, and their units.
 TARGET_NAMES: Tuple[str, ...] = (
-    "A", "B", "C", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U", "H", "G", "Cv",
+    "A",
+    "B",
+    "C",
+    "mu",
+    "alpha",
+    "homo",
+    "lumo",
+    "gap",
+    "r2",
+    "zpve",
+    "U0",
+    "U",
+    "H",
+    "G",
+    "Cv",
 )
 TARGET_UNITS: Tuple[str, ...] = (
-    "GHz", "GHz", "GHz", "Debye", "a0^3", "Hartree", "Hartree", "Hartree", "a0^2",
-    "Hartree", "Hartree", "Hartree", "Hartree", "Hartree", "cal/(mol K)",
+    "GHz",
+    "GHz",
+    "GHz",
+    "Debye",
+    "a0^3",
+    "Hartree",
+    "Hartree",
+    "Hartree",
+    "a0^2",
+    "Hartree",
+    "Hartree",
+    "Hartree",
+    "Hartree",
+    "Hartree",
+    "cal/(mol K)",
 )
 #: Columns of atomref.txt after the element symbol, in the file's order.
 ATOMREF_NAMES: Tuple[str, ...] = ("zpve", "U0", "U", "H", "G", "Cv")

@@ -1,5 +1,6 @@
 """Raw data files placed by link: ``ROOT/raw/<name>`` pointing at a file elsewhere (e.g. a read-only
 shared copy), so a data set class finds it without a copy."""
+
 from __future__ import annotations
 
 import contextlib
@@ -25,9 +26,7 @@ def _link(source: os.PathLike | str, root: os.PathLike | str, name: str) -> tupl
     if target.is_symlink() or target.exists():
         if target.resolve() == source:
             return target, False
-        raise FileExistsError(
-            f"{target} already exists and is not a link to {source}; use another --root or remove it"
-        )
+        raise FileExistsError(f"{target} already exists and is not a link to {source}; use another --root or remove it")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.symlink_to(source)
     return target, True

@@ -5,6 +5,7 @@ validation set of 1,000 examples for early stopping. The remaining data is used 
 :func:`random_split` draws exactly that from one seeded permutation, and :class:`SplitIndices`
 saves the index tensors next to the results they produced.
 """
+
 from __future__ import annotations
 
 import io
@@ -89,8 +90,7 @@ def random_split(
     n_val = _check_count("n_val", n_val)
     if n_train + n_val > num_examples:
         raise ValueError(
-            f"cannot take n_train={n_train} plus n_val={n_val} examples from a data set of "
-            f"{num_examples} examples"
+            f"cannot take n_train={n_train} plus n_val={n_val} examples from a data set of {num_examples} examples"
         )
     rest = num_examples - n_train - n_val
     if n_test is None:
@@ -106,6 +106,6 @@ def random_split(
     perm = torch.randperm(num_examples, generator=generator)
     return SplitIndices(
         train=perm[:n_train].clone(),
-        val=perm[n_train:n_train + n_val].clone(),
-        test=perm[n_train + n_val:n_train + n_val + n_test].clone(),
+        val=perm[n_train : n_train + n_val].clone(),
+        test=perm[n_train + n_val : n_train + n_val + n_test].clone(),
     )

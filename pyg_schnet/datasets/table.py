@@ -13,6 +13,7 @@ and the frame, row or molecule **in that file** (never a position in a shuffled 
   corrupt files; both bounds are :mod:`pyg_schnet.validation`'s, shared with the model's input checks;
 * two atoms of one molecule closer than :data:`MIN_ATOM_DISTANCE` (0.01 Angstrom).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,8 +24,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from pyg_schnet.validation import MAX_ABS_POSITION, MAX_ATOMIC_NUMBER
 from pyg_schnet.datasets.errors import RawFileError
+from pyg_schnet.validation import MAX_ABS_POSITION, MAX_ATOMIC_NUMBER
 
 #: Closest two atoms of one molecule may be, in Angstrom. The shortest bond (H2) is 0.74 Angstrom and
 #: nuclei repel far before 0.01 Angstrom, so no real geometry comes near; closer atoms are duplicated
@@ -102,7 +103,7 @@ class AtomsTable:
         offsets = self.atom_offsets
         start, stop = int(offsets[g]), int(offsets[g + 1])
         kwargs = {k: v[start:stop] for k, v in self.atom_fields.items()}
-        kwargs.update({k: v[g:g + 1] for k, v in self.graph_fields.items()})
+        kwargs.update({k: v[g : g + 1] for k, v in self.graph_fields.items()})
         return Data(**kwargs)
 
     def select(self, order: Union[Sequence[int], Tensor, np.ndarray]) -> "AtomsTable":
@@ -246,11 +247,11 @@ class AtomsTable:
                 molecules = molecules[molecules < first]
             per_block = max(1, _ATOMS_PER_BLOCK // n)
             for start in range(0, molecules.numel(), per_block):
-                block = molecules[start:start + per_block]
+                block = molecules[start : start + per_block]
                 coords = pos[offsets[block].unsqueeze(1) + torch.arange(n)]  # [b, n, 3]
                 close = torch.zeros(block.numel(), dtype=torch.bool)
                 for k in range(n - 1):
-                    squared = (coords[:, k + 1:] - coords[:, k:k + 1]).pow(2).sum(-1)
+                    squared = (coords[:, k + 1 :] - coords[:, k : k + 1]).pow(2).sum(-1)
                     close |= (squared < threshold).any(dim=1)
                 if bool(close.any()):
                     first = int(block[close.nonzero()[0]])
@@ -258,7 +259,7 @@ class AtomsTable:
         if first is None:
             return None
         start = int(offsets[first])
-        coords = pos[start:start + int(self.num_atoms[first])].to(torch.float64)
+        coords = pos[start : start + int(self.num_atoms[first])].to(torch.float64)
         i, j = torch.triu_indices(coords.size(0), coords.size(0), 1)
         distances = (coords[i] - coords[j]).norm(dim=-1)
         below = distances.pow(2) < threshold

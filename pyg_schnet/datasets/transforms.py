@@ -1,4 +1,5 @@
 """Transforms that put energies and forces of every data set into the units a model trains in."""
+
 from __future__ import annotations
 
 import copy
@@ -63,16 +64,13 @@ class ScaleUnits(BaseTransform):
             if y is None or y.dim() != 2 or y.size(-1) <= self.target_index:
                 shape = None if y is None else tuple(y.shape)
                 raise ValueError(
-                    f"ScaleUnits(target={self.target!r}) needs data.y of shape [1, >{self.target_index}], "
-                    f"got {shape}"
+                    f"ScaleUnits(target={self.target!r}) needs data.y of shape [1, >{self.target_index}], got {shape}"
                 )
             out.energy = y[:, self.target_index] * self.energy_factor
         else:
             energy = getattr(data, "energy", None)
             if energy is None:
-                raise ValueError(
-                    "ScaleUnits: data has no 'energy'; for QM9 pass target= (a column name or index)"
-                )
+                raise ValueError("ScaleUnits: data has no 'energy'; for QM9 pass target= (a column name or index)")
             out.energy = energy * self.energy_factor
         force = getattr(data, "force", None)
         if force is not None:

@@ -5,6 +5,7 @@ Hartree) and its energies and forces are converted into the model's own energy u
 (``model.units["energy"]``, kcal/mol for files that record none) with :mod:`ase.units`, so the errors
 come out in the unit the model predicts. A ``split.npz`` of the training run selects a subset.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,15 @@ DATASETS: Dict[str, str] = {"md17": "kcal/mol", "iso17": "eV", "qm9": "Hartree"}
 SUBSETS = ("all", "train", "val", "test")
 
 
-def load_dataset(kind: str, root: os.PathLike | str, energy_unit: str, *, molecule: str = "ethanol",
-                 raw_file: Optional[os.PathLike | str] = None, fold: str = "test_within"):
+def load_dataset(
+    kind: str,
+    root: os.PathLike | str,
+    energy_unit: str,
+    *,
+    molecule: str = "ethanol",
+    raw_file: Optional[os.PathLike | str] = None,
+    fold: str = "test_within",
+):
     """The data set ``kind`` under ``root`` with energies and forces in ``energy_unit``.
 
     ``raw_file`` (MD17 only) links an npz elsewhere into ``root/raw`` as the training script does;
@@ -44,11 +52,21 @@ def load_dataset(kind: str, root: os.PathLike | str, energy_unit: str, *, molecu
     return QM9(root, transform=ScaleUnits(factor, target="U0"))
 
 
-def evaluate_model(model_path: os.PathLike | str, kind: str, root: os.PathLike | str, *,
-                   molecule: str = "ethanol", raw_file: Optional[os.PathLike | str] = None,
-                   fold: str = "test_within", split: Optional[os.PathLike | str] = None, subset: str = "test",
-                   forces: Optional[bool] = None, batch_size: int = 100, device: Optional[str] = None,
-                   energy_unit: Optional[str] = None) -> Dict[str, Any]:
+def evaluate_model(
+    model_path: os.PathLike | str,
+    kind: str,
+    root: os.PathLike | str,
+    *,
+    molecule: str = "ethanol",
+    raw_file: Optional[os.PathLike | str] = None,
+    fold: str = "test_within",
+    split: Optional[os.PathLike | str] = None,
+    subset: str = "test",
+    forces: Optional[bool] = None,
+    batch_size: int = 100,
+    device: Optional[str] = None,
+    energy_unit: Optional[str] = None,
+) -> Dict[str, Any]:
     """Errors of the model at ``model_path`` on a data set: ``energy_mae``, ``energy_rmse``,
     ``force_mae``, ``force_rmse`` (model's unit, per Angstrom for forces), ``num_molecules``, ``unit``.
 
@@ -57,10 +75,10 @@ def evaluate_model(model_path: os.PathLike | str, kind: str, root: os.PathLike |
     import torch
     from torch_geometric.loader import DataLoader
 
-    from pyg_schnet.io.model_file import load_model
     from pyg_schnet.io.devices import resolve_device
-    from pyg_schnet.train.metrics import evaluate
+    from pyg_schnet.io.model_file import load_model
     from pyg_schnet.io.units import resolve_units
+    from pyg_schnet.train.metrics import evaluate
 
     dev = resolve_device(device)
     model = load_model(model_path, map_location=dev)
@@ -75,7 +93,9 @@ def evaluate_model(model_path: os.PathLike | str, kind: str, root: os.PathLike |
             raise ValueError("--split needs --subset train, val or test")
         indices = getattr(SplitIndices.load(split), subset)
         if indices.numel() and int(indices.max()) >= len(dataset):
-            raise ValueError(f"{split}: index {int(indices.max())} is beyond the {len(dataset)} examples of the data set")
+            raise ValueError(
+                f"{split}: index {int(indices.max())} is beyond the {len(dataset)} examples of the data set"
+            )
         dataset = dataset[indices]
         used = subset
     else:
@@ -90,8 +110,9 @@ def evaluate_model(model_path: os.PathLike | str, kind: str, root: os.PathLike |
 
 
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("model", type=Path, help="a model.pt")
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="benchmark data set")
     parser.add_argument("--root", type=Path, required=True, help="data set folder (raw files in ROOT/raw)")
@@ -117,12 +138,24 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "pyg-schnet evaluate"
     args = build_parser(prog).parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    res = evaluate_model(args.model, args.dataset, args.root, molecule=args.molecule, raw_file=args.raw_file,
-                         fold=args.fold, split=args.split, subset=args.subset,
-                         forces=False if args.energies_only else None, batch_size=args.batch_size,
-                         device=args.device, energy_unit=args.energy_unit)
-    line = (f"{args.model} on {args.dataset} ({res['subset']}, {res['num_molecules']} molecules): "
-            f"energy MAE {res['energy_mae']:.4f} {res['unit']} (RMSE {res['energy_rmse']:.4f})")
+    res = evaluate_model(
+        args.model,
+        args.dataset,
+        args.root,
+        molecule=args.molecule,
+        raw_file=args.raw_file,
+        fold=args.fold,
+        split=args.split,
+        subset=args.subset,
+        forces=False if args.energies_only else None,
+        batch_size=args.batch_size,
+        device=args.device,
+        energy_unit=args.energy_unit,
+    )
+    line = (
+        f"{args.model} on {args.dataset} ({res['subset']}, {res['num_molecules']} molecules): "
+        f"energy MAE {res['energy_mae']:.4f} {res['unit']} (RMSE {res['energy_rmse']:.4f})"
+    )
     if res["force_mae"] == res["force_mae"]:  # not NaN
         line += f", force MAE {res['force_mae']:.4f} {res['unit']}/Å (RMSE {res['force_rmse']:.4f})"
     print(line)

@@ -1,11 +1,13 @@
 """``python -m pyg_schnet.simulation.md MODEL START ...`` (also ``pyg-schnet md``): MD with a trained SchNet.
 
 Reads START (any file ASE reads; ``--frame`` picks one image), attaches
-:class:`pyg_schnet.simulation.ase.SchNetCalculator`, runs :func:`pyg_schnet.simulation.md.run_md` and writes into ``--out``:
+:class:`pyg_schnet.simulation.ase.SchNetCalculator`, runs :func:`pyg_schnet.simulation.md.run_md` and
+writes into ``--out``:
 ``trajectory`` (ASE ``traj`` format), ``energies.csv``, ``energies.png``, ``results.json`` and, with
 ``--reference``, ``hr.png``. It prints the total-energy drift and fluctuation (NVE), the bond
 stability verdict (Fu et al. 2023) and, with ``--reference``, the MAE of h(r).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,44 +24,77 @@ DTYPES = ("float64", "float32")
 
 
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("model", type=Path, help="a model.pt written by the training scripts")
     parser.add_argument("start", type=Path, help="start structure: any file ASE reads (xyz, traj, ...)")
     parser.add_argument("--frame", default="0", help="which image of START (ASE index, e.g. 0 or -1)")
     parser.add_argument("--steps", type=int, required=True, help="integration steps")
     parser.add_argument("--dt", type=float, default=0.5, help="time step in fs")
-    parser.add_argument("--ensemble", choices=("nve", "langevin"), default="nve",
-                        help="nve: velocity Verlet; langevin: NVT with a Langevin thermostat")
-    parser.add_argument("--temperature", type=float, default=300.0,
-                        help="K: of the initial Maxwell-Boltzmann velocities and of the thermostat")
+    parser.add_argument(
+        "--ensemble",
+        choices=("nve", "langevin"),
+        default="nve",
+        help="nve: velocity Verlet; langevin: NVT with a Langevin thermostat",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=300.0,
+        help="K: of the initial Maxwell-Boltzmann velocities and of the thermostat",
+    )
     parser.add_argument("--friction", type=float, default=0.01, help="Langevin friction in 1/fs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the velocities and the Langevin noise")
     parser.add_argument("--out", type=Path, default=Path("runs/md"), help="output folder")
-    parser.add_argument("--log-interval", type=int, default=10,
-                        help="steps between energy records (and stability checks, h(r) samples)")
-    parser.add_argument("--traj-interval", type=int, default=100,
-                        help="steps between trajectory frames (a multiple of --log-interval; 0: none)")
-    parser.add_argument("--reference", type=Path, default=None,
-                        help="training data for the bond ranges and h(r): an MD17-style npz (key R) "
-                             "or any trajectory ASE reads, same atoms in the same order as START "
-                             "(default: bond ranges from START alone, no h(r))")
-    parser.add_argument("--reference-split", type=Path, default=None,
-                        help="a split.npz of the training run: use only its training frames of --reference")
-    parser.add_argument("--reference-frames", type=int, default=None,
-                        help="use an evenly spaced subset of this many reference frames")
-    parser.add_argument("--bond-tolerance", type=float, default=0.5,
-                        help="Angstrom beyond the reference range at which a bond counts as broken")
-    parser.add_argument("--keep-going", action="store_true",
-                        help="continue after the run became unstable (default: stop there)")
-    parser.add_argument("--energy-unit", default=None,
-                        help="the model's energy unit if not the one recorded in MODEL (kcal/mol for old files)")
+    parser.add_argument(
+        "--log-interval", type=int, default=10, help="steps between energy records (and stability checks, h(r) samples)"
+    )
+    parser.add_argument(
+        "--traj-interval",
+        type=int,
+        default=100,
+        help="steps between trajectory frames (a multiple of --log-interval; 0: none)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="training data for the bond ranges and h(r): an MD17-style npz (key R) "
+        "or any trajectory ASE reads, same atoms in the same order as START "
+        "(default: bond ranges from START alone, no h(r))",
+    )
+    parser.add_argument(
+        "--reference-split",
+        type=Path,
+        default=None,
+        help="a split.npz of the training run: use only its training frames of --reference",
+    )
+    parser.add_argument(
+        "--reference-frames", type=int, default=None, help="use an evenly spaced subset of this many reference frames"
+    )
+    parser.add_argument(
+        "--bond-tolerance",
+        type=float,
+        default=0.5,
+        help="Angstrom beyond the reference range at which a bond counts as broken",
+    )
+    parser.add_argument(
+        "--keep-going", action="store_true", help="continue after the run became unstable (default: stop there)"
+    )
+    parser.add_argument(
+        "--energy-unit",
+        default=None,
+        help="the model's energy unit if not the one recorded in MODEL (kcal/mol for old files)",
+    )
     parser.add_argument("--device", default=None, help="torch device (None: cuda if available, else cpu)")
-    parser.add_argument("--dtype", choices=DTYPES, default="float64",
-                        help="float64 conserves energy best; float32 is faster")
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default="float64", help="float64 conserves energy best; float32 is faster"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's choice)")
-    parser.add_argument("--max-minutes", type=float, default=None,
-                        help="stop after this much wall time and write what was simulated")
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop after this much wall time and write what was simulated"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -83,11 +118,21 @@ def load_start(path: Path, frame: str = "0"):
     return atoms
 
 
-def stability_setup(atoms, reference: Optional[Path], reference_frames: Optional[int], tolerance: float,
-                    split: Optional[Path] = None):
+def stability_setup(
+    atoms, reference: Optional[Path], reference_frames: Optional[int], tolerance: float, split: Optional[Path] = None
+):
     """Bond monitor and h(r) histograms: ranges from the reference data (its training frames when a
     ``split.npz`` is given), or from START alone."""
-    from pyg_schnet.simulation.md.analysis import DistanceHistogram, StabilityMonitor, bond_lengths, bond_ranges, bonded_pairs, reference_frames as read_frames
+    from pyg_schnet.simulation.md.analysis import (
+        DistanceHistogram,
+        StabilityMonitor,
+        bond_lengths,
+        bond_ranges,
+        bonded_pairs,
+    )
+    from pyg_schnet.simulation.md.analysis import (
+        reference_frames as read_frames,
+    )
 
     pairs = bonded_pairs(atoms)
     periodic = bool(np.any(atoms.pbc))
@@ -100,27 +145,35 @@ def stability_setup(atoms, reference: Optional[Path], reference_frames: Optional
 
         train = SplitIndices.load(split).train.numpy()
         if train.size == 0 or train.max() >= len(frames):
-            raise ValueError(f"{split}: training indices up to {train.max() if train.size else None} do not fit "
-                             f"the {len(frames)} frames of {reference}")
+            raise ValueError(
+                f"{split}: training indices up to {train.max() if train.size else None} do not fit "
+                f"the {len(frames)} frames of {reference}"
+            )
         frames = frames[train]
     if reference_frames is not None and len(frames) > reference_frames:
         frames = frames[np.linspace(0, len(frames) - 1, reference_frames).round().astype(int)]
     if frames.shape[1] != len(atoms):
-        raise ValueError(f"{reference}: frames of {frames.shape[1]} atoms, but START has {len(atoms)}; "
-                         "the reference must hold the same atoms in the same order")
+        raise ValueError(
+            f"{reference}: frames of {frames.shape[1]} atoms, but START has {len(atoms)}; "
+            "the reference must hold the same atoms in the same order"
+        )
     if reference.suffix == ".npz":
         with np.load(reference) as data:
             if "z" in data and not np.array_equal(np.asarray(data["z"]).ravel(), atoms.numbers):
-                raise ValueError(f"{reference}: atomic numbers {np.asarray(data['z']).ravel().tolist()} differ "
-                                 f"from START's {atoms.numbers.tolist()}")
+                raise ValueError(
+                    f"{reference}: atomic numbers {np.asarray(data['z']).ravel().tolist()} differ "
+                    f"from START's {atoms.numbers.tolist()}"
+                )
     low, high = bond_ranges(frames, pairs)
     monitor = StabilityMonitor(pairs, low, high, tolerance, atoms.cell.array, atoms.pbc)
     probe = StabilityMonitor(pairs, low, high, tolerance, atoms.cell.array, atoms.pbc)
     if not probe.check(0.0, atoms.positions):
         bad = probe.instability
-        raise ValueError(f"{reference}: START's bond {bad.pair[0]}-{bad.pair[1]} ({bad.length:.3f} A) is far outside "
-                         f"its range in the reference data [{bad.low:.3f}, {bad.high:.3f}] A: the reference must "
-                         "hold the same atoms in the same order as START")
+        raise ValueError(
+            f"{reference}: START's bond {bad.pair[0]}-{bad.pair[1]} ({bad.length:.3f} A) is far outside "
+            f"its range in the reference data [{bad.low:.3f}, {bad.high:.3f}] A: the reference must "
+            "hold the same atoms in the same order as START"
+        )
     if periodic:  # h(r) here is for molecules (all pairs, no images)
         return monitor, None, None
     r_max = float(np.ceil(bond_lengths(frames, np.stack(np.triu_indices(len(atoms), 1), 1)).max() + 1.0))
@@ -133,54 +186,89 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     """Runs what the flags say; prints the summary and returns what ``results.json`` holds."""
     import torch
 
-    from pyg_schnet.simulation.ase import SchNetCalculator
     from pyg_schnet.io.devices import describe_device
     from pyg_schnet.io.files import write_json
+    from pyg_schnet.simulation.ase import SchNetCalculator
     from pyg_schnet.simulation.md.simulate import run_md
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     allocator.retain_freed_memory()  # large steps reuse freed pages (see pyg_schnet.allocator)
     atoms = load_start(args.start, args.frame)
-    calc = SchNetCalculator(args.model, energy_unit=args.energy_unit, device=args.device,
-                            dtype=getattr(torch, args.dtype))
+    calc = SchNetCalculator(
+        args.model, energy_unit=args.energy_unit, device=args.device, dtype=getattr(torch, args.dtype)
+    )
     atoms.calc = calc
     if args.reference_split is not None and args.reference is None:
         raise ValueError("--reference-split needs --reference (the data file the split indexes)")
-    monitor, hist, ref_hist = stability_setup(atoms, args.reference, args.reference_frames, args.bond_tolerance,
-                                              args.reference_split)
-    print(f"MD {args.ensemble.upper()}: {len(atoms)} atoms ({atoms.get_chemical_formula()}) from {args.start}, "
-          f"{args.steps} steps of {args.dt:g} fs = {args.steps * args.dt / 1000:g} ps at {args.temperature:g} K, "
-          f"seed {args.seed}; model {args.model} ({calc.units['energy']}), {args.dtype} on "
-          f"{describe_device(str(calc.device))}; {len(monitor.pairs)} bonds monitored"
-          + (f" against {args.reference}" if args.reference else " against START"))
-    result = run_md(atoms, args.steps, args.dt, args.ensemble, args.temperature, args.friction, args.seed,
-                    out=args.out, log_interval=args.log_interval, traj_interval=args.traj_interval,
-                    monitor=monitor, stop_when_unstable=not args.keep_going, histogram=hist,
-                    reference_histogram=ref_hist, progress=False if args.no_progress else None,
-                    max_minutes=args.max_minutes)
+    monitor, hist, ref_hist = stability_setup(
+        atoms, args.reference, args.reference_frames, args.bond_tolerance, args.reference_split
+    )
+    print(
+        f"MD {args.ensemble.upper()}: {len(atoms)} atoms ({atoms.get_chemical_formula()}) from {args.start}, "
+        f"{args.steps} steps of {args.dt:g} fs = {args.steps * args.dt / 1000:g} ps at {args.temperature:g} K, "
+        f"seed {args.seed}; model {args.model} ({calc.units['energy']}), {args.dtype} on "
+        f"{describe_device(str(calc.device))}; {len(monitor.pairs)} bonds monitored"
+        + (f" against {args.reference}" if args.reference else " against START")
+    )
+    result = run_md(
+        atoms,
+        args.steps,
+        args.dt,
+        args.ensemble,
+        args.temperature,
+        args.friction,
+        args.seed,
+        out=args.out,
+        log_interval=args.log_interval,
+        traj_interval=args.traj_interval,
+        monitor=monitor,
+        stop_when_unstable=not args.keep_going,
+        histogram=hist,
+        reference_histogram=ref_hist,
+        progress=False if args.no_progress else None,
+        max_minutes=args.max_minutes,
+    )
 
-    lines = [f"simulated {result.simulated_ps:g} ps ({result.steps_done} steps) in {result.wall_s:.1f} s: "
-             f"{result.ms_per_step:.3f} ms/step"
-             + ("" if result.stop_reason == "completed" else f"; stopped: {result.stop_reason}")]
+    lines = [
+        f"simulated {result.simulated_ps:g} ps ({result.steps_done} steps) in {result.wall_s:.1f} s: "
+        f"{result.ms_per_step:.3f} ms/step"
+        + ("" if result.stop_reason == "completed" else f"; stopped: {result.stop_reason}")
+    ]
     if result.drift is not None:
         lines.append(result.drift.summary())
-    lines.append(result.instability.summary() if result.instability
-                 else f"stable: no bond left its reference range by more than {args.bond_tolerance} A "
-                      f"in {result.simulated_ps:g} ps")
+    lines.append(
+        result.instability.summary()
+        if result.instability
+        else f"stable: no bond left its reference range by more than {args.bond_tolerance} A "
+        f"in {result.simulated_ps:g} ps"
+    )
     if result.hr_mae is not None:
         lines.append(f"MAE of h(r) against the reference data: {result.hr_mae:.4f}")
     for line in lines:
         print(line)
     summary: Dict[str, Any] = {
         "command": command if command is not None else [sys.executable, *sys.argv],
-        "model": str(args.model), "start": str(args.start), "frame": args.frame, "units": calc.units,
-        "ensemble": args.ensemble, "dt_fs": args.dt, "temperature_K": args.temperature,
-        "friction_per_fs": args.friction if args.ensemble == "langevin" else None, "seed": args.seed,
-        "dtype": args.dtype, "device": describe_device(str(calc.device)),
-        "steps_requested": args.steps, "steps_done": result.steps_done, "simulated_ps": result.simulated_ps,
-        "stop_reason": result.stop_reason, "wall_s": result.wall_s, "ms_per_step": result.ms_per_step,
-        "drift": None if result.drift is None else {
+        "model": str(args.model),
+        "start": str(args.start),
+        "frame": args.frame,
+        "units": calc.units,
+        "ensemble": args.ensemble,
+        "dt_fs": args.dt,
+        "temperature_K": args.temperature,
+        "friction_per_fs": args.friction if args.ensemble == "langevin" else None,
+        "seed": args.seed,
+        "dtype": args.dtype,
+        "device": describe_device(str(calc.device)),
+        "steps_requested": args.steps,
+        "steps_done": result.steps_done,
+        "simulated_ps": result.simulated_ps,
+        "stop_reason": result.stop_reason,
+        "wall_s": result.wall_s,
+        "ms_per_step": result.ms_per_step,
+        "drift": None
+        if result.drift is None
+        else {
             "meV_per_atom_per_ps": result.drift.meV_per_atom_per_ps,
             "kcal_mol_per_ps": result.drift.kcal_mol_per_ps,
             "fluctuation_meV_per_atom": result.drift.fluctuation_meV_per_atom,
@@ -190,8 +278,10 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
             "reference": str(args.reference) if args.reference else "start structure",
             "reference_split": str(args.reference_split) if args.reference_split else None,
             "reference_frames": None if ref_hist is None else ref_hist.frames,
-            "bond_tolerance_A": args.bond_tolerance, "bonds": monitor.pairs.tolist(),
-            "stable": result.instability is None, "stable_ps": result.stable_ps,
+            "bond_tolerance_A": args.bond_tolerance,
+            "bonds": monitor.pairs.tolist(),
+            "stable": result.instability is None,
+            "stable_ps": result.stable_ps,
             "first_unstable": None if result.instability is None else result.instability.summary(),
         },
         "hr_mae": result.hr_mae,

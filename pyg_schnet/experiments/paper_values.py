@@ -3,6 +3,7 @@
 All numbers are mean absolute errors: energies in kcal/mol, forces in kcal/mol/Angstrom.
 ``None`` marks a cell the paper leaves empty.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -18,22 +19,66 @@ TABLE1_QM9_U0: Dict[int, Dict[str, Optional[float]]] = {
 #: only, N = 1,000), ``'energy'`` (SchNet, rho = 0), ``'both'`` (SchNet, rho = 100), ``'DTNN'``
 #: (energy only, N = 50,000).
 TABLE2_MD17: Dict[str, Dict[tuple, tuple]] = {
-    "benzene": {(1000, "GDML"): (0.07, 0.23), (1000, "energy"): (1.19, 14.12), (1000, "both"): (0.08, 0.31),
-                (50000, "DTNN"): (0.04, None), (50000, "energy"): (0.08, 1.23), (50000, "both"): (0.07, 0.17)},
-    "toluene": {(1000, "GDML"): (0.12, 0.24), (1000, "energy"): (2.95, 22.31), (1000, "both"): (0.12, 0.57),
-                (50000, "DTNN"): (0.18, None), (50000, "energy"): (0.16, 1.79), (50000, "both"): (0.09, 0.09)},
-    "malonaldehyde": {(1000, "GDML"): (0.16, 0.80), (1000, "energy"): (2.03, 20.41), (1000, "both"): (0.13, 0.66),
-                      (50000, "DTNN"): (0.19, None), (50000, "energy"): (0.13, 1.51), (50000, "both"): (0.08, 0.08)},
-    "salicylic_acid": {(1000, "GDML"): (0.12, 0.28), (1000, "energy"): (3.27, 23.21), (1000, "both"): (0.20, 0.85),
-                       (50000, "DTNN"): (0.41, None), (50000, "energy"): (0.25, 3.72), (50000, "both"): (0.10, 0.19)},
-    "aspirin": {(1000, "GDML"): (0.27, 0.99), (1000, "energy"): (4.20, 23.54), (1000, "both"): (0.37, 1.35),
-                (50000, "energy"): (0.25, 7.36), (50000, "both"): (0.12, 0.33)},
-    "ethanol": {(1000, "GDML"): (0.15, 0.79), (1000, "energy"): (0.93, 6.56), (1000, "both"): (0.08, 0.39),
-                (50000, "energy"): (0.07, 0.76), (50000, "both"): (0.05, 0.05)},
-    "uracil": {(1000, "GDML"): (0.11, 0.24), (1000, "energy"): (2.26, 20.08), (1000, "both"): (0.14, 0.56),
-               (50000, "energy"): (0.13, 3.28), (50000, "both"): (0.10, 0.11)},
-    "naphthalene": {(1000, "GDML"): (0.12, 0.23), (1000, "energy"): (3.58, 25.36), (1000, "both"): (0.16, 0.58),
-                    (50000, "energy"): (0.20, 2.58), (50000, "both"): (0.11, 0.11)},
+    "benzene": {
+        (1000, "GDML"): (0.07, 0.23),
+        (1000, "energy"): (1.19, 14.12),
+        (1000, "both"): (0.08, 0.31),
+        (50000, "DTNN"): (0.04, None),
+        (50000, "energy"): (0.08, 1.23),
+        (50000, "both"): (0.07, 0.17),
+    },
+    "toluene": {
+        (1000, "GDML"): (0.12, 0.24),
+        (1000, "energy"): (2.95, 22.31),
+        (1000, "both"): (0.12, 0.57),
+        (50000, "DTNN"): (0.18, None),
+        (50000, "energy"): (0.16, 1.79),
+        (50000, "both"): (0.09, 0.09),
+    },
+    "malonaldehyde": {
+        (1000, "GDML"): (0.16, 0.80),
+        (1000, "energy"): (2.03, 20.41),
+        (1000, "both"): (0.13, 0.66),
+        (50000, "DTNN"): (0.19, None),
+        (50000, "energy"): (0.13, 1.51),
+        (50000, "both"): (0.08, 0.08),
+    },
+    "salicylic_acid": {
+        (1000, "GDML"): (0.12, 0.28),
+        (1000, "energy"): (3.27, 23.21),
+        (1000, "both"): (0.20, 0.85),
+        (50000, "DTNN"): (0.41, None),
+        (50000, "energy"): (0.25, 3.72),
+        (50000, "both"): (0.10, 0.19),
+    },
+    "aspirin": {
+        (1000, "GDML"): (0.27, 0.99),
+        (1000, "energy"): (4.20, 23.54),
+        (1000, "both"): (0.37, 1.35),
+        (50000, "energy"): (0.25, 7.36),
+        (50000, "both"): (0.12, 0.33),
+    },
+    "ethanol": {
+        (1000, "GDML"): (0.15, 0.79),
+        (1000, "energy"): (0.93, 6.56),
+        (1000, "both"): (0.08, 0.39),
+        (50000, "energy"): (0.07, 0.76),
+        (50000, "both"): (0.05, 0.05),
+    },
+    "uracil": {
+        (1000, "GDML"): (0.11, 0.24),
+        (1000, "energy"): (2.26, 20.08),
+        (1000, "both"): (0.14, 0.56),
+        (50000, "energy"): (0.13, 3.28),
+        (50000, "both"): (0.10, 0.11),
+    },
+    "naphthalene": {
+        (1000, "GDML"): (0.12, 0.23),
+        (1000, "energy"): (3.58, 25.36),
+        (1000, "both"): (0.16, 0.58),
+        (50000, "energy"): (0.20, 2.58),
+        (50000, "both"): (0.11, 0.11),
+    },
 }
 
 #: Table 3: ISO17, ``{test split: {column: (energy MAE, force MAE)}}``; columns ``'mean predictor'``,
@@ -80,5 +125,9 @@ def iso17_row(test_split: str, rho: float) -> Dict[str, Optional[float]]:
         return {}
     energy, force = table[md17_column(rho)]
     mean_e, mean_f = table["mean predictor"]
-    return {"energy_mae": energy, "force_mae": force, "mean_predictor_energy_mae": mean_e,
-            "mean_predictor_force_mae": mean_f}
+    return {
+        "energy_mae": energy,
+        "force_mae": force,
+        "mean_predictor_energy_mae": mean_e,
+        "mean_predictor_force_mae": mean_f,
+    }

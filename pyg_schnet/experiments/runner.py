@@ -19,6 +19,7 @@ process group (:func:`setup_distributed`) and let rank 0 prepare the data first,
 run data-parallel (:mod:`pyg_schnet.train.distributed`), and rank 0 alone prints and writes files;
 ``results.json`` records ``"distributed": {"world_size", "backend"}``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,12 +38,11 @@ from torch import Tensor
 
 from pyg_schnet.io.devices import describe_device, resolve_device
 from pyg_schnet.io.files import write_json
-from pyg_schnet.validation import check_model_config, check_positive_int
 from pyg_schnet.train import distributed
-from pyg_schnet.train.trainer import TrainConfig, Trainer
 from pyg_schnet.train.predict import BATCHING_CHOICES
 from pyg_schnet.train.standardize import standardize_model
-
+from pyg_schnet.train.trainer import TrainConfig, Trainer
+from pyg_schnet.validation import check_model_config, check_positive_int
 
 
 # --------------------------------------------------------------------------------------- flags
@@ -51,39 +51,73 @@ def add_common_arguments(
 ) -> argparse.ArgumentParser:
     """The flags every benchmark takes (per-table flags are added by the caller)."""
     g = parser.add_argument_group("run")
-    g.add_argument("--root", type=Path, required=False, default=None,
-                   help="data set folder: raw files in ROOT/raw, processed ones in ROOT/processed")
+    g.add_argument(
+        "--root",
+        type=Path,
+        required=False,
+        default=None,
+        help="data set folder: raw files in ROOT/raw, processed ones in ROOT/processed",
+    )
     g.add_argument("--out", type=Path, default=Path(out), help="output folder")
     g.add_argument("--seed", type=int, default=0, help="seed of the split, the initialisation and the shuffling")
     g.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs in total (None: no cap)")
-    g.add_argument("--max-minutes", type=float, default=None,
-                   help="stop when the training wall time (summed over resumes) would pass this")
+    g.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop when the training wall time (summed over resumes) would pass this",
+    )
     g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's choice)")
     g.add_argument("--device", default=None, help="torch device (None: cuda if available, else cpu)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar and no per-epoch lines")
-    g.add_argument("--dist-backend", default="auto", choices=("auto",) + distributed.BACKENDS,
-                   help="under torchrun: process-group backend (auto: nccl on CUDA, gloo on CPU; "
-                        f"or ${distributed.ENV_BACKEND})")
-    g.add_argument("--dist-timeout", type=float, default=None,
-                   help="under torchrun: seconds a collective waits for the other ranks before it fails "
-                        f"(default ${distributed.ENV_TIMEOUT} or {distributed.DEFAULT_TIMEOUT_S:g})")
+    g.add_argument(
+        "--dist-backend",
+        default="auto",
+        choices=("auto",) + distributed.BACKENDS,
+        help=f"under torchrun: process-group backend (auto: nccl on CUDA, gloo on CPU; or ${distributed.ENV_BACKEND})",
+    )
+    g.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=None,
+        help="under torchrun: seconds a collective waits for the other ranks before it fails "
+        f"(default ${distributed.ENV_TIMEOUT} or {distributed.DEFAULT_TIMEOUT_S:g})",
+    )
 
     t = parser.add_argument_group("training (defaults: the paper's, section 5)")
-    t.add_argument("--n-val", type=int, default=n_val, help="validation molecules (None: the benchmark's rule, see its description)")
+    t.add_argument(
+        "--n-val",
+        type=int,
+        default=n_val,
+        help="validation molecules (None: the benchmark's rule, see its description)",
+    )
     t.add_argument("--n-test", type=int, default=None, help="test molecules (None: all the rest)")
     t.add_argument("--batch-size", type=int, default=32, help="molecules per training mini-batch")
     t.add_argument("--eval-batch-size", type=int, default=100, help="molecules per validation/test batch")
     t.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate")
-    t.add_argument("--energy-weight", type=float, default=1.0,
-                   help="weight of the energy term of Eq. 5 (paper: 1); 0 with --rho > 0 trains on forces only")
+    t.add_argument(
+        "--energy-weight",
+        type=float,
+        default=1.0,
+        help="weight of the energy term of Eq. 5 (paper: 1); 0 with --rho > 0 trains on forces only",
+    )
     t.add_argument("--lr-decay", type=float, default=0.96, help="learning-rate factor per --lr-decay-steps")
-    t.add_argument("--lr-decay-steps", type=int, default=100_000, help="optimizer steps per --lr-decay (smooth exponential decay)")
-    t.add_argument("--ema-decay", type=float, default=0.99, help="decay per step of the exponential moving average of the weights")
-    t.add_argument("--patience", type=int, default=patience,
-                   help="early stopping: epochs without a lower validation loss (0: off)")
-    t.add_argument("--batching", default="sparse", choices=BATCHING_CHOICES,
-                   help="how molecules are batched: sparse (PyG), dense (padded), or auto (the faster, measured at start-up)")
+    t.add_argument(
+        "--lr-decay-steps", type=int, default=100_000, help="optimizer steps per --lr-decay (smooth exponential decay)"
+    )
+    t.add_argument(
+        "--ema-decay", type=float, default=0.99, help="decay per step of the exponential moving average of the weights"
+    )
+    t.add_argument(
+        "--patience", type=int, default=patience, help="early stopping: epochs without a lower validation loss (0: off)"
+    )
+    t.add_argument(
+        "--batching",
+        default="sparse",
+        choices=BATCHING_CHOICES,
+        help="how molecules are batched: sparse (PyG), dense (padded), or auto (the faster, measured at start-up)",
+    )
 
     m = parser.add_argument_group("model (defaults: the paper's preset, SchNet.from_paper())")
     m.add_argument("--hidden-channels", type=int, default=None, help="atom features F (paper 64)")
@@ -103,11 +137,21 @@ def model_overrides(args: argparse.Namespace) -> Dict[str, Any]:
 def train_config(args: argparse.Namespace, rho: float) -> TrainConfig:
     """A :class:`TrainConfig` from the common flags."""
     return TrainConfig(
-        rho=rho, energy_weight=getattr(args, "energy_weight", 1.0), lr=args.lr, lr_decay=args.lr_decay, lr_decay_steps=args.lr_decay_steps,
-        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, ema_decay=args.ema_decay,
+        rho=rho,
+        energy_weight=getattr(args, "energy_weight", 1.0),
+        lr=args.lr,
+        lr_decay=args.lr_decay,
+        lr_decay_steps=args.lr_decay_steps,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
+        ema_decay=args.ema_decay,
         patience=args.patience if args.patience and args.patience > 0 else None,
-        max_epochs=args.max_epochs, max_minutes=args.max_minutes, seed=args.seed, batching=args.batching,
-        device=resolve_device(args.device), progress=not args.no_progress,
+        max_epochs=args.max_epochs,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        batching=args.batching,
+        device=resolve_device(args.device),
+        progress=not args.no_progress,
     )
 
 
@@ -115,7 +159,8 @@ def setup_distributed(args: argparse.Namespace) -> distributed.DistInfo:
     """Starts the process group when launched by ``torchrun`` (idempotent; one process otherwise),
     with ``--dist-backend`` and ``--dist-timeout``."""
     return distributed.init_from_env(
-        resolve_device(getattr(args, "device", None)), backend=getattr(args, "dist_backend", None),
+        resolve_device(getattr(args, "device", None)),
+        backend=getattr(args, "dist_backend", None),
         timeout_s=getattr(args, "dist_timeout", None),
     )
 
@@ -198,8 +243,8 @@ def run_experiment(
         the dict written to ``results.json``.
     """
     from pyg_schnet.models.schnet import SchNet
-    from pyg_schnet.train.state import seed_everything
     from pyg_schnet.train.plots import plot_learning_curves, plot_parity
+    from pyg_schnet.train.state import seed_everything
 
     started = time.monotonic()
     config = check_arguments(args, rho)  # everything is validated before the first file is written
@@ -219,19 +264,22 @@ def run_experiment(
     if info.is_main:
         split.save(out / "split.npz")
     n_train, n_val, n_test_total = len(train_set), len(val_set), sum(len(s) for s in test_sets.values())
-    say(f"{label}: {n_train} train, {n_val} validation, "
-          + ", ".join(f"{len(s)} test ({name})" for name, s in test_sets.items())
-          + f"; seed {args.seed}; device {describe_device(config.device)}"
-          + (f"; {info.world_size} processes ({info.backend})" if info.enabled else ""))
+    say(
+        f"{label}: {n_train} train, {n_val} validation, "
+        + ", ".join(f"{len(s)} test ({name})" for name, s in test_sets.items())
+        + f"; seed {args.seed}; device {describe_device(config.device)}"
+        + (f"; {info.world_size} processes ({info.backend})" if info.enabled else "")
+    )
 
     fit = trainer.fit(resume=args.resume)
-    say(f"training stopped ({fit.stopped}) after {fit.epochs} epochs, {fit.steps} steps, "
-          f"{fit.elapsed_s / 60:.1f} min; best validation epoch {fit.best_epoch}")
+    say(
+        f"training stopped ({fit.stopped}) after {fit.epochs} epochs, {fit.steps} steps, "
+        f"{fit.elapsed_s / 60:.1f} min; best validation epoch {fit.best_epoch}"
+    )
 
     best = trainer.best_model()
     tests: Dict[str, Dict[str, float]] = {}
-    files: Dict[str, str] = {"model": "model.pt", "checkpoint": "checkpoint.pt", "log": "log.csv",
-                             "split": "split.npz"}
+    files: Dict[str, str] = {"model": "model.pt", "checkpoint": "checkpoint.pt", "log": "log.csv", "split": "split.npz"}
     plots_ok = True
     if info.is_main:
         try:
@@ -257,13 +305,30 @@ def run_experiment(
         "command": shlex.join(command if command is not None else [Path(sys.executable).name, *sys.argv]),
         "config": {"train": asdict(config), "model": dict(best.config), "args": vars(args)},
         "data": dict(data_source),
-        "split": {"seed": args.seed, "n_train": n_train, "n_val": n_val, "n_test": n_test_total,
-                  "test_sets": {name: len(s) for name, s in test_sets.items()}, "file": "split.npz"},
-        "standardization": {"mean_per_atom": mean, "std_per_atom": std, "atomref": atomref is not None,
-                            "unit": "kcal/mol"},
-        "training": {"epochs": fit.epochs, "steps": fit.steps, "stopped": fit.stopped,
-                     "best_epoch": fit.best_epoch, "best_val": fit.best_val, "train_time_s": fit.elapsed_s,
-                     "batching": fit.batching, "resumed_from_epoch": fit.resumed_from_epoch},
+        "split": {
+            "seed": args.seed,
+            "n_train": n_train,
+            "n_val": n_val,
+            "n_test": n_test_total,
+            "test_sets": {name: len(s) for name, s in test_sets.items()},
+            "file": "split.npz",
+        },
+        "standardization": {
+            "mean_per_atom": mean,
+            "std_per_atom": std,
+            "atomref": atomref is not None,
+            "unit": "kcal/mol",
+        },
+        "training": {
+            "epochs": fit.epochs,
+            "steps": fit.steps,
+            "stopped": fit.stopped,
+            "best_epoch": fit.best_epoch,
+            "best_val": fit.best_val,
+            "train_time_s": fit.elapsed_s,
+            "batching": fit.batching,
+            "resumed_from_epoch": fit.resumed_from_epoch,
+        },
         "test": next(iter(tests.values())) if single else tests,
         "units": {"energy": "kcal/mol", "force": "kcal/mol/Angstrom"},
         "paper": next(iter(paper.values()), {}) if single else dict(paper),
@@ -290,8 +355,10 @@ def run_experiment(
     for name, metrics in tests.items():
         print(comparison_line(label if single else f"{label} [{name}]", metrics, paper.get(name, {})))
     written = results["files"]
-    print(f"results: {out / 'results.json'}; "
-          + "; ".join(f"{key}: {out / written[key]}" for key in ("model", "log") if key in written))
+    print(
+        f"results: {out / 'results.json'}; "
+        + "; ".join(f"{key}: {out / written[key]}" for key in ("model", "log") if key in written)
+    )
     if plots_ok:
         print("plots: " + ", ".join(str(out / f) for f in written.values() if f.endswith(".png")))
     return results

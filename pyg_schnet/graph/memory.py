@@ -1,6 +1,7 @@
 r"""Memory guard of the all-pairs graph: its size grows as :math:`n^2` in the atoms of a structure, so
 its memory is estimated before it is built and a batch above the limit is refused with the advice to
 set a cutoff (never truncated)."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -37,11 +38,16 @@ def all_pairs_bytes(
 
 
 def check_all_pairs_memory(
-    batch: Tensor, num_gaussians: int, num_filters: int, num_interactions: int, dtype: torch.dtype, with_grad: bool,
+    batch: Tensor,
+    num_gaussians: int,
+    num_filters: int,
+    num_interactions: int,
+    dtype: torch.dtype,
+    with_grad: bool,
     limit: Optional[int] = None,
 ) -> None:
-    """Raise :class:`MemoryError` before an all-pairs graph whose estimate
-    (:func:`all_pairs_bytes`) exceeds the limit (:func:`pyg_schnet.backend.graph_memory_limit`: the model's ``limit``, else
+    """Raise :class:`MemoryError` before an all-pairs graph whose estimate (:func:`all_pairs_bytes`)
+    exceeds the limit (:func:`pyg_schnet.backend.graph_memory_limit`: the model's ``limit``, else
     :data:`pyg_schnet.backend.MAX_GRAPH_BYTES`), advising a cutoff."""
     estimate = all_pairs_bytes(batch, num_gaussians, num_filters, num_interactions, dtype, with_grad)
     limit = backend.graph_memory_limit(limit)

@@ -13,6 +13,7 @@ image offset ``S`` to each pair: :func:`build_periodic_pairs` returns pairs ``(i
 An all-pairs graph grows as :math:`n^2`: :mod:`pyg_schnet.graph.memory` estimates its memory before it
 is built.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -22,6 +23,7 @@ from torch import Tensor
 
 from pyg_schnet import backend
 from pyg_schnet.graph.periodic import periodic_pairs
+
 
 def full_graph(batch: Tensor) -> Tensor:
     """All ordered pairs ``(j, i)``, ``j != i``, of atoms in the same molecule.

@@ -21,11 +21,11 @@ cannot be imported, ASE's :func:`ase.neighborlist.primitive_neighbor_list` (same
 slower) with one :class:`RuntimeWarning`. :data:`USE_VESIN` says which is in use (tests flip it).
 ``docs/periodic.md`` gives the measurements behind that choice.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import warnings
+from typing import Optional, Tuple
 
 import numpy as np
 import torch

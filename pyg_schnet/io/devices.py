@@ -1,4 +1,5 @@
 """Devices: the default device of a run and a one-line description of it for logs and results."""
+
 from __future__ import annotations
 
 import os
@@ -21,5 +22,7 @@ def describe_device(device: str) -> str:
     if dev.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(dev)}"
     threads = torch.get_num_threads()
-    return (f"cpu ({threads} thread{'s' if threads != 1 else ''}, {os.cpu_count()} cores, "
-            f"{platform.processor() or platform.machine()})")
+    return (
+        f"cpu ({threads} thread{'s' if threads != 1 else ''}, {os.cpu_count()} cores, "
+        f"{platform.processor() or platform.machine()})"
+    )

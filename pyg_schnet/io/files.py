@@ -7,6 +7,7 @@ interrupt) removes the temporary file, so a later run never finds a half-written
 would trust. Data sets, checkpoints, logs, plots and results (:func:`write_json`) all write through
 this module.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -18,6 +18,7 @@ without any other sign). Files of the earlier formats ``pyg_schnet.model/1`` and
 ``units`` attribute or :data:`DEFAULT_UNITS`; :func:`load_model` sets ``model.units``. Files without
 the field (format /1) are read as :data:`DEFAULT_UNITS`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,6 +49,7 @@ CHECKPOINT_FORMATS = ("pyg_schnet.checkpoint/1", CHECKPOINT_FORMAT)
 SEALED_FORMATS = (MODEL_FORMAT, CHECKPOINT_FORMAT)
 #: Field holding the checksum.
 CHECKSUM_FIELD = "sha256"
+
 
 def safe_load(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with errors that name the file (and say when it is
@@ -133,7 +135,9 @@ def verify_format(path: PathLike, obj: Dict[str, Any], formats: Sequence[str], w
     if fmt in SEALED_FORMATS:
         stored = obj.get(CHECKSUM_FIELD)
         if not isinstance(stored, str):
-            raise ValueError(f"{path}: format {fmt} needs a {CHECKSUM_FIELD!r} checksum field, but it has none; the file is damaged")
+            raise ValueError(
+                f"{path}: format {fmt} needs a {CHECKSUM_FIELD!r} checksum field, but it has none; the file is damaged"
+            )
         try:
             actual = content_digest(obj)
         except TypeError as exc:
@@ -146,8 +150,9 @@ def verify_format(path: PathLike, obj: Dict[str, Any], formats: Sequence[str], w
     return obj
 
 
-def load_verified(path: PathLike, formats: Sequence[str], map_location: Union[str, torch.device] = "cpu",
-                  what: str = "file") -> Dict[str, Any]:
+def load_verified(
+    path: PathLike, formats: Sequence[str], map_location: Union[str, torch.device] = "cpu", what: str = "file"
+) -> Dict[str, Any]:
     """:func:`safe_load` then :func:`verify_format`."""
     return verify_format(path, safe_load(path, map_location), formats, what)
 
@@ -156,12 +161,14 @@ def load_verified(path: PathLike, formats: Sequence[str], map_location: Union[st
 def model_payload(model: nn.Module) -> Dict[str, Any]:
     """``{'format', 'config', 'state_dict', 'units', 'sha256'}`` of a :class:`pyg_schnet.SchNet`,
     tensors on the CPU."""
-    return seal({
-        "format": MODEL_FORMAT,
-        "config": dict(model.config),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "units": model_units(model),
-    })
+    return seal(
+        {
+            "format": MODEL_FORMAT,
+            "config": dict(model.config),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "units": model_units(model),
+        }
+    )
 
 
 def save_model(model: nn.Module, path: PathLike) -> Path:

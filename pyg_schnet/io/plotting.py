@@ -1,5 +1,6 @@
 """What every figure of pyg-schnet shares: matplotlib on the Agg backend, imported only when a figure
 is drawn (matplotlib is the optional ``plot`` extra), and an atomic PNG write."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Records of files: sha256 digests, and the path/size/sha256 record ``results.json`` keeps of a raw
 data file."""
+
 from __future__ import annotations
 
 import hashlib

@@ -9,6 +9,7 @@ The data sets' conversion factors (:data:`HARTREE_TO_EV`, :data:`EV_TO_KCAL_PER_
 :data:`HARTREE_TO_KCAL_PER_MOL`) come from :mod:`ase.units` too (CODATA values as ASE ships them):
 multiply a value in the first unit by the factor to get it in the second.
 """
+
 from __future__ import annotations
 
 import re

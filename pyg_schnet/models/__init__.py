@@ -1,4 +1,5 @@
 """Models built from the SchNet blocks: the config, the model, its dense path and its MD evaluator."""
+
 from pyg_schnet.models.config import PAPER_CONFIG, SchNetConfig
 from pyg_schnet.models.md_evaluator import MDEvaluator
 from pyg_schnet.models.representation import SchNetRepresentation

@@ -1,4 +1,5 @@
 """The one parameter list of SchNet: :class:`SchNetConfig`, its rules and the paper's preset."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields

@@ -22,6 +22,7 @@ is computed (so garbage or NaN in them is harmless), masked pair distances are r
 before the square root (no infinite gradient at :math:`d = 0`), and the energy sums only real atoms.
 The cost is that of ``B N (N - 1) / 2`` pairs, padding included.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Optional, Protocol, Tuple
@@ -43,6 +44,7 @@ class DenseModel(Protocol):
     head: AtomwiseEnergy
     max_z: int
     training: bool
+
 
 #: distance (Angstrom) put in place of masked pairs before the square root: any positive value works,
 #: the pairs are masked out afterwards; 1 keeps the Gaussian expansion and the cutoff well inside

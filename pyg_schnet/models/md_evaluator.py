@@ -26,7 +26,8 @@ Forward (eval, per structure; :math:`p = (i, j)`, :math:`i < j`, the unordered p
     \mathbf{c}_i = \sum_{p \ni i} \mathbf{w}_{lp} \circ \mathbf{y}_{\text{other}(p, i)}, \quad
     \mathbf{t} = W_{f} \mathbf{c} + \mathbf{b}_f, \quad
     \mathbf{x} \leftarrow \mathbf{x} + W_o\, \mathrm{ssp}(\mathbf{t}) + \mathbf{b}_o, \\
-    E &= \sum_i \sigma\,(\mathbf{v}^\top \mathrm{ssp}(H \mathbf{x}_i + \mathbf{b}_H) + b_v) + \mu + E^{\text{ref}}_{Z_i}.
+    E &= \sum_i \sigma\,(\mathbf{v}^\top \mathrm{ssp}(H \mathbf{x}_i + \mathbf{b}_H) + b_v)
+    + \mu + E^{\text{ref}}_{Z_i}.
 
 Backward (``ssp' = sigmoid``; every dense layer :math:`\mathbf{y} = W\mathbf{x} + \mathbf{b}` sends
 :math:`\bar{\mathbf{x}} = W^\top \bar{\mathbf{y}}`):
@@ -40,7 +41,8 @@ Backward (``ssp' = sigmoid``; every dense layer :math:`\mathbf{y} = W\mathbf{x} 
     \bar{\mathbf{w}}_{lp} &= \bar{\mathbf{c}}_i \circ \mathbf{y}_j + \bar{\mathbf{c}}_j \circ \mathbf{y}_i, \quad
     \bar{\mathbf{x}} \mathrel{+}= W_{\text{in}}^\top \bar{\mathbf{y}}, \\
     \frac{\partial E}{\partial d_p} &= \sum_l \bar{\mathbf{w}}_{lp} \cdot \frac{d \mathbf{w}_l}{d d}(d_p), \qquad
-    \mathbf{F}_i = \sum_{p = (i, j)} \frac{\partial E}{\partial d_p} \mathbf{u}_p - \sum_{p = (j, i)} \frac{\partial E}{\partial d_p} \mathbf{u}_p.
+    \mathbf{F}_i = \sum_{p = (i, j)} \frac{\partial E}{\partial d_p} \mathbf{u}_p
+    - \sum_{p = (j, i)} \frac{\partial E}{\partial d_p} \mathbf{u}_p.
 
 The filter derivative :math:`d\mathbf{w}/dd` is carried forward alongside the filters (forward
 mode; one scalar input per pair makes that as cheap as reverse mode):
@@ -48,7 +50,8 @@ mode; one scalar input per pair makes that as cheap as reverse mode):
 .. math::
     \frac{d e_{pk}}{d d} = -2\gamma (d_p - \mu_k) e_{pk}, \quad
     \frac{d \mathbf{h}^{(1)}}{d d} = W_1 \frac{d\mathbf{e}}{d d}, \quad
-    \frac{d \mathbf{h}^{(2)}_l}{d d} = W_{2l}\,\big(\mathrm{sigmoid}(\mathbf{h}^{(1)}_l) \circ \tfrac{d \mathbf{h}^{(1)}_l}{d d}\big), \\
+    \frac{d \mathbf{h}^{(2)}_l}{d d} = W_{2l}\,\big(\mathrm{sigmoid}(\mathbf{h}^{(1)}_l)
+    \circ \tfrac{d \mathbf{h}^{(1)}_l}{d d}\big), \\
     \frac{d \mathbf{w}_l}{d d} = \mathrm{sigmoid}(\mathbf{h}^{(2)}_l) \circ \frac{d \mathbf{h}^{(2)}_l}{d d}\, f_c
     + \mathrm{ssp}(\mathbf{h}^{(2)}_l)\, f_c', \qquad
     f_c'(d) = -\frac{\pi}{2 r_c} \sin\frac{\pi d}{r_c} \;(d < r_c), \; 0 \text{ beyond}.
@@ -70,15 +73,17 @@ Two modes:
   below float32's smallest normal number and the filter is constant (longer distances are clamped).
 
 Pair list. ``cutoff=None``, or a molecule of at most :data:`ALL_PAIRS_MAX_ATOMS` atoms: all pairs of
-the molecule, built once. Else, with a cutoff :math:`r_c`: all pairs within :math:`r_c + \text{skin}` of the positions at the last rebuild, rebuilt when an atom
-has moved more than skin/2 since (one host synchronisation per call); pairs beyond :math:`r_c` carry
-exactly zero filter (:math:`f_c = 0`) and zero derivative, so the result does not depend on the skin.
+the molecule, built once. Else, with a cutoff :math:`r_c`: all pairs within :math:`r_c + \text{skin}`
+of the positions at the last rebuild, rebuilt when an atom has moved more than skin/2 since (one host
+synchronisation per call); pairs beyond :math:`r_c` carry exactly zero filter (:math:`f_c = 0`) and zero
+derivative, so the result does not depend on the skin.
 
 Errors. ``z`` is validated once (:func:`pyg_schnet.validation.check_inputs`). Per call only the
 shape of ``pos`` is checked in Python; the result's finiteness is checked with one host
 synchronisation, and a non-finite result re-runs the model's own checks on the positions
 (non-finite coordinates, two atoms at the same place) to raise their error naming the atom.
 """
+
 from __future__ import annotations
 
 import math
@@ -122,8 +127,10 @@ def supports(model: object) -> Optional[str]:
     blocks, and no forward hooks anywhere.
     """
     if type(model) is not SchNet:
-        return (f"the model is a {type(model).__name__}, not a pyg_schnet SchNet itself (a subclass may "
-                "override forward, which the evaluator would not run)")
+        return (
+            f"the model is a {type(model).__name__}, not a pyg_schnet SchNet itself (a subclass may "
+            "override forward, which the evaluator would not run)"
+        )
     rep, head = model.representation, model.head
     if type(rep) is not SchNetRepresentation:
         return f"model.representation is a {type(rep).__name__}, not a SchNetRepresentation"
@@ -132,8 +139,13 @@ def supports(model: object) -> Optional[str]:
     if type(head) is not AtomwiseEnergy:
         return f"model.head is a {type(head).__name__}, not an AtomwiseEnergy"
     net = head.net
-    if (type(net) is not nn.Sequential or len(net) != 3 or type(net[0]) is not Dense
-            or type(net[1]) is not ShiftedSoftplus or type(net[2]) is not Dense):
+    if (
+        type(net) is not nn.Sequential
+        or len(net) != 3
+        or type(net[0]) is not Dense
+        or type(net[1]) is not ShiftedSoftplus
+        or type(net[2]) is not Dense
+    ):
         return "model.head.net is not Dense -> ShiftedSoftplus -> Dense"
     for l, block in enumerate(rep.interactions):
         where = f"model.representation.interactions[{l}]"
@@ -194,8 +206,9 @@ class _FilterWeights:
             w1t=w1.t().contiguous(),  # [K, L*Ff]: row windows stay contiguous
             b1=torch.cat([b.filter_first.bias for b in blocks], 0).to(dtype),
             w2t=torch.stack([b.filter_second.weight.t() for b in blocks]).to(dtype),
-            b2=torch.stack([(b.filter_second.bias - LN2 * b.filter_second.weight.sum(1)).unsqueeze(0)
-                            for b in blocks]).to(dtype),
+            b2=torch.stack(
+                [(b.filter_second.bias - LN2 * b.filter_second.weight.sum(1)).unsqueeze(0) for b in blocks]
+            ).to(dtype),
             centers=weights.centers.to(dtype),
         )
 
@@ -264,6 +277,7 @@ class MDEvaluator:
         self.weights = weights
         dt, z = self.dtype, self.z
         with torch.no_grad():
+
             def c(t: Tensor) -> Tensor:
                 return t.to(dt).contiguous()
 
@@ -282,21 +296,26 @@ class MDEvaluator:
             shift = torch.zeros(weights.embedding.size(1), dtype=torch.float64, device=self.x0.device)
             for b in blocks:
                 Win, Wo = b.in2filter.weight.double(), b.out.weight.double()
-                self.blocks.append(_FoldedBlock(
-                    in2filter_t=c(b.in2filter.weight.t()), in2filter_bias=c(b.in2filter.bias.double() + Win @ shift),
-                    filter2out_t=c(b.filter2out.weight.t()), filter2out_bias=c(b.filter2out.bias),
-                    out_t=c(b.out.weight.t()),
-                    in2filter=c(b.in2filter.weight), filter2out=c(b.filter2out.weight), out=c(b.out.weight),
-                ))
+                self.blocks.append(
+                    _FoldedBlock(
+                        in2filter_t=c(b.in2filter.weight.t()),
+                        in2filter_bias=c(b.in2filter.bias.double() + Win @ shift),
+                        filter2out_t=c(b.filter2out.weight.t()),
+                        filter2out_bias=c(b.filter2out.bias),
+                        out_t=c(b.out.weight.t()),
+                        in2filter=c(b.in2filter.weight),
+                        filter2out=c(b.filter2out.weight),
+                        out=c(b.out.weight),
+                    )
+                )
                 shift = shift + b.out.bias.double() - LN2 * Wo.sum(1)
             h1, h2 = weights.head_hidden, weights.head_out
             std = weights.std
             self.H1t, self.H1 = c(h1.weight.t()), c(h1.weight)
             self.hb1 = c(h1.bias.double() + h1.weight.double() @ shift)
             self.v_std = c(std * h2.weight.reshape(-1))  # [H]
-            const = (
-                self.num_atoms * (weights.mean + std * float(h2.bias - LN2 * h2.weight.sum()))
-                + float(weights.atomref[z].double().sum())
+            const = self.num_atoms * (weights.mean + std * float(h2.bias - LN2 * h2.weight.sum())) + float(
+                weights.atomref[z].double().sum()
             )
             self.const = torch.full((1,), const, dtype=dt, device=self.x0.device)
             self._batch = torch.zeros(self.num_atoms, dtype=torch.long, device=self.x0.device)
@@ -316,8 +335,9 @@ class MDEvaluator:
             if d.numel() == 0:
                 raise ValueError("no pairs")
             d_min, d_max = torch.stack(torch.aminmax(d)).tolist()
-            lo, hi = fused.window_bounds(weights.rbf_start, weights.rbf_stop, weights.num_gaussians, self.gamma,
-                                         d_min, d_max)
+            lo, hi = fused.window_bounds(
+                weights.rbf_start, weights.rbf_stop, weights.num_gaussians, self.gamma, d_min, d_max
+            )
         except (ValueError, OverflowError):  # non-finite distances: the result is checked afterwards
             lo, hi = 0, weights.num_gaussians
         t = d.unsqueeze(-1) - fw.centers[lo:hi]
@@ -425,7 +445,10 @@ class MDEvaluator:
             p = pos.detach().to(self.x0.device, self.dtype)
             energy, forces = self._evaluate(p)
             # NaN positions give a NaN result; absurd ones are refused as the model does
-            if not math.isfinite(float(forces.sum() + energy)) or float(torch.linalg.vector_norm(p, math.inf)) > MAX_ABS_POSITION:
+            if (
+                not math.isfinite(float(forces.sum() + energy))
+                or float(torch.linalg.vector_norm(p, math.inf)) > MAX_ABS_POSITION
+            ):
                 self._diagnose(pos)
         return energy, forces
 
@@ -453,7 +476,9 @@ class MDEvaluator:
         for l in range(self.num_blocks - 1, -1, -1):
             block = self.blocks[l]
             y_src, t = saved[l]
-            gc_dst = edges.gather_dst(torch.mm(torch.mm(gx, block.out).mul_(torch.sigmoid(t)), block.filter2out))  # [E, Ff]
+            gc_dst = edges.gather_dst(
+                torch.mm(torch.mm(gx, block.out).mul_(torch.sigmoid(t)), block.filter2out)
+            )  # [E, Ff]
             gx = torch.addmm(gx, edges.scatter_src(gc_dst * w[l]), block.in2filter)
             torch.mul(gc_dst, y_src, out=gw[l])
         if self.num_blocks:

@@ -1,4 +1,5 @@
 """SchNet's representation: embedding, interaction graph, Gaussian expansion, interaction blocks."""
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional
@@ -6,11 +7,11 @@ from typing import Any, NamedTuple, Optional
 import torch
 from torch import Tensor, nn
 
-from pyg_schnet.graph import build_pairs, build_periodic_pairs, check_all_pairs_memory, edge_distances, mirror
 from pyg_schnet import backend
-from pyg_schnet.nn import GaussianRBF, InteractionBlock, fused
+from pyg_schnet.graph import build_pairs, build_periodic_pairs, check_all_pairs_memory, edge_distances, mirror
 from pyg_schnet.graph.periodic import check_distinct_images
 from pyg_schnet.models.config import SchNetConfig, resolve_config
+from pyg_schnet.nn import GaussianRBF, InteractionBlock, fused
 from pyg_schnet.validation import check_distinct_positions
 
 
@@ -70,7 +71,12 @@ class SchNetRepresentation(nn.Module):
             block.reset_parameters()
 
     def graph(
-        self, pos: Tensor, batch: Tensor, cell: Optional[Tensor] = None, pbc: Optional[Tensor] = None, expand: bool = True
+        self,
+        pos: Tensor,
+        batch: Tensor,
+        cell: Optional[Tensor] = None,
+        pbc: Optional[Tensor] = None,
+        expand: bool = True,
     ) -> Graph:
         """Build the interaction graph, check that no two atoms coincide, expand the distances
         (unless ``expand=False``: the fast path expands them itself, see :meth:`interact`).
@@ -88,8 +94,13 @@ class SchNetRepresentation(nn.Module):
         else:
             if self.cutoff is None:
                 check_all_pairs_memory(
-                    batch, self.rbf.num_gaussians, self.interactions[0].conv.channels if len(self.interactions) else 0,
-                    len(self.interactions), pos.dtype, torch.is_grad_enabled(), self.max_graph_bytes,
+                    batch,
+                    self.rbf.num_gaussians,
+                    self.interactions[0].conv.channels if len(self.interactions) else 0,
+                    len(self.interactions),
+                    pos.dtype,
+                    torch.is_grad_enabled(),
+                    self.max_graph_bytes,
                 )
             pairs = build_pairs(pos, batch, self.cutoff, self.max_num_neighbors)
             distances = edge_distances(pos, pairs)
@@ -109,7 +120,9 @@ class SchNetRepresentation(nn.Module):
         """Whether :meth:`forward` computes the filters on the fast path: switched on (this model's
         :attr:`fast_filters`, else the process default) and the modules are the plain ones
         (:func:`pyg_schnet.nn.fused.fusable`)."""
-        return backend.fast_filters(self.fast_filters) and fused.fusable(self.rbf, [block.conv for block in self.interactions])
+        return backend.fast_filters(self.fast_filters) and fused.fusable(
+            self.rbf, [block.conv for block in self.interactions]
+        )
 
     def interact(self, x: Tensor, g: Graph, fast: bool) -> Tensor:
         """Run the interaction blocks on embedded atoms ``x`` ``[N, F]`` over the graph ``g``.

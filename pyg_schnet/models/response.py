@@ -1,4 +1,5 @@
 """Forces as the declared derivative of the energy: the response of SchNet's output."""
+
 from __future__ import annotations
 
 from typing import Callable, Tuple

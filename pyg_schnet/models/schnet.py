@@ -1,18 +1,20 @@
 """SchNet: representation, energy head and forces as the negative gradient of the energy."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
 from torch import Tensor, nn
 
-from pyg_schnet.nn import AtomwiseEnergy
 from pyg_schnet.graph.periodic import check_cell_and_pbc
-from pyg_schnet.validation import check_inputs, check_standardization, prepare_inputs
 from pyg_schnet.models.config import PAPER_CONFIG, SchNetConfig, resolve_config  # noqa: F401  (PAPER_CONFIG: 0.2 name)
 from pyg_schnet.models.dense import dense_energy, dense_energy_and_forces
 from pyg_schnet.models.representation import SchNetRepresentation
 from pyg_schnet.models.response import energy_and_forces, energy_forces_stress
 from pyg_schnet.models.weights import BlockWeights, DenseWeights, SchNetWeights
+from pyg_schnet.nn import AtomwiseEnergy
+from pyg_schnet.validation import check_inputs, check_standardization, prepare_inputs
+
 
 class SchNet(nn.Module):
     r"""SchNet (Schütt et al., NeurIPS 2017) for molecular energies and energy-conserving forces.
@@ -169,21 +171,34 @@ class SchNet(nn.Module):
         rep = self.representation
         blocks = tuple(
             BlockWeights(
-                DenseWeights.of(b.in2filter), DenseWeights.of(b.conv.filter_network[0]),
-                DenseWeights.of(b.conv.filter_network[2]), DenseWeights.of(b.filter2out), DenseWeights.of(b.out),
+                DenseWeights.of(b.in2filter),
+                DenseWeights.of(b.conv.filter_network[0]),
+                DenseWeights.of(b.conv.filter_network[2]),
+                DenseWeights.of(b.filter2out),
+                DenseWeights.of(b.out),
             )
             for b in rep.interactions
         )
         head = self.head
         return SchNetWeights(
-            embedding=rep.embedding.weight.detach().clone(), centers=rep.rbf.centers.detach().clone(),
-            gamma=rep.rbf.gamma, rbf_start=rep.rbf.start, rbf_stop=rep.rbf.stop, cutoff=rep.cutoff, blocks=blocks,
-            head_hidden=DenseWeights.of(head.net[0]), head_out=DenseWeights.of(head.net[2]),
-            mean=float(head.mean), std=float(head.std), atomref=head.atomref.detach().clone(),
+            embedding=rep.embedding.weight.detach().clone(),
+            centers=rep.rbf.centers.detach().clone(),
+            gamma=rep.rbf.gamma,
+            rbf_start=rep.rbf.start,
+            rbf_stop=rep.rbf.stop,
+            cutoff=rep.cutoff,
+            blocks=blocks,
+            head_hidden=DenseWeights.of(head.net[0]),
+            head_out=DenseWeights.of(head.net[2]),
+            mean=float(head.mean),
+            std=float(head.std),
+            atomref=head.atomref.detach().clone(),
         )
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.config.items() if k in ("hidden_channels", "num_interactions", "cutoff"))
+        return ", ".join(
+            f"{k}={v}" for k, v in self.config.items() if k in ("hidden_channels", "num_interactions", "cutoff")
+        )
 
     def forward_dense(self, z: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
         """Total energy per molecule ``[B]`` of a dense (padded) batch, with the same parameters.

@@ -4,6 +4,7 @@ for code that evaluates the model without its modules (the MD evaluator, exporte
 The bundle holds detached copies: changing the model afterwards does not change an exported bundle.
 Dense layers keep PyTorch's layout, ``y = x W^T + b`` with ``W`` ``[out, in]``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,12 @@ class BlockWeights:
     out: DenseWeights
 
     def to(self, dtype: torch.dtype) -> "BlockWeights":
-        return BlockWeights(*(getattr(self, name).to(dtype) for name in
-                              ("in2filter", "filter_first", "filter_second", "filter2out", "out")))
+        return BlockWeights(
+            *(
+                getattr(self, name).to(dtype)
+                for name in ("in2filter", "filter_first", "filter_second", "filter2out", "out")
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,16 @@ class SchNetWeights:
     def to(self, dtype: torch.dtype) -> "SchNetWeights":
         """A copy in ``dtype`` (the centres stay float64, as in :class:`~pyg_schnet.nn.GaussianRBF`)."""
         return SchNetWeights(
-            self.embedding.to(dtype), self.centers, self.gamma, self.rbf_start, self.rbf_stop, self.cutoff,
-            tuple(b.to(dtype) for b in self.blocks), self.head_hidden.to(dtype), self.head_out.to(dtype),
-            self.mean, self.std, self.atomref.to(dtype),
+            self.embedding.to(dtype),
+            self.centers,
+            self.gamma,
+            self.rbf_start,
+            self.rbf_stop,
+            self.cutoff,
+            tuple(b.to(dtype) for b in self.blocks),
+            self.head_hidden.to(dtype),
+            self.head_out.to(dtype),
+            self.mean,
+            self.std,
+            self.atomref.to(dtype),
         )

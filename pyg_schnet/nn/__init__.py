@@ -1,4 +1,7 @@
 """SchNet building blocks as PyTorch / PyG modules."""
+
+from pyg_schnet.backend import reference_path, set_fast_path
+from pyg_schnet.nn import fused
 from pyg_schnet.nn.activations import ShiftedSoftplus, shifted_softplus
 from pyg_schnet.nn.cfconv import CFConv, FilterNetwork
 from pyg_schnet.nn.cutoff import CosineCutoff
@@ -6,8 +9,6 @@ from pyg_schnet.nn.dense import Dense
 from pyg_schnet.nn.interaction import InteractionBlock
 from pyg_schnet.nn.output import AtomwiseEnergy
 from pyg_schnet.nn.radial import GaussianRBF
-from pyg_schnet.nn import fused
-from pyg_schnet.backend import reference_path, set_fast_path
 
 __all__ = [
     "AtomwiseEnergy",

@@ -1,4 +1,5 @@
 """The shifted softplus of SchNet."""
+
 from __future__ import annotations
 
 import math

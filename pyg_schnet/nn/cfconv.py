@@ -1,4 +1,5 @@
 """The continuous-filter convolution (cfconv) as a PyG message-passing layer."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -103,8 +104,12 @@ class CFConv(MessagePassing):
     def _plain(self) -> bool:
         """No PyG hook, explanation or layer decomposition asks for :meth:`propagate`'s machinery."""
         hooks = (
-            self._propagate_forward_pre_hooks, self._propagate_forward_hooks, self._message_forward_pre_hooks,
-            self._message_forward_hooks, self._aggregate_forward_pre_hooks, self._aggregate_forward_hooks,
+            self._propagate_forward_pre_hooks,
+            self._propagate_forward_hooks,
+            self._message_forward_pre_hooks,
+            self._message_forward_hooks,
+            self._aggregate_forward_pre_hooks,
+            self._aggregate_forward_hooks,
         )
         return not any(hooks) and not self.explain and self.decomposed_layers == 1
 

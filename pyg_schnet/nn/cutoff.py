@@ -1,4 +1,5 @@
 """Smooth cosine cutoff for a finite interaction radius."""
+
 from __future__ import annotations
 
 import math

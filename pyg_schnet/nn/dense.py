@@ -1,4 +1,5 @@
 """Atom-wise dense layer with the initialisation used throughout SchNet."""
+
 from __future__ import annotations
 
 from torch import nn

@@ -28,6 +28,7 @@ The fast path is on by default; the switch lives in :mod:`pyg_schnet.backend`
 :func:`~pyg_schnet.backend.set_fast_path` select the plain modules for the process, e.g. to compare
 the two; ``model.representation.fast_filters`` for one model).
 """
+
 from __future__ import annotations
 
 import math
@@ -47,6 +48,7 @@ from pyg_schnet.nn.radial import GaussianRBF, gaussians
 #: Gaussians below this value are dropped by the window (exact zeros in float32, see module docstring).
 NEGLIGIBLE = torch.finfo(torch.float32).tiny
 _LOG_NEGLIGIBLE = math.log(NEGLIGIBLE)
+
 
 def fast_path_enabled() -> bool:
     """Whether models use the fused filters by default (:data:`pyg_schnet.backend.FAST_FILTERS`)."""
@@ -78,8 +80,9 @@ def gaussian_width(gamma: float) -> float:
     return math.sqrt(-_LOG_NEGLIGIBLE / gamma)
 
 
-def window_bounds(start: float, stop: float, num_gaussians: int, gamma: float, d_min: float,
-                  d_max: float) -> Tuple[int, int]:
+def window_bounds(
+    start: float, stop: float, num_gaussians: int, gamma: float, d_min: float, d_max: float
+) -> Tuple[int, int]:
     """Indices ``lo, hi`` of the centres (``num_gaussians`` evenly spaced on ``[start, stop]``) within
     :func:`gaussian_width` of some distance in ``[d_min, d_max]``; a margin of one centre on each side
     absorbs rounding. Non-finite distances raise :class:`ValueError` or :class:`OverflowError`."""

@@ -1,4 +1,5 @@
 """SchNet's interaction block."""
+
 from __future__ import annotations
 
 from typing import Optional

@@ -1,4 +1,5 @@
 """Atom-wise energy head: per-atom energies, standardisation, reference energies, sum."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -50,7 +51,9 @@ class AtomwiseEnergy(nn.Module):
         if atomref is not None:
             atomref = torch.as_tensor(atomref, dtype=self.atomref.dtype).flatten()
             if atomref.numel() > self.atomref.numel():
-                raise ValueError(f"atomref has {atomref.numel()} entries, the model knows {self.atomref.numel()} elements")
+                raise ValueError(
+                    f"atomref has {atomref.numel()} entries, the model knows {self.atomref.numel()} elements"
+                )
             self.atomref.zero_()
             self.atomref[: atomref.numel()] = atomref.to(self.atomref.device)
 

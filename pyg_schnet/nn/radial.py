@@ -1,4 +1,5 @@
 """Gaussian radial basis expansion of interatomic distances."""
+
 from __future__ import annotations
 
 import math

@@ -22,6 +22,7 @@ benchmark scripts and for files that record none) from positions in ``model.unit
 the stress in Voigt order ``xx, yy, zz, yz, xz, xy`` with ASE's sign, :math:`\\sigma = V^{-1}
 \\partial E / \\partial \\varepsilon` for a symmetric strain :math:`\\varepsilon` (tensile positive).
 """
+
 from __future__ import annotations
 
 import copy
@@ -36,14 +37,13 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 from torch import nn
 
-from pyg_schnet.models.md_evaluator import MDEvaluator, supports
 from pyg_schnet.io.units import resolve_units, unit_value
+from pyg_schnet.models.md_evaluator import MDEvaluator, supports
 
 ModelLike = Union[nn.Module, str, "os.PathLike[str]"]
 
 #: Ways of computing a molecule's energy and forces (``SchNetCalculator(method=...)``).
 _METHODS = ("exact", "tabulated", "autograd")
-
 
 
 class AutogradFallbackWarning(UserWarning):
@@ -96,8 +96,8 @@ class SchNetCalculator(Calculator):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        from pyg_schnet.io.model_file import load_model
         from pyg_schnet.io.devices import resolve_device
+        from pyg_schnet.io.model_file import load_model
 
         if dtype not in (torch.float64, torch.float32):
             raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype}")

@@ -7,12 +7,20 @@
 * :func:`load_model` / :func:`save_model` are :mod:`pyg_schnet.io.model_file`'s; the protocols behind
   ``benchmarks/*.py`` are :mod:`pyg_schnet.experiments`.
 """
+
 from pyg_schnet.io.model_file import load_model, save_model
-from pyg_schnet.train.trainer import FitResult, NonFiniteError, TrainConfig, Trainer, exponential_moving_average, paper_lr_schedule
 from pyg_schnet.train.loss import energy_force_loss, per_molecule_loss
 from pyg_schnet.train.metrics import ErrorAccumulator, evaluate
 from pyg_schnet.train.predict import predict
 from pyg_schnet.train.standardize import energy_statistics, standardize_model
+from pyg_schnet.train.trainer import (
+    FitResult,
+    NonFiniteError,
+    TrainConfig,
+    Trainer,
+    exponential_moving_average,
+    paper_lr_schedule,
+)
 
 __all__ = [
     "Trainer",

@@ -1,4 +1,6 @@
-"""Deprecated (0.3.0): moved to :mod:`pyg_schnet.io.model_file` and pyg_schnet.io.units, pyg_schnet.io.files, pyg_schnet.train.state; removed in 0.4."""
+"""Deprecated (0.3.0): moved to :mod:`pyg_schnet.io.model_file` (and ``io.units``, ``io.files``,
+``train.state``); removed in 0.4."""
+
 from pyg_schnet._compat import forward
 
 __getattr__ = forward(__name__)

@@ -40,6 +40,7 @@ A rank that raises ends its process with the traceback; ``torchrun`` (like
 :func:`torch.multiprocessing.spawn`) then stops the other ranks, so the job ends with that message.
 Ranks left without a launcher that ends them raise when the collective timeout runs out.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -136,8 +137,10 @@ def current() -> DistInfo:
         return DistInfo()
     rank = torch.distributed.get_rank()
     return DistInfo(
-        world_size=torch.distributed.get_world_size(), rank=rank,
-        local_rank=int(os.environ.get("LOCAL_RANK", rank)), backend=str(torch.distributed.get_backend()),
+        world_size=torch.distributed.get_world_size(),
+        rank=rank,
+        local_rank=int(os.environ.get("LOCAL_RANK", rank)),
+        backend=str(torch.distributed.get_backend()),
     )
 
 
@@ -176,7 +179,10 @@ def init_from_env(
     if torch.device(device).type == "cuda":
         torch.cuda.set_device(local_rank)
     torch.distributed.init_process_group(
-        backend=chosen, init_method="env://", world_size=world_size, rank=rank,
+        backend=chosen,
+        init_method="env://",
+        world_size=world_size,
+        rank=rank,
         timeout=datetime.timedelta(seconds=timeout_seconds(timeout_s)),
     )
     atexit.register(_destroy)
@@ -287,7 +293,9 @@ class ShardLoss(nn.Module):
         self.rho = float(rho)
         self.energy_weight = float(energy_weight)
 
-    def forward(self, batch, scale: float, batching: str = "sparse") -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+    def forward(
+        self, batch, scale: float, batching: str = "sparse"
+    ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
         params = [p for p in self.model.parameters() if p.requires_grad]
         anchor = torch.stack([p.sum().double() for p in params]).sum() * 0.0
         if batch is None:
@@ -295,7 +303,12 @@ class ShardLoss(nn.Module):
         with_forces = self.rho > 0
         energy, forces = predict(self.model, batch, with_forces=with_forces, batching=batching)
         per_molecule = per_molecule_loss(
-            energy, batch.energy, batch.batch, self.rho, forces, batch.force if with_forces else None,
+            energy,
+            batch.energy,
+            batch.batch,
+            self.rho,
+            forces,
+            batch.force if with_forces else None,
             self.energy_weight,
         )
         return per_molecule.sum() * scale + anchor, energy, forces

@@ -1,4 +1,5 @@
 """The training loss of the paper (Eq. 5): energy error plus ``rho`` times the per-atom force error."""
+
 from __future__ import annotations
 
 from typing import Optional

@@ -5,6 +5,7 @@ target's energy unit (kcal/mol in our benchmarks). Forces: MAE and RMSE over all
 components ``F_{i,alpha}`` of all atoms (kcal/mol/Angstrom), which is how the paper and GDML report
 force errors. Sums run in float64.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,7 +44,10 @@ class ErrorAccumulator:
         self._force_sq = 0.0
         self._loss = 0.0
         self.predictions: Dict[str, List[Tensor]] = {
-            "energy_pred": [], "energy_true": [], "force_pred": [], "force_true": []
+            "energy_pred": [],
+            "energy_true": [],
+            "force_pred": [],
+            "force_true": [],
         }
 
     @torch.no_grad()
@@ -84,8 +88,15 @@ class ErrorAccumulator:
         """The running sums as a float64 vector in the order of :data:`TOTALS` (counts are exact in
         float64 up to 2^53)."""
         return torch.tensor(
-            [self.num_molecules, self.num_components, self._energy_abs, self._energy_sq, self._force_abs,
-             self._force_sq, self._loss],
+            [
+                self.num_molecules,
+                self.num_components,
+                self._energy_abs,
+                self._energy_sq,
+                self._force_abs,
+                self._force_sq,
+                self._loss,
+            ],
             dtype=torch.float64,
         )
 

@@ -2,6 +2,7 @@
 
 matplotlib is an optional dependency (the ``plot`` extra); it is imported only when a figure is drawn.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,9 @@ def plot_learning_curves(history: Sequence[Dict[str, float]], path: os.PathLike 
 
 
 def plot_parity(
-    predictions: Dict[str, Tensor], path: os.PathLike | str, title: str = "",
+    predictions: Dict[str, Tensor],
+    path: os.PathLike | str,
+    title: str = "",
     metrics: Optional[Dict[str, float]] = None,
 ) -> Path:
     """Predicted against reference test energies (shifted by the mean reference energy) and, when
@@ -52,12 +55,27 @@ def plot_parity(
     e_true = predictions["energy_true"].double()
     e_pred = predictions["energy_pred"].double()
     offset = float(e_true.mean())
-    panels = [(axes[0][0], e_true - offset, e_pred - offset,
-               f"energy + {-offset:.2f} [kcal/mol]" if offset < 0 else f"energy − {offset:.2f} [kcal/mol]",
-               "energy_mae", "kcal/mol")]
+    panels = [
+        (
+            axes[0][0],
+            e_true - offset,
+            e_pred - offset,
+            f"energy + {-offset:.2f} [kcal/mol]" if offset < 0 else f"energy − {offset:.2f} [kcal/mol]",
+            "energy_mae",
+            "kcal/mol",
+        )
+    ]
     if with_forces:
-        panels.append((axes[0][1], predictions["force_true"].reshape(-1), predictions["force_pred"].reshape(-1),
-                       "force component [kcal/mol/Å]", "force_mae", "kcal/mol/Å"))
+        panels.append(
+            (
+                axes[0][1],
+                predictions["force_true"].reshape(-1),
+                predictions["force_pred"].reshape(-1),
+                "force component [kcal/mol/Å]",
+                "force_mae",
+                "kcal/mol/Å",
+            )
+        )
     for ax, ref, pred, label, key, unit in panels:
         ax.scatter(ref.numpy(), pred.numpy(), s=3, alpha=0.4, linewidths=0)
         lo = float(min(ref.min(), pred.min()))

@@ -1,4 +1,5 @@
 """The one place where training and evaluation call the model on a batch."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -24,9 +25,7 @@ def check_batching(batching: str, allow_auto: bool = False) -> str:
     return batching
 
 
-def predict(
-    model: nn.Module, batch, with_forces: bool, batching: str = "sparse"
-) -> Tuple[Tensor, Optional[Tensor]]:
+def predict(model: nn.Module, batch, with_forces: bool, batching: str = "sparse") -> Tuple[Tensor, Optional[Tensor]]:
     """Energies (and forces) of a PyG mini-batch.
 
     Args:

@@ -11,6 +11,7 @@ per-atom energy
 with the atom reference energies ``E^ref`` of QM9 (``atomref``) or zero (MD17, ISO17). Units are those
 of ``data.energy`` (kcal/mol in our benchmarks); ``atomref`` must be in the same units.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -57,9 +58,7 @@ def per_atom_energies(dataset, atomref: Optional[Tensor] = None, batch_size: int
     return torch.cat(values)
 
 
-def energy_statistics(
-    dataset, atomref: Optional[Tensor] = None, batch_size: int = 1024
-) -> Tuple[float, float]:
+def energy_statistics(dataset, atomref: Optional[Tensor] = None, batch_size: int = 1024) -> Tuple[float, float]:
     """``(mean, std)`` of the per-atom energies of ``dataset`` (the training split).
 
     A single molecule, or identical energies, give no spread; ``std`` is then 1.0 with a warning.
@@ -69,9 +68,9 @@ def energy_statistics(
     std = float(e.std()) if e.numel() > 1 else float("nan")
     if not (std > 0.0) or not torch.isfinite(torch.tensor(std)):
         warnings.warn(
-            f"per-atom energies of the {e.numel()} training molecules have no spread (std={std}); "
-            "using std = 1.0",
+            f"per-atom energies of the {e.numel()} training molecules have no spread (std={std}); using std = 1.0",
             RuntimeWarning,
+            stacklevel=2,
         )
         std = 1.0
     return mean, std

@@ -1,5 +1,6 @@
 """Random states of a training run: saved in checkpoints as tensors, lists and numbers only (so a
 weights-only load reads them), restored on resume, and seeded at the start."""
+
 from __future__ import annotations
 
 import random

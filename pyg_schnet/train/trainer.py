@@ -21,6 +21,7 @@
 * Under ``torchrun`` the same loop runs data-parallel (DDP) and takes the same optimizer steps as one
   process; rank 0 alone writes files (:mod:`pyg_schnet.train.distributed`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,15 +53,36 @@ from pyg_schnet.validation import check_device, check_finite, check_positive_int
 
 #: Columns of the per-epoch CSV log (``log.csv``), in order.
 LOG_COLUMNS = (
-    "epoch", "step", "lr", "train_loss", "train_energy_mae", "train_force_mae",
-    "val_loss", "val_energy_mae", "val_energy_rmse", "val_force_mae", "val_force_rmse",
-    "best_val_loss", "epoch_s", "elapsed_s",
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "train_energy_mae",
+    "train_force_mae",
+    "val_loss",
+    "val_energy_mae",
+    "val_energy_rmse",
+    "val_force_mae",
+    "val_force_rmse",
+    "best_val_loss",
+    "epoch_s",
+    "elapsed_s",
 )
 
 #: :class:`TrainConfig` fields a checkpoint fixes for the whole run: they shape the optimisation
 #: (loss, optimizer, schedule, batches, averaging, random streams), so a resume that changes one is
 #: refused rather than silently ignored or applied mid-run.
-RESUME_FIXED = ("rho", "energy_weight", "lr", "lr_decay", "lr_decay_steps", "batch_size", "ema_decay", "seed", "batching")
+RESUME_FIXED = (
+    "rho",
+    "energy_weight",
+    "lr",
+    "lr_decay",
+    "lr_decay_steps",
+    "batch_size",
+    "ema_decay",
+    "seed",
+    "batching",
+)
 #: :class:`TrainConfig` fields a resume may change: caps and stopping rules (``max_epochs``,
 #: ``max_minutes``, ``patience``), and how the same computation is run or shown (``eval_batch_size``
 #: only groups the validation molecules, ``device``, ``progress``).
@@ -249,7 +271,8 @@ class Trainer:
         #: DDP around the loss of the model in data-parallel runs (else ``None``)
         self.ddp = (
             distributed.wrap_model(self.model, self.dist, self.config.rho, self.config.energy_weight)
-            if self.dist.enabled else None
+            if self.dist.enabled
+            else None
         )
 
         self.step = 0
@@ -366,10 +389,18 @@ class Trainer:
         In a data-parallel run this is a collective: every rank must call it (each evaluates its
         shard; the sums are all-reduced, predictions gathered on rank 0)."""
         model = model if model is not None else self.best_model()
-        loader = DataLoader(distributed.shard(dataset, self.dist), batch_size=self.config.eval_batch_size, shuffle=False)
+        loader = DataLoader(
+            distributed.shard(dataset, self.dist), batch_size=self.config.eval_batch_size, shuffle=False
+        )
         acc = evaluate(
-            model, loader, with_forces=has_forces(dataset), rho=self.config.rho, device=self.device,
-            batching=self.batching, keep_predictions=keep_predictions, energy_weight=self.config.energy_weight,
+            model,
+            loader,
+            with_forces=has_forces(dataset),
+            rho=self.config.rho,
+            device=self.device,
+            batching=self.batching,
+            keep_predictions=keep_predictions,
+            energy_weight=self.config.energy_weight,
         )
         return distributed.reduce_errors(acc, self.dist)
 
@@ -381,8 +412,13 @@ class Trainer:
             batch = batch.to(self.device)
             energy, forces = predict(self.model, batch, with_forces=self.train_forces, batching=self.batching)
             loss = energy_force_loss(
-                energy, batch.energy, batch.batch, self.config.rho, forces,
-                batch.force if self.train_forces else None, self.config.energy_weight,
+                energy,
+                batch.energy,
+                batch.batch,
+                self.config.rho,
+                forces,
+                batch.force if self.train_forces else None,
+                self.config.energy_weight,
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -390,8 +426,12 @@ class Trainer:
         self.scheduler.step()
         self.ema.update_parameters(self.model)
         self.step += 1
-        return (batch, None if energy is None else energy.detach(), None if forces is None else forces.detach(),
-                loss.detach())
+        return (
+            batch,
+            None if energy is None else energy.detach(),
+            None if forces is None else forces.detach(),
+            loss.detach(),
+        )
 
     def _time_left_s(self, run_start: float) -> float:
         if self.config.max_minutes is None:
@@ -403,8 +443,12 @@ class Trainer:
         acc = ErrorAccumulator(rho=self.config.rho, energy_weight=self.config.energy_weight)
         cut_short = False
         bar = tqdm(
-            self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False, dynamic_ncols=True,
-            disable=None if self.config.progress and self.dist.is_main else True, mininterval=0.5,
+            self.train_loader,
+            desc=f"epoch {self.epoch + 1}",
+            leave=False,
+            dynamic_ncols=True,
+            disable=None if self.config.progress and self.dist.is_main else True,
+            mininterval=0.5,
         )
         for i, batch in enumerate(bar):
             batch, energy, forces, loss = self._train_step(batch)
@@ -415,8 +459,11 @@ class Trainer:
             # the accumulator has just synchronised with the device, so this costs no extra wait
             if not bool(torch.isfinite(loss)):
                 bar.close()
-                raise self._non_finite(f"the training loss is {float(loss)} (mini-batch {i + 1} of the epoch)",
-                                       self.train_dataset, "training")
+                raise self._non_finite(
+                    f"the training loss is {float(loss)} (mini-batch {i + 1} of the epoch)",
+                    self.train_dataset,
+                    "training",
+                )
             if i % 10 == 0 and acc.num_molecules > 0 and not bar.disable:
                 m = acc.compute()
                 postfix = {"loss": f"{m['loss']:.4g}", "E_mae": f"{m['energy_mae']:.3g}"}
@@ -460,11 +507,16 @@ class Trainer:
         hint = _first_non_finite_example(dataset, name) if dataset is not None else ""
         return NonFiniteError(
             f"training stopped at epoch {self.epoch + 1}, step {self.step}: {what}. "
-            + (hint or "Typical causes: a learning rate too high, or absurd energies, forces or coordinates "
-               "in the data. ")
-            + (f"Nothing was written for this epoch: {self.checkpoint_path.name} holds epoch {self.epoch}"
-               + (f", {self.model_path.name} the best epoch {self.best_epoch}." if self.best_epoch else ".")
-               if self.epoch else "Nothing was written: no epoch completed.")
+            + (
+                hint
+                or "Typical causes: a learning rate too high, or absurd energies, forces or coordinates in the data. "
+            )
+            + (
+                f"Nothing was written for this epoch: {self.checkpoint_path.name} holds epoch {self.epoch}"
+                + (f", {self.model_path.name} the best epoch {self.best_epoch}." if self.best_epoch else ".")
+                if self.epoch
+                else "Nothing was written: no epoch completed."
+            )
         )
 
     def _check_weights(self) -> None:
@@ -497,7 +549,8 @@ class Trainer:
         self.batching = min(BATCHING_MODES, key=lambda mode: timings[mode])
         if self.dist.is_main:
             print(
-                "batching auto: " + ", ".join(f"{m} {timings[m] * 1e3:.2f} ms/molecule" for m in BATCHING_MODES)
+                "batching auto: "
+                + ", ".join(f"{m} {timings[m] * 1e3:.2f} ms/molecule" for m in BATCHING_MODES)
                 + f" -> using {self.batching}"
             )
 
@@ -534,14 +587,23 @@ class Trainer:
             epoch_start = time.monotonic()
             train, cut_short = self._train_epoch(run_start)
             self._check_weights()
-            val = distributed.reduce_errors(evaluate(
-                self.ema.module, self.val_loader, with_forces=self.eval_forces, rho=self.config.rho,
-                device=self.device, batching=self.batching, energy_weight=self.config.energy_weight,
-            ), self.dist).compute()
+            val = distributed.reduce_errors(
+                evaluate(
+                    self.ema.module,
+                    self.val_loader,
+                    with_forces=self.eval_forces,
+                    rho=self.config.rho,
+                    device=self.device,
+                    batching=self.batching,
+                    energy_weight=self.config.energy_weight,
+                ),
+                self.dist,
+            ).compute()
             if not math.isfinite(val["loss"]):
                 raise self._non_finite(
                     f"the validation loss is {val['loss']} with finite weights (energy MAE {val['energy_mae']})",
-                    self.val_dataset, "validation",
+                    self.val_dataset,
+                    "validation",
                 )
             self.epoch += 1
             improved = val["loss"] < self.best_val_loss
@@ -557,14 +619,24 @@ class Trainer:
             last_epoch_s = now - epoch_start
             self.elapsed_s += now - run_start
             run_start = now
-            self.history.append({
-                "epoch": self.epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
-                "train_loss": train["loss"], "train_energy_mae": train["energy_mae"],
-                "train_force_mae": train["force_mae"], "val_loss": val["loss"],
-                "val_energy_mae": val["energy_mae"], "val_energy_rmse": val["energy_rmse"],
-                "val_force_mae": val["force_mae"], "val_force_rmse": val["force_rmse"],
-                "best_val_loss": self.best_val_loss, "epoch_s": last_epoch_s, "elapsed_s": self.elapsed_s,
-            })
+            self.history.append(
+                {
+                    "epoch": self.epoch,
+                    "step": self.step,
+                    "lr": self.scheduler.get_last_lr()[0],
+                    "train_loss": train["loss"],
+                    "train_energy_mae": train["energy_mae"],
+                    "train_force_mae": train["force_mae"],
+                    "val_loss": val["loss"],
+                    "val_energy_mae": val["energy_mae"],
+                    "val_energy_rmse": val["energy_rmse"],
+                    "val_force_mae": val["force_mae"],
+                    "val_force_rmse": val["force_rmse"],
+                    "best_val_loss": self.best_val_loss,
+                    "epoch_s": last_epoch_s,
+                    "elapsed_s": self.elapsed_s,
+                }
+            )
             if improved and main:
                 save_model(self.best_model(), self.model_path)
             if cut_short:
@@ -588,9 +660,15 @@ class Trainer:
                 save_model(self.best_model(), self.model_path)
             self.save_checkpoint()
         return FitResult(
-            best_val_loss=self.best_val_loss, best_epoch=self.best_epoch, epochs=self.epoch,
-            steps=self.step, elapsed_s=self.elapsed_s, stopped=self.stopped, best_val=dict(self.best_val),
-            batching=self.batching, resumed_from_epoch=resumed_from_epoch,
+            best_val_loss=self.best_val_loss,
+            best_epoch=self.best_epoch,
+            epochs=self.epoch,
+            steps=self.step,
+            elapsed_s=self.elapsed_s,
+            stopped=self.stopped,
+            best_val=dict(self.best_val),
+            batching=self.batching,
+            resumed_from_epoch=resumed_from_epoch,
         )
 
 

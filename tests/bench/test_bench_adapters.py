@@ -1,5 +1,6 @@
 """The peer adapters compute the model they claim: same Gaussians, expected parameter counts, and
 every step runs and changes what it should."""
+
 from __future__ import annotations
 
 import math
@@ -8,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from pyg_schnet import SchNet
 from harness import adapters
 from harness.configs import BATCHING, COMMON, PAPER, ModelConfig
 from harness.molecules import make_batch, random_cluster
+from pyg_schnet import SchNet
 from pyg_schnet.models.schnet import PAPER_CONFIG
 from pyg_schnet.nn import GaussianRBF
 

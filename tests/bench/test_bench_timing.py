@@ -1,4 +1,5 @@
 """Interleaved timing, skip estimates and log-log slopes of the benchmark harness."""
+
 from __future__ import annotations
 
 import math

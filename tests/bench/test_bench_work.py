@@ -1,4 +1,5 @@
 """The matrix-product analysis: FLOPs counted through autograd's double backward, and its bounds."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Dense (padded) batches from PyG batches, their inverse, and the sparse/dense choice."""
+
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
@@ -72,7 +73,9 @@ def test_choose_batching_measures_without_side_effects(tiny_setup, with_forces):
     assert set(timings) == {"sparse", "dense"} and all(t > 0 for t in timings.values())
 
 
-@pytest.mark.parametrize("costs,expected", [({"sparse": 1.0, "dense": 5.0}, "sparse"), ({"sparse": 3.0, "dense": 0.5}, "dense")])
+@pytest.mark.parametrize(
+    "costs,expected", [({"sparse": 1.0, "dense": 5.0}, "sparse"), ({"sparse": 3.0, "dense": 0.5}, "dense")]
+)
 def test_choose_batching_picks_the_faster_path(tiny_setup, monkeypatch, costs, expected):
     model, batches = tiny_setup
     clock = [0.0]

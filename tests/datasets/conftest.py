@@ -4,6 +4,7 @@ The real excerpts live in ``../shared/data`` (fixture ``shared_data`` of ``tests
 which skips when the folder is absent). Raw folders are built in ``tmp_path`` from them; nothing
 is copied into the project.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,7 +60,10 @@ REAL_UNCHARACTERIZED_IDS = (58, 61, 80)
 
 
 def uncharacterized_txt(extra_ids: Iterable[int] = ()) -> str:
-    rows = "".join(f"{i:8d}                                    CC                                           CC                                   CC            1.000000\n" for i in extra_ids)
+    rows = "".join(
+        f"{i:8d}                                    CC                                           CC                                   CC            1.000000\n"
+        for i in extra_ids
+    )
     return _UNCHARACTERIZED_HEAD + rows + _RULE + "\n"
 
 

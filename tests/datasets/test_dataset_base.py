@@ -1,4 +1,5 @@
 """The base class: raw files first, offline errors, verified downloads, atomic writes, collation."""
+
 from __future__ import annotations
 
 import io
@@ -67,8 +68,12 @@ def test_downloaded_list_with_wrong_count_is_refused(tmp_path, qm9_builder, serv
     root = tmp_path / "root"
     (root / "raw").mkdir(parents=True)
     os.link(src / "raw" / "dsgdb9nsd.xyz.tar.bz2", root / "raw" / "dsgdb9nsd.xyz.tar.bz2")
-    serve({QM9_URLS["atomref.txt"]: src / "raw" / "atomref.txt",
-           QM9_URLS["uncharacterized.txt"]: src / "raw" / "uncharacterized.txt"})
+    serve(
+        {
+            QM9_URLS["atomref.txt"]: src / "raw" / "atomref.txt",
+            QM9_URLS["uncharacterized.txt"]: src / "raw" / "uncharacterized.txt",
+        }
+    )
     with pytest.raises(DownloadVerificationError, match=r"lists 4 ids, the published file 3054"):
         QM9(root)
     assert (root / "raw" / "atomref.txt").exists()  # verified and kept
@@ -124,8 +129,10 @@ def test_atoms_table_collation_equals_pyg_collate():
     table = AtomsTable(
         num_atoms=counts,
         atom_fields={"z": torch.randint(1, 10, (11,), generator=gen), "pos": torch.randn(11, 3, generator=gen)},
-        graph_fields={"energy": torch.randn(4, generator=gen, dtype=torch.float64),
-                      "y": torch.randn(4, 15, generator=gen, dtype=torch.float64)},
+        graph_fields={
+            "energy": torch.randn(4, generator=gen, dtype=torch.float64),
+            "y": torch.randn(4, 15, generator=gen, dtype=torch.float64),
+        },
     )
     data, slices = table.collated()
     ref_data, ref_slices = InMemoryDataset.collate([table.get(g) for g in range(4)])

@@ -1,4 +1,5 @@
 """ISO17: the real 40-row sample in its native format, a fixture folder for every fold, the protocol."""
+
 from __future__ import annotations
 
 import shutil
@@ -119,10 +120,20 @@ def test_not_a_database(tmp_path):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda row: row.update(atomic_forces=row["atomic_forces"][:18]), r"row id 2: 'atomic_forces' has shape \(18, 3\)"),
-        (lambda row: row.update(numbers=row["numbers"][:18], positions=row["positions"][:18],
-                                atomic_forces=row["atomic_forces"][:18]), r"row id 2 has 18 atoms; ISO17 molecules"),
-        (lambda row: row.update(total_energy=float("nan")), r"reference\.db: row id 2: non-finite key 'total_energy' \(nan\)"),
+        (
+            lambda row: row.update(atomic_forces=row["atomic_forces"][:18]),
+            r"row id 2: 'atomic_forces' has shape \(18, 3\)",
+        ),
+        (
+            lambda row: row.update(
+                numbers=row["numbers"][:18], positions=row["positions"][:18], atomic_forces=row["atomic_forces"][:18]
+            ),
+            r"row id 2 has 18 atoms; ISO17 molecules",
+        ),
+        (
+            lambda row: row.update(total_energy=float("nan")),
+            r"reference\.db: row id 2: non-finite key 'total_energy' \(nan\)",
+        ),
     ],
 )
 def test_bad_rows_name_file_and_row(tmp_path, iso17_rows, iso17_tools, edit, message):
@@ -141,8 +152,11 @@ def test_missing_energy_key(tmp_path, iso17_rows):
     path.parent.mkdir(parents=True)
     with ase.db.connect(str(path)) as db:
         row = iso17_rows[0]
-        db.write(Atoms(numbers=row["numbers"], positions=row["positions"]), energy_eV=1.0,
-                 data={"atomic_forces": row["atomic_forces"]})
+        db.write(
+            Atoms(numbers=row["numbers"], positions=row["positions"]),
+            energy_eV=1.0,
+            data={"atomic_forces": row["atomic_forces"]},
+        )
     with pytest.raises(RawFileError, match=r"test_other\.db: row id 1 has no key 'total_energy'"):
         ISO17(tmp_path, "test_other")
 
@@ -168,7 +182,8 @@ def test_download_extracts_every_fold_once(tmp_path, iso17_template, iso17_tools
     other = ISO17(root, "test_other")
     assert len(other) == 6 and len(fetched) == 1
     assert sorted(p.name for p in (root / "raw" / "iso17").iterdir()) == sorted(
-        [f"{f}.db" for f in iso17_tools.folds] + ["train_ids.txt", "validation_ids.txt"])
+        [f"{f}.db" for f in iso17_tools.folds] + ["train_ids.txt", "validation_ids.txt"]
+    )
     assert not (root / "raw" / "iso17.tar.gz").exists() and temporaries(root) == []
     reference = ISO17(root, "reference")  # no second download
     assert len(fetched) == 1

@@ -1,4 +1,5 @@
 """MD17 from the published npz layout: the real ethanol excerpt, rMD17, downloads, bad files."""
+
 from __future__ import annotations
 
 import os
@@ -72,11 +73,18 @@ def test_molecule_names_map_to_published_files(tmp_path, offline):
 
 def test_revised_md17_layout(tmp_path, ethanol_npz, no_network):
     root = tmp_path / "r"
-    write_npz(root / "raw" / "rmd17" / "npz_data" / "rmd17_ethanol.npz", {
-        "nuclear_charges": ethanol_npz["z"].astype(np.uint8), "coords": ethanol_npz["R"],
-        "energies": ethanol_npz["E"][:, 0], "forces": ethanol_npz["F"],
-        "old_indices": np.arange(1500), "old_energies": ethanol_npz["E"][:, 0], "old_forces": ethanol_npz["F"],
-    })
+    write_npz(
+        root / "raw" / "rmd17" / "npz_data" / "rmd17_ethanol.npz",
+        {
+            "nuclear_charges": ethanol_npz["z"].astype(np.uint8),
+            "coords": ethanol_npz["R"],
+            "energies": ethanol_npz["E"][:, 0],
+            "forces": ethanol_npz["F"],
+            "old_indices": np.arange(1500),
+            "old_energies": ethanol_npz["E"][:, 0],
+            "old_forces": ethanol_npz["F"],
+        },
+    )
     ds = MD17(root, "revised ethanol")
     assert len(ds) == 1500 and ds.revised and "revised ethanol" in repr(ds)
     np.testing.assert_array_equal(ds._data.energy.numpy(), ethanol_npz["E"][:, 0])
@@ -135,6 +143,8 @@ def test_download_then_process(tmp_path, shared_data, serve, monkeypatch):
     fetched = serve({url: shared_data / "md17" / "md17_ethanol.npz"})
     ds = MD17(tmp_path, "ethanol")
     assert len(ds) == 1500 and fetched == [url]
-    assert (tmp_path / "raw" / "md17_ethanol.npz").read_bytes() == (shared_data / "md17" / "md17_ethanol.npz").read_bytes()
+    assert (tmp_path / "raw" / "md17_ethanol.npz").read_bytes() == (
+        shared_data / "md17" / "md17_ethanol.npz"
+    ).read_bytes()
     MD17(tmp_path, "ethanol")
     assert fetched == [url]  # the second construction used the files on disk

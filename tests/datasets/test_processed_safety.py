@@ -5,6 +5,7 @@
 * The processed file records the raw files (size, modification time, sha256) and the
   ``pre_transform`` / ``pre_filter`` descriptions; a change rebuilds the data set, with a message.
 """
+
 from __future__ import annotations
 
 import logging
@@ -180,7 +181,10 @@ def test_changed_pre_transform_rebuilds(tmp_path, ethanol, caplog):
     write_frames(root, ethanol, slice(0, 30))
     plain = MD17(root, "ethanol")
     shifted = MD17(root, "ethanol", pre_transform=Shift(1.0))
-    assert "the pre_transform differs from the one it was built with (built with None; now Shift(dz=1.0))" in shifted.rebuild_reason
+    assert (
+        "the pre_transform differs from the one it was built with (built with None; now Shift(dz=1.0))"
+        in shifted.rebuild_reason
+    )
     torch.testing.assert_close(shifted._data.pos[:, 2], plain._data.pos[:, 2] + 1.0)
     with caplog.at_level(logging.WARNING, logger="pyg_schnet.datasets.base"):
         more = MD17(root, "ethanol", pre_transform=Shift(2.0))

@@ -1,4 +1,5 @@
 """QM9 from raw-format files: parser against the real sample database, full pipeline, bad input."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,11 +13,23 @@ from pyg_schnet.datasets._qm9_writer import DB_PROPERTY_KEYS, fortran_float, mem
 from pyg_schnet.datasets.qm9 import parse_atomref, parse_qm9_xyz, parse_uncharacterized
 
 # qm9_sample.db metadata keys for the six atomref columns of atomref.txt
-ATOMREF_DB_KEYS = {"zpve": "zpve", "U0": "energy_U0", "U": "energy_U", "H": "enthalpy_H",
-                   "G": "free_energy", "Cv": "heat_capacity"}
+ATOMREF_DB_KEYS = {
+    "zpve": "zpve",
+    "U0": "energy_U0",
+    "U": "energy_U",
+    "H": "enthalpy_H",
+    "G": "free_energy",
+    "Cv": "heat_capacity",
+}
 # how the sample database spells our units
-DB_UNIT_SPELLING = {"GHz": "GHz", "Debye": "D", "a0^3": "a0^3", "Hartree": "Ha", "a0^2": "a0^2",
-                    "cal/(mol K)": "cal/mol/K"}
+DB_UNIT_SPELLING = {
+    "GHz": "GHz",
+    "Debye": "D",
+    "a0^3": "a0^3",
+    "Hartree": "Ha",
+    "a0^2": "a0^2",
+    "cal/(mol K)": "cal/mol/K",
+}
 
 
 def sample_db(shared_data: Path):
@@ -119,8 +132,9 @@ def test_full_pipeline_from_a_raw_archive(qm9_builder, tmp_path, shared_data, no
 
 def test_pre_filter_and_pre_transform_path_matches_fast_path(qm9_builder, tmp_path):
     fast = QM9(qm9_builder.write_root(tmp_path / "fast"))
-    slow = QM9(qm9_builder.write_root(tmp_path / "slow"), pre_filter=lambda d: d.z.numel() > 4,
-               pre_transform=lambda d: d)
+    slow = QM9(
+        qm9_builder.write_root(tmp_path / "slow"), pre_filter=lambda d: d.z.numel() > 4, pre_transform=lambda d: d
+    )
     kept = [d for d in fast if d.z.numel() > 4]
     assert len(slow) == len(kept) > 0
     for a, b in zip(slow, kept):
@@ -129,8 +143,23 @@ def test_pre_filter_and_pre_transform_path_matches_fast_path(qm9_builder, tmp_pa
 
 
 def test_targets_and_unit_conversion(qm9_builder, tmp_path):
-    assert QM9.target_names == ("A", "B", "C", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve",
-                                "U0", "U", "H", "G", "Cv")
+    assert QM9.target_names == (
+        "A",
+        "B",
+        "C",
+        "mu",
+        "alpha",
+        "homo",
+        "lumo",
+        "gap",
+        "r2",
+        "zpve",
+        "U0",
+        "U",
+        "H",
+        "G",
+        "Cv",
+    )
     assert QM9.target_index("U0") == 10 and QM9.target_index(14) == 14
     with pytest.raises(KeyError, match="u0"):
         QM9.target_index("u0")
@@ -161,7 +190,7 @@ def test_corrupt_archive_bytes(qm9_builder, tmp_path):
     root = qm9_builder.write_root(tmp_path / "qm9")
     archive = root / "raw" / "dsgdb9nsd.xyz.tar.bz2"
     payload = bytearray(archive.read_bytes())
-    payload[len(payload) // 2: len(payload) // 2 + 64] = bytes(64)
+    payload[len(payload) // 2 : len(payload) // 2 + 64] = bytes(64)
     archive.write_bytes(bytes(payload))
     with pytest.raises(RawFileError, match=r"corrupt or truncated archive"):
         QM9(root)
@@ -170,7 +199,10 @@ def test_corrupt_archive_bytes(qm9_builder, tmp_path):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda t: t.replace("0.002150416", "0.0021x50416"), r"member dsgdb9nsd_000001\.xyz, line 4: could not convert"),
+        (
+            lambda t: t.replace("0.002150416", "0.0021x50416"),
+            r"member dsgdb9nsd_000001\.xyz, line 4: could not convert",
+        ),
         (lambda t: t.replace("H\t 1.0117308433", "Xx\t 1.0117308433"), r"line 5: unknown element symbol 'Xx'"),
         (lambda t: "\n".join(t.split("\n")[:6]), r"line 7: the record ends early \(it has 6 lines\)"),
         (lambda t: "\n".join(t.split("\n")[:8]), r"line 9: the record ends early \(it has 8 lines\)"),

@@ -1,4 +1,5 @@
 """QM9 molecules of different sizes batch sparsely: batched SchNet energies equal per-molecule ones."""
+
 from __future__ import annotations
 
 import torch

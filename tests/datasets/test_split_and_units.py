@@ -1,4 +1,5 @@
 """random_split / SplitIndices (the paper's protocol) and the ScaleUnits transform."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,8 +57,11 @@ def test_split_save_load_roundtrip(tmp_path):
 
 
 def test_scale_units_energy_and_force():
-    data = Data(z=torch.tensor([1, 8]), energy=torch.tensor([-2.0], dtype=torch.float64),
-                force=torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]]))
+    data = Data(
+        z=torch.tensor([1, 8]),
+        energy=torch.tensor([-2.0], dtype=torch.float64),
+        force=torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]]),
+    )
     out = ScaleUnits(EV_TO_KCAL_PER_MOL)(data)
     assert out.energy.dtype == torch.float64 and out.energy.item() == -2.0 * EV_TO_KCAL_PER_MOL
     torch.testing.assert_close(out.force, data.force * EV_TO_KCAL_PER_MOL)  # force follows energy unit

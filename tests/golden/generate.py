@@ -22,6 +22,7 @@ force-training loss ``L = sum_g (E_g - E_ref)^2 + rho/N sum |F - F_ref|^2`` (rho
 zero) the gradient with respect to every parameter, reduced to its norm and its dot product with a
 fixed vector (seeded by the CRC-32 of ``"probe:" + name``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,30 +38,76 @@ GOLDEN_FILE = Path(__file__).with_name("schnet_golden.json")
 
 #: name -> SchNet keyword arguments (the benchmark configurations and a small periodic one).
 CONFIGS: Dict[str, Dict[str, Any]] = {
-    "paper": dict(hidden_channels=64, num_filters=64, num_interactions=3, num_gaussians=301, rbf_start=0.0,
-                  rbf_stop=30.0, gamma=10.0, cutoff=None, max_z=100, output_hidden=32),
-    "common": dict(hidden_channels=128, num_filters=128, num_interactions=6, num_gaussians=50, rbf_start=0.0,
-                   rbf_stop=10.0, gamma=10.0, cutoff=10.0, max_z=100, output_hidden=64),
-    "cutoff5": dict(hidden_channels=32, num_filters=24, num_interactions=2, num_gaussians=50, rbf_start=0.0,
-                    rbf_stop=5.0, gamma=10.0, cutoff=5.0, max_z=100, output_hidden=16),
+    "paper": dict(
+        hidden_channels=64,
+        num_filters=64,
+        num_interactions=3,
+        num_gaussians=301,
+        rbf_start=0.0,
+        rbf_stop=30.0,
+        gamma=10.0,
+        cutoff=None,
+        max_z=100,
+        output_hidden=32,
+    ),
+    "common": dict(
+        hidden_channels=128,
+        num_filters=128,
+        num_interactions=6,
+        num_gaussians=50,
+        rbf_start=0.0,
+        rbf_stop=10.0,
+        gamma=10.0,
+        cutoff=10.0,
+        max_z=100,
+        output_hidden=64,
+    ),
+    "cutoff5": dict(
+        hidden_channels=32,
+        num_filters=24,
+        num_interactions=2,
+        num_gaussians=50,
+        rbf_start=0.0,
+        rbf_stop=5.0,
+        gamma=10.0,
+        cutoff=5.0,
+        max_z=100,
+        output_hidden=16,
+    ),
 }
 
 #: Ethanol (ASE's G2 geometry) and a distorted methane, Angstrom.
 MOLECULES: List[Dict[str, Any]] = [
-    {"z": [6, 6, 8, 1, 1, 1, 1, 1, 1],
-     "pos": [[1.168181, -0.400382, 0.0], [0.0, 0.348175, 0.0], [-1.190961, -0.45209, 0.0],
-             [-1.947325, 0.14707, 0.0], [-0.031232, 0.998581, 0.886995], [-0.031232, 0.998581, -0.886995],
-             [2.129295, 0.130419, 0.0], [1.134933, -1.040462, 0.886519], [1.134933, -1.040462, -0.886519]]},
-    {"z": [6, 1, 1, 1, 1],
-     "pos": [[0.02, -0.01, 0.03], [0.66, 0.61, 0.64], [-0.6, -0.66, 0.61], [-0.65, 0.6, -0.62],
-             [0.61, -0.63, -0.68]]},
+    {
+        "z": [6, 6, 8, 1, 1, 1, 1, 1, 1],
+        "pos": [
+            [1.168181, -0.400382, 0.0],
+            [0.0, 0.348175, 0.0],
+            [-1.190961, -0.45209, 0.0],
+            [-1.947325, 0.14707, 0.0],
+            [-0.031232, 0.998581, 0.886995],
+            [-0.031232, 0.998581, -0.886995],
+            [2.129295, 0.130419, 0.0],
+            [1.134933, -1.040462, 0.886519],
+            [1.134933, -1.040462, -0.886519],
+        ],
+    },
+    {
+        "z": [6, 1, 1, 1, 1],
+        "pos": [
+            [0.02, -0.01, 0.03],
+            [0.66, 0.61, 0.64],
+            [-0.6, -0.66, 0.61],
+            [-0.65, 0.6, -0.62],
+            [0.61, -0.63, -0.68],
+        ],
+    },
 ]
 
 #: A periodic cell (triclinic, periodic along all three axes): a water-like trimer, Angstrom.
 PERIODIC: Dict[str, Any] = {
     "z": [8, 1, 1, 8, 1, 1],
-    "pos": [[0.1, 0.2, 0.0], [0.9, 0.3, 0.1], [-0.2, 1.0, 0.2], [2.1, 2.0, 1.9], [2.8, 2.4, 1.6],
-            [1.7, 2.7, 2.3]],
+    "pos": [[0.1, 0.2, 0.0], [0.9, 0.3, 0.1], [-0.2, 1.0, 0.2], [2.1, 2.0, 1.9], [2.8, 2.4, 1.6], [1.7, 2.7, 2.3]],
     "cell": [[4.2, 0.0, 0.0], [0.4, 4.0, 0.0], [0.2, -0.3, 3.9]],
     "pbc": [True, True, True],
 }
@@ -105,7 +152,9 @@ def molecule_batch() -> Dict[str, torch.Tensor]:
     return {"z": z, "pos": pos, "batch": batch}
 
 
-def loss_gradients(model: torch.nn.Module, z: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor) -> Dict[str, List[float]]:
+def loss_gradients(
+    model: torch.nn.Module, z: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor
+) -> Dict[str, List[float]]:
     """``{name: [norm, probe . grad]}`` of the force-training loss (references zero)."""
     model.train()
     energy, forces = model.energy_and_forces(z, pos, batch)

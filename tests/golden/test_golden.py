@@ -1,5 +1,6 @@
 """Reference numbers written before the layered package moved any file (``tests/golden/generate.py``):
 every path that computes the model must still give them, in float64."""
+
 from __future__ import annotations
 
 import json
@@ -70,9 +71,9 @@ def test_md_evaluator_exact(name):
     for g, molecule in enumerate(GOLDEN["molecules"]):
         n = len(molecule["z"])
         evaluator = MDEvaluator(model, torch.tensor(molecule["z"]), mode="exact")
-        energy, forces = evaluator(inputs["pos"][start:start + n])
+        energy, forces = evaluator(inputs["pos"][start : start + n])
         torch.testing.assert_close(energy.reshape(()), as_tensor(entry["energy"][g]), **TOL)
-        torch.testing.assert_close(forces, as_tensor(entry["forces"][start:start + n]), **TOL)
+        torch.testing.assert_close(forces, as_tensor(entry["forces"][start : start + n]), **TOL)
         start += n
 
 
@@ -81,7 +82,10 @@ def test_periodic_energy_forces_stress(name):
     entry, model = reference(name)
     cell = GOLDEN["periodic"]
     energy, forces, stress = model.energy_forces_stress(
-        torch.tensor(cell["z"]), as_tensor(cell["pos"]), None, as_tensor(cell["cell"]).unsqueeze(0),
+        torch.tensor(cell["z"]),
+        as_tensor(cell["pos"]),
+        None,
+        as_tensor(cell["cell"]).unsqueeze(0),
         torch.tensor(cell["pbc"]).unsqueeze(0),
     )
     torch.testing.assert_close(energy, as_tensor(entry["periodic"]["energy"]), **TOL)

@@ -1,4 +1,5 @@
 """The dense (padded) forward of SchNet against the sparse one: same numbers, same gradients."""
+
 from typing import List, Tuple
 
 import pytest
@@ -82,7 +83,7 @@ def test_loss_gradients_agree_with_double_backward(molecules, cutoff):
         if g is None:
             assert g_d is None or torch.count_nonzero(g_d) == 0, name
             continue
-        torch.testing.assert_close(g_d, g, rtol=1e-9, atol=1e-11, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(g_d, g, rtol=1e-9, atol=1e-11, msg=lambda m, n=name: f"{n}: {m}")
         checked += int(torch.count_nonzero(g) > 0)
     # the force loss reaches the filter networks through the double backward
     assert checked >= 10
@@ -192,7 +193,9 @@ def test_lone_atoms_and_empty_batches():
     assert torch.equal(forces, torch.zeros_like(forces))
     for b, n in [(0, 0), (2, 0), (0, 3)]:
         energy, forces = model.energy_and_forces_dense(
-            torch.zeros(b, n, dtype=torch.long), torch.zeros(b, n, 3, dtype=torch.float64), torch.zeros(b, n, dtype=torch.bool)
+            torch.zeros(b, n, dtype=torch.long),
+            torch.zeros(b, n, 3, dtype=torch.float64),
+            torch.zeros(b, n, dtype=torch.bool),
         )
         assert energy.shape == (b,) and forces.shape == (b, n, 3)
         assert not bool(energy.any())

@@ -1,4 +1,5 @@
 """The memory guard of all-pairs graphs (cutoff=None): an estimate before the graph, a clear error above a limit."""
+
 from __future__ import annotations
 
 import pytest

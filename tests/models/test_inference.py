@@ -1,5 +1,4 @@
 """MDEvaluator (the MD call without autograd) against SchNet.energy_and_forces, and its tabulated mode."""
-import math
 
 import numpy as np
 import pytest
@@ -65,7 +64,7 @@ def test_verlet_list_follows_moving_atoms(molecules, monkeypatch):
     ev = MDEvaluator(model, z, skin=0.4)
     gen = torch.Generator().manual_seed(1)
     rebuilt = 0
-    for step in range(12):
+    for _ in range(12):
         pos = pos + 0.08 * torch.randn(pos.shape, generator=gen, dtype=pos.dtype)
         before = ev._edge_cache
         assert_same(ev(pos), model.energy_and_forces(z, pos), rtol=0, atol=1e-10)

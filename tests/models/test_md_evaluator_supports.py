@@ -1,25 +1,32 @@
 """The MD evaluator is an explicit conversion of the paper's SchNet: it equals the model for every
 configuration it supports and refuses, with the reason, any model whose parts were swapped; the ASE
 calculator then computes what the model's own forward computes and says so once."""
+
 from __future__ import annotations
 
 import warnings
 
 import pytest
 import torch
+from conftest import ase_molecule
 from torch import nn
 
 from pyg_schnet import MDEvaluator, SchNet
 from pyg_schnet.models.md_evaluator import supports
 from pyg_schnet.nn import AtomwiseEnergy, InteractionBlock
 
-from conftest import ase_molecule
-
 
 def small_model(**options) -> SchNet:
     torch.manual_seed(0)
-    config = dict(hidden_channels=12, num_filters=8, num_interactions=2, num_gaussians=30, rbf_stop=6.0, gamma=5.0,
-                  output_hidden=6)
+    config = dict(
+        hidden_channels=12,
+        num_filters=8,
+        num_interactions=2,
+        num_gaussians=30,
+        rbf_stop=6.0,
+        gamma=5.0,
+        output_hidden=6,
+    )
     config.update(options)
     model = SchNet(**config).double().eval()
     model.set_standardization(-2.0, 1.5, torch.linspace(-1.0, 1.0, model.max_z))
@@ -33,8 +40,15 @@ CONFIGS = {
     "one block, cutoff": dict(num_interactions=1, cutoff=3.0),
     "wide filters": dict(hidden_channels=8, num_filters=16, num_interactions=3),
     "one Gaussian": dict(num_gaussians=1),
-    "paper": dict(hidden_channels=64, num_filters=64, num_interactions=3, num_gaussians=301, rbf_stop=30.0,
-                  gamma=10.0, output_hidden=32),
+    "paper": dict(
+        hidden_channels=64,
+        num_filters=64,
+        num_interactions=3,
+        num_gaussians=301,
+        rbf_stop=30.0,
+        gamma=10.0,
+        output_hidden=32,
+    ),
 }
 
 
@@ -108,10 +122,11 @@ SWAPS = {
     "SchNet subclass with its own forward": (_subclass, "DoubledEnergy, not a pyg_schnet SchNet itself"),
     "interaction block": (_swap_block, r"interactions\[1\] is a ScaledBlock, not an InteractionBlock"),
     "block activation": (_set("representation.interactions.0.act", nn.Tanh()), r"interactions\[0\].act is a Tanh"),
-    "filter activation": (_set("representation.interactions.1.conv.filter_network.1", nn.SiLU()),
-                          "filter network"),
-    "block dense layer": (_set("representation.interactions.0.out", nn.Linear(12, 12).double()),
-                          r"interactions\[0\].out is a Linear"),
+    "filter activation": (_set("representation.interactions.1.conv.filter_network.1", nn.SiLU()), "filter network"),
+    "block dense layer": (
+        _set("representation.interactions.0.out", nn.Linear(12, 12).double()),
+        r"interactions\[0\].out is a Linear",
+    ),
     "head": (_swap_head, "model.head is a ShiftedHead, not an AtomwiseEnergy"),
     "head activation": (_set("head.net.1", nn.Tanh()), "Dense -> ShiftedSoftplus -> Dense"),
     "forward hook": (_hook, r"interactions.0 has forward hooks"),

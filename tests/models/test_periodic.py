@@ -1,4 +1,5 @@
 """Periodic structures: neighbour pairs against ASE and brute force, physics in float64, batching, errors."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,8 +10,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from pyg_schnet import SchNet
-from pyg_schnet.graph import periodic
-from pyg_schnet.graph import build_periodic_pairs, edge_distances, mirror
+from pyg_schnet.graph import build_periodic_pairs, edge_distances, mirror, periodic
 
 CUTOFF = 4.0
 
@@ -18,10 +18,20 @@ CUTOFF = 4.0
 @pytest.fixture(scope="module")
 def model() -> SchNet:
     torch.manual_seed(0)
-    return SchNet(
-        hidden_channels=16, num_filters=16, num_interactions=2, num_gaussians=16, rbf_stop=CUTOFF, gamma=2.0,
-        cutoff=CUTOFF, max_z=10,
-    ).double().eval()
+    return (
+        SchNet(
+            hidden_channels=16,
+            num_filters=16,
+            num_interactions=2,
+            num_gaussians=16,
+            rbf_stop=CUTOFF,
+            gamma=2.0,
+            cutoff=CUTOFF,
+            max_z=10,
+        )
+        .double()
+        .eval()
+    )
 
 
 def random_structure(seed: int, num_atoms: int, short: bool = False):
@@ -88,7 +98,11 @@ def test_pairs_equal_ase_and_brute_force(seed, use_vesin, monkeypatch):
 
 def test_single_atom_with_its_own_images(model):
     # a simple cubic cell of 1.9 A and a cutoff of 4 A: the atom's own images are its only neighbours
-    z, pos, cell = torch.tensor([6]), torch.tensor([[0.3, 0.2, 0.1]], dtype=torch.float64), 1.9 * torch.eye(3, dtype=torch.float64)
+    z, pos, cell = (
+        torch.tensor([6]),
+        torch.tensor([[0.3, 0.2, 0.1]], dtype=torch.float64),
+        1.9 * torch.eye(3, dtype=torch.float64),
+    )
     pbc = torch.ones(1, 3, dtype=torch.bool)
     pairs, shifts = build_periodic_pairs(pos, torch.zeros(1, dtype=torch.long), cell[None], pbc, CUTOFF)
     expected = sum(1 for s in itertools.product(range(-3, 4), repeat=3) if 0 < 1.9 * np.linalg.norm(s) < CUTOFF)
@@ -178,7 +192,12 @@ def test_mixed_batch_from_data_list_equals_separate_calls(model, compiled, monke
         Data(z=z1, pos=pos1, cell=cell1[None], pbc=torch.tensor([[True] * 3])),
         Data(z=z3, pos=pos3, cell=torch.zeros(1, 3, 3, dtype=torch.float64), pbc=torch.zeros(1, 3, dtype=torch.bool)),
         Data(z=z2, pos=pos2, cell=cell2[None], pbc=torch.tensor([slab_pbc])),
-        Data(z=z3, pos=pos3 + 0.1, cell=torch.zeros(1, 3, 3, dtype=torch.float64), pbc=torch.zeros(1, 3, dtype=torch.bool)),
+        Data(
+            z=z3,
+            pos=pos3 + 0.1,
+            cell=torch.zeros(1, 3, 3, dtype=torch.float64),
+            pbc=torch.zeros(1, 3, dtype=torch.bool),
+        ),
     ]
     batch = Batch.from_data_list(data)
     assert batch.cell.shape == (4, 3, 3) and batch.pbc.shape == (4, 3)
@@ -200,7 +219,9 @@ def test_training_mode_stress_keeps_graph(model):
     z, pos, cell = random_structure(8, num_atoms=4)
     model.train()
     try:
-        energy, forces, stress = model.energy_forces_stress(z, pos, None, cell[None], torch.ones(1, 3, dtype=torch.bool))
+        energy, forces, stress = model.energy_forces_stress(
+            z, pos, None, cell[None], torch.ones(1, 3, dtype=torch.bool)
+        )
         assert stress.requires_grad and forces.requires_grad
         (stress.square().sum() + forces.square().sum()).backward()
         grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -231,8 +252,13 @@ def test_periodic_errors(model):
     parallel = cell.clone()
     parallel[1] = 2 * cell[0]
     with pytest.raises(ValueError, match=r"structure 1 is periodic along axes \[0, 1\].*linearly dependent"):
-        model(z, pos, torch.tensor([0, 0, 1]), torch.stack([cell, parallel]),
-              torch.tensor([[True, True, True], [True, True, False]]))
+        model(
+            z,
+            pos,
+            torch.tensor([0, 0, 1]),
+            torch.stack([cell, parallel]),
+            torch.tensor([[True, True, True], [True, True, False]]),
+        )
     nan_cell = cell.clone()
     nan_cell[1, 1] = float("nan")
     with pytest.raises(ValueError, match="structure 0 has a non-finite cell"):
@@ -256,15 +282,21 @@ def test_periodic_errors(model):
 def test_coincident_image_raises(model):
     cell = 3.0 * torch.eye(3, dtype=torch.float64)
     pos = torch.tensor([[0.5, 0.5, 0.5], [3.5, 0.5, 0.5]], dtype=torch.float64)  # atom 1 sits on an image of atom 0
-    with pytest.raises(ValueError, match=r"atoms 0 and 1 of structure 0 coincide: atom 1 is on atom 0.s image shifted by \[1, 0, 0\] lattice vectors"):
+    with pytest.raises(
+        ValueError,
+        match=r"atoms 0 and 1 of structure 0 coincide: atom 1 is on atom 0.s image shifted by \[1, 0, 0\] lattice vectors",
+    ):
         model(torch.tensor([1, 1]), pos, None, cell[None], torch.ones(1, 3, dtype=torch.bool))
 
 
 def test_max_num_neighbors_counts_images():
     z, pos, cell = torch.tensor([6]), torch.zeros(1, 3, dtype=torch.float64), 1.9 * torch.eye(3, dtype=torch.float64)
-    guarded = SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=8, cutoff=CUTOFF,
-                     max_num_neighbors=20).double()
-    with pytest.raises(ValueError, match=r"atom 0 \(molecule 0\) has \d+ neighbours within the cutoff, more than max_num_neighbors=20"):
+    guarded = SchNet(
+        hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=8, cutoff=CUTOFF, max_num_neighbors=20
+    ).double()
+    with pytest.raises(
+        ValueError, match=r"atom 0 \(molecule 0\) has \d+ neighbours within the cutoff, more than max_num_neighbors=20"
+    ):
         guarded(z, pos, None, cell[None], torch.ones(1, 3, dtype=torch.bool))
 
 
@@ -274,10 +306,14 @@ def test_dense_batching_refuses_periodic_data(model):
     from pyg_schnet.train.predict import predict
 
     z, pos, cell = random_structure(4, num_atoms=3)
-    molecule = Data(z=z, pos=pos, cell=torch.zeros(1, 3, 3, dtype=torch.float64), pbc=torch.zeros(1, 3, dtype=torch.bool))
+    molecule = Data(
+        z=z, pos=pos, cell=torch.zeros(1, 3, 3, dtype=torch.float64), pbc=torch.zeros(1, 3, dtype=torch.bool)
+    )
     crystal = Data(z=z, pos=pos, cell=cell[None], pbc=torch.ones(1, 3, dtype=torch.bool))
     batch = Batch.from_data_list([molecule, crystal])
-    with pytest.raises(ValueError, match=r"structure 1 of the batch is periodic .*dense \(padded\) path handles molecules only"):
+    with pytest.raises(
+        ValueError, match=r"structure 1 of the batch is periodic .*dense \(padded\) path handles molecules only"
+    ):
         to_dense(batch)
     with pytest.raises(ValueError, match="periodic"):
         predict(model, batch, with_forces=False, batching="dense")
@@ -305,8 +341,12 @@ def test_cuda_equals_cpu(model):
 
 def test_float64_input_into_float32_model():
     torch.manual_seed(0)
-    single = SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=8, rbf_stop=CUTOFF, cutoff=CUTOFF)
-    double = SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=8, rbf_stop=CUTOFF, cutoff=CUTOFF)
+    single = SchNet(
+        hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=8, rbf_stop=CUTOFF, cutoff=CUTOFF
+    )
+    double = SchNet(
+        hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=8, rbf_stop=CUTOFF, cutoff=CUTOFF
+    )
     double.load_state_dict(single.state_dict())
     double.double()
     z, pos, cell = random_structure(12, num_atoms=4, short=True)
@@ -329,10 +369,15 @@ def test_stress_convention_is_ases(model):
         def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
             super().calculate(atoms, properties, system_changes)
             with torch.no_grad():
-                self.results["energy"] = self.results["free_energy"] = float(model(
-                    torch.as_tensor(atoms.numbers), torch.as_tensor(atoms.positions), None,
-                    torch.as_tensor(atoms.cell.array)[None], torch.as_tensor(atoms.pbc)[None],
-                ))
+                self.results["energy"] = self.results["free_energy"] = float(
+                    model(
+                        torch.as_tensor(atoms.numbers),
+                        torch.as_tensor(atoms.positions),
+                        None,
+                        torch.as_tensor(atoms.cell.array)[None],
+                        torch.as_tensor(atoms.pbc)[None],
+                    )
+                )
 
     z, pos, cell = random_structure(21, num_atoms=4, short=True)
     atoms = Atoms(numbers=z.numpy(), positions=pos.numpy(), cell=cell.numpy(), pbc=True)

@@ -1,4 +1,5 @@
 """Bad input gets a clear error naming the atom at fault, never NaN or a silent fix."""
+
 import pytest
 import torch
 
@@ -85,12 +86,15 @@ def test_absurd_coordinates_are_refused_not_nan_forces(model):
         model(z, pos)
 
 
-@pytest.mark.parametrize("batch, match", [
-    ([0, 0, 0, 2, 2, 2], r"atom 3 has molecule 2 after molecule 0, so molecule 1 would have no atoms"),
-    ([0, 0, 0, 10**8, 10**8, 10**8], r"atom 3 has molecule 100000000 after molecule 0"),
-    ([1, 1, 1, 2, 2, 2], r"atom 0 belongs to molecule 1, so molecule 0 would have no atoms"),
-    ([-1, -1, -1, 0, 0, 0], r"batch is negative at atom 0"),
-])
+@pytest.mark.parametrize(
+    "batch, match",
+    [
+        ([0, 0, 0, 2, 2, 2], r"atom 3 has molecule 2 after molecule 0, so molecule 1 would have no atoms"),
+        ([0, 0, 0, 10**8, 10**8, 10**8], r"atom 3 has molecule 100000000 after molecule 0"),
+        ([1, 1, 1, 2, 2, 2], r"atom 0 belongs to molecule 1, so molecule 0 would have no atoms"),
+        ([-1, -1, -1, 0, 0, 0], r"batch is negative at atom 0"),
+    ],
+)
 def test_batch_with_gaps_is_refused(model, batch, match):
     # [0]*3 + [2]*3 returned 3 energies for 2 molecules; [0]*3 + [1e8]*3 allocated 1e8 energies
     z, pos = water()
@@ -122,32 +126,42 @@ def test_small_integer_dtypes_of_z_and_batch_are_accepted(model):
     torch.testing.assert_close(model(z.int(), pos, torch.zeros(3, dtype=torch.int32)), expected)
 
 
-@pytest.mark.parametrize("make, error, match", [
-    (lambda z, p: (z, p, torch.zeros(3, dtype=torch.bool)), ValueError, r"batch must be a 1-D integer tensor.*torch\.bool"),
-    (lambda z, p: (z, p.long(), None), ValueError, r"pos must be a floating-point tensor.*torch\.int64"),
-    (lambda z, p: (z.numpy(), p, None), TypeError, r"z must be a torch\.Tensor, got numpy\.ndarray"),
-    (lambda z, p: (z, p.numpy(), None), TypeError, r"pos must be a torch\.Tensor, got numpy\.ndarray"),
-    (lambda z, p: (z, p, [0, 0, 0]), TypeError, r"batch must be a torch\.Tensor, got builtins\.list"),
-])
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (
+            lambda z, p: (z, p, torch.zeros(3, dtype=torch.bool)),
+            ValueError,
+            r"batch must be a 1-D integer tensor.*torch\.bool",
+        ),
+        (lambda z, p: (z, p.long(), None), ValueError, r"pos must be a floating-point tensor.*torch\.int64"),
+        (lambda z, p: (z.numpy(), p, None), TypeError, r"z must be a torch\.Tensor, got numpy\.ndarray"),
+        (lambda z, p: (z, p.numpy(), None), TypeError, r"pos must be a torch\.Tensor, got numpy\.ndarray"),
+        (lambda z, p: (z, p, [0, 0, 0]), TypeError, r"batch must be a torch\.Tensor, got builtins\.list"),
+    ],
+)
 def test_wrong_types_name_the_argument(model, make, error, match):
     z, pos, batch = make(*water())
     with pytest.raises(error, match=match):
         model(z, pos, batch)
 
 
-@pytest.mark.parametrize("override, match", [
-    (dict(hidden_channels=0), r"SchNet: hidden_channels must be a positive integer, got 0"),
-    (dict(num_filters=-4), r"num_filters must be a positive integer"),
-    (dict(num_gaussians=0), r"num_gaussians must be a positive integer"),
-    (dict(output_hidden=0), r"output_hidden must be a positive integer"),
-    (dict(num_interactions=-1), r"num_interactions must be an integer >= 0"),
-    (dict(max_z=0), r"max_z .* must be an integer >= 2, got 0"),
-    (dict(hidden_channels=8.0), r"hidden_channels must be a positive integer, got 8\.0"),
-    (dict(cutoff=float("nan")), r"cutoff must be a finite number in \(0, inf\), got nan"),
-    (dict(gamma=0.0), r"gamma must be a finite number"),
-    (dict(rbf_stop=0.0), r"rbf_stop \(0\.0\) must exceed rbf_start"),
-    (dict(max_num_neighbors=0), r"max_num_neighbors must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        (dict(hidden_channels=0), r"SchNet: hidden_channels must be a positive integer, got 0"),
+        (dict(num_filters=-4), r"num_filters must be a positive integer"),
+        (dict(num_gaussians=0), r"num_gaussians must be a positive integer"),
+        (dict(output_hidden=0), r"output_hidden must be a positive integer"),
+        (dict(num_interactions=-1), r"num_interactions must be an integer >= 0"),
+        (dict(max_z=0), r"max_z .* must be an integer >= 2, got 0"),
+        (dict(hidden_channels=8.0), r"hidden_channels must be a positive integer, got 8\.0"),
+        (dict(cutoff=float("nan")), r"cutoff must be a finite number in \(0, inf\), got nan"),
+        (dict(gamma=0.0), r"gamma must be a finite number"),
+        (dict(rbf_stop=0.0), r"rbf_stop \(0\.0\) must exceed rbf_start"),
+        (dict(max_num_neighbors=0), r"max_num_neighbors must be a positive integer"),
+    ],
+)
 def test_non_positive_sizes_are_refused_at_construction(override, match):
     with pytest.raises(ValueError, match=match):
         SchNet(**{**dict(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=10), **override})

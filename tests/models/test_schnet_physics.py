@@ -1,5 +1,4 @@
 """Physics of the SchNet model in float64: invariances, forces, batching, cutoff continuity."""
-import math
 
 import pytest
 import torch

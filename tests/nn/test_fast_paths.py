@@ -1,5 +1,6 @@
 """Every fast path equals the reference path (plain modules): energies, forces and the parameter
 gradients of a force loss (double backward), in float64 (1e-10) and float32 (1e-5 relative)."""
+
 from __future__ import annotations
 
 from typing import Dict, Tuple
@@ -18,7 +19,9 @@ CONFIGS = {
     "common_grid_cutoff": dict(
         hidden_channels=16, num_filters=16, num_interactions=2, num_gaussians=50, rbf_stop=10.0, cutoff=4.0
     ),
-    "wide_gaussians": dict(hidden_channels=8, num_filters=8, num_interactions=2, num_gaussians=40, rbf_stop=8.0, gamma=0.5),
+    "wide_gaussians": dict(
+        hidden_channels=8, num_filters=8, num_interactions=2, num_gaussians=40, rbf_stop=8.0, gamma=0.5
+    ),
 }
 
 
@@ -43,7 +46,11 @@ def _force_training(
         energy, forces = model.energy_and_forces_dense(z, pos, batch)
     else:
         energy, forces = model.energy_and_forces(z, pos, batch)
-    loss = (energy**2).sum() + (forces**2).sum() + (forces * torch.linspace(-1, 1, forces.numel()).view_as(forces).to(pos.dtype)).sum()
+    loss = (
+        (energy**2).sum()
+        + (forces**2).sum()
+        + (forces * torch.linspace(-1, 1, forces.numel()).view_as(forces).to(pos.dtype)).sum()
+    )
     loss.backward()
     out = {"energy": energy.detach(), "forces": forces.detach()}
     for name, p in model.named_parameters():
@@ -176,9 +183,13 @@ def test_modified_filter_networks_run_their_own_modules(molecules) -> None:
 
 def test_periodic_fast_path_equals_reference_energy_forces_stress_and_double_backward() -> None:
     torch.manual_seed(0)
-    model = SchNet(hidden_channels=8, num_filters=8, num_interactions=2, num_gaussians=40, rbf_stop=4.0, cutoff=4.0).double()
+    model = SchNet(
+        hidden_channels=8, num_filters=8, num_interactions=2, num_gaussians=40, rbf_stop=4.0, cutoff=4.0
+    ).double()
     gen = torch.Generator().manual_seed(3)
-    cell = torch.diag(torch.tensor([3.2, 3.6, 4.1], dtype=torch.float64)) + 0.3 * torch.rand(3, 3, generator=gen, dtype=torch.float64)
+    cell = torch.diag(torch.tensor([3.2, 3.6, 4.1], dtype=torch.float64)) + 0.3 * torch.rand(
+        3, 3, generator=gen, dtype=torch.float64
+    )
     z = torch.tensor([1, 6, 8, 1, 7])
     pos = torch.rand(5, 3, generator=gen, dtype=torch.float64) @ cell
     cell, pbc = cell.unsqueeze(0), torch.tensor([[True, True, False]])

@@ -1,13 +1,14 @@
 """Audit cases: damaged model and checkpoint files, stale temporaries, bad raw-file links (issue 8,
 defects 9, 10, 12 and 13)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
-from pyg_schnet.train import load_model, save_model
 from pyg_schnet.experiments.protocols import md17
+from pyg_schnet.train import load_model, save_model
 
 from .cases_training import tiny_data, trainer
 from .registry import case
@@ -24,8 +25,12 @@ def _flip_a_byte_inside(path: Path, tensor: torch.Tensor) -> None:
     path.write_bytes(bytes(raw))
 
 
-@case("files", "model.pt with one flipped byte in a weight (loaded silently before)", ValueError,
-      r"model\.pt: checksum mismatch")
+@case(
+    "files",
+    "model.pt with one flipped byte in a weight (loaded silently before)",
+    ValueError,
+    r"model\.pt: checksum mismatch",
+)
 def _(tmp: Path):
     model = tiny_data.tiny_model()
     save_model(model, tmp / "model.pt")
@@ -44,8 +49,10 @@ def _(tmp: Path):
 @case("files", "model.pt of the old format pyg_schnet.model/1 (no checksum, no units)", None, r"loads; units")
 def _(tmp: Path) -> str:
     model = tiny_data.tiny_model()
-    torch.save({"format": "pyg_schnet.model/1", "config": dict(model.config), "state_dict": model.state_dict()},
-               tmp / "model.pt")
+    torch.save(
+        {"format": "pyg_schnet.model/1", "config": dict(model.config), "state_dict": model.state_dict()},
+        tmp / "model.pt",
+    )
     return f"loads; units {load_model(tmp / 'model.pt').units}"
 
 
@@ -70,8 +77,12 @@ def _(tmp: Path) -> str:
     return f"removed {stale} when training started"
 
 
-@case("files", "benchmarks/md17.py --raw-file pointing to a text file (left a link that broke the next run)",
-      ValueError, r"md17_ethanol\.npz")
+@case(
+    "files",
+    "benchmarks/md17.py --raw-file pointing to a text file (left a link that broke the next run)",
+    ValueError,
+    r"md17_ethanol\.npz",
+)
 def _(tmp: Path):
     text = tmp / "notes.npz"
     text.write_text("hello\n")

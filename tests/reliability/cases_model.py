@@ -1,4 +1,5 @@
 """Audit cases: bad inputs to the model (issue 8, defects 2, 7 and 12)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,22 +27,34 @@ def _two_waters() -> Tuple[Tensor, Tensor]:
     return torch.cat([z, z]), torch.cat([pos, pos + 5.0])
 
 
-@case("model", "energy_and_forces with positions x 1e19 (finite energy, NaN forces before)", ValueError,
-      r"atom 1 \(molecule 0\) has position .* beyond \+-10000 Angstrom")
+@case(
+    "model",
+    "energy_and_forces with positions x 1e19 (finite energy, NaN forces before)",
+    ValueError,
+    r"atom 1 \(molecule 0\) has position .* beyond \+-10000 Angstrom",
+)
 def _(tmp: Path):
     z, pos = _water()
     _model().energy_and_forces(z, pos * 1e19)
 
 
-@case("model", "batch vector with a gap: [0]*3 + [2]*3 (3 energies for 2 molecules before)", ValueError,
-      r"without gaps: atom 3 has molecule 2 after molecule 0, so molecule 1 would have no atoms")
+@case(
+    "model",
+    "batch vector with a gap: [0]*3 + [2]*3 (3 energies for 2 molecules before)",
+    ValueError,
+    r"without gaps: atom 3 has molecule 2 after molecule 0, so molecule 1 would have no atoms",
+)
 def _(tmp: Path):
     z, pos = _two_waters()
     _model()(z, pos, torch.tensor([0] * 3 + [2] * 3))
 
 
-@case("model", "batch vector [0]*3 + [10**8]*3 (allocated 10^8 energies before)", ValueError,
-      r"atom 3 has molecule 100000000 after molecule 0")
+@case(
+    "model",
+    "batch vector [0]*3 + [10**8]*3 (allocated 10^8 energies before)",
+    ValueError,
+    r"atom 3 has molecule 100000000 after molecule 0",
+)
 def _(tmp: Path):
     z, pos = _two_waters()
     _model()(z, pos, torch.tensor([0] * 3 + [10**8] * 3))
@@ -104,6 +117,11 @@ def _(tmp: Path):
     SchNet(num_gaussians=8.5)
 
 
-@case("model", "set_standardization with a NaN mean", ValueError, r"standardization: mean must be a finite number, got nan")
+@case(
+    "model",
+    "set_standardization with a NaN mean",
+    ValueError,
+    r"standardization: mean must be a finite number, got nan",
+)
 def _(tmp: Path):
     _model().set_standardization(float("nan"), 1.0)

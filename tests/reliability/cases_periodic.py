@@ -1,4 +1,5 @@
 """Audit cases of periodic structures, stress and the memory guard of all-pairs graphs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,12 @@ def _crystal():
     return z, pos, cell[None], torch.ones(1, 3, dtype=torch.bool)
 
 
-@case("periodic", "periodic structure into an all-pairs model (cutoff=None)", ValueError,
-      r"structure 0 is periodic.*cutoff=None.*finite cutoff")
+@case(
+    "periodic",
+    "periodic structure into an all-pairs model (cutoff=None)",
+    ValueError,
+    r"structure 0 is periodic.*cutoff=None.*finite cutoff",
+)
 def _(tmp: Path):
     _model(None)(*_crystal()[:2], None, *_crystal()[2:])
 
@@ -34,8 +39,12 @@ def _(tmp: Path):
     _model(4.0)(z, pos, None, cell, None)
 
 
-@case("periodic", "periodic axis with a zero lattice vector", ValueError,
-      r"structure 0 is periodic along axes \[0, 1, 2\].*zero or linearly dependent")
+@case(
+    "periodic",
+    "periodic axis with a zero lattice vector",
+    ValueError,
+    r"structure 0 is periodic along axes \[0, 1, 2\].*zero or linearly dependent",
+)
 def _(tmp: Path):
     z, pos, cell, pbc = _crystal()
     cell = cell.clone()
@@ -51,27 +60,42 @@ def _(tmp: Path):
     _model(4.0)(z, pos, None, cell, pbc)
 
 
-@case("periodic", "atom on a periodic image of another atom", ValueError,
-      r"atoms 0 and 1 of structure 0 coincide: atom 1 is on atom 0.s image shifted by \[0, 1, 0\] lattice vectors")
+@case(
+    "periodic",
+    "atom on a periodic image of another atom",
+    ValueError,
+    r"atoms 0 and 1 of structure 0 coincide: atom 1 is on atom 0.s image shifted by \[0, 1, 0\] lattice vectors",
+)
 def _(tmp: Path):
     z, pos, cell, pbc = _crystal()
     pos = torch.stack([pos[0], pos[0] + cell[0, 1]])
     _model(4.0)(z, pos, None, cell, pbc)
 
 
-@case("periodic", "stress of a molecule in a batch with a crystal", ValueError,
-      r"stress is undefined for structure 1: it has no periodic axis")
+@case(
+    "periodic",
+    "stress of a molecule in a batch with a crystal",
+    ValueError,
+    r"stress is undefined for structure 1: it has no periodic axis",
+)
 def _(tmp: Path):
     z, pos, cell, pbc = _crystal()
     both = torch.cat([pos, pos + 5.0])
     _model(4.0).energy_forces_stress(
-        torch.cat([z, z]), both, torch.tensor([0, 0, 1, 1]), torch.cat([cell, torch.zeros_like(cell)]),
+        torch.cat([z, z]),
+        both,
+        torch.tensor([0, 0, 1, 1]),
+        torch.cat([cell, torch.zeros_like(cell)]),
         torch.cat([pbc, torch.zeros_like(pbc)]),
     )
 
 
-@case("periodic", "stress of a slab without a third lattice vector (zero volume)", ValueError,
-      r"stress is undefined for structure 0: its cell .* has zero volume")
+@case(
+    "periodic",
+    "stress of a slab without a third lattice vector (zero volume)",
+    ValueError,
+    r"stress is undefined for structure 0: its cell .* has zero volume",
+)
 def _(tmp: Path):
     z, pos, cell, _ = _crystal()
     cell = cell.clone()
@@ -79,8 +103,12 @@ def _(tmp: Path):
     _model(4.0).energy_forces_stress(z, pos, None, cell, torch.tensor([[True, True, False]]))
 
 
-@case("periodic", "periodic batch into dense (padded) batching", ValueError,
-      r"structure 0 of the batch is periodic .*dense \(padded\) path handles molecules only")
+@case(
+    "periodic",
+    "periodic batch into dense (padded) batching",
+    ValueError,
+    r"structure 0 of the batch is periodic .*dense \(padded\) path handles molecules only",
+)
 def _(tmp: Path):
     from torch_geometric.data import Batch, Data
 
@@ -90,8 +118,12 @@ def _(tmp: Path):
     to_dense(Batch.from_data_list([Data(z=z, pos=pos, cell=cell, pbc=pbc)]))
 
 
-@case("model", "all-pairs model (cutoff=None) on 2,000 atoms with forces", MemoryError,
-      r"needs about \d+\.\d GiB, more than the limit of 4\.0 GiB: build the model with a cutoff")
+@case(
+    "model",
+    "all-pairs model (cutoff=None) on 2,000 atoms with forces",
+    MemoryError,
+    r"needs about \d+\.\d GiB, more than the limit of 4\.0 GiB: build the model with a cutoff",
+)
 def _(tmp: Path):
     import os
 

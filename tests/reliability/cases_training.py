@@ -1,5 +1,6 @@
 """Audit cases: training runs with non-finite losses, changed settings on resume, invalid settings
 (issue 8, defects 2, 4, 12 and 13)."""
+
 from __future__ import annotations
 
 import copy
@@ -10,8 +11,8 @@ from typing import Any, List
 import torch
 
 from pyg_schnet.experiments.demo import DEMO_DATA
-from pyg_schnet.train import NonFiniteError, TrainConfig, Trainer, standardize_model
 from pyg_schnet.experiments.protocols import md17
+from pyg_schnet.train import NonFiniteError, TrainConfig, Trainer, standardize_model
 
 from .registry import case
 
@@ -36,20 +37,28 @@ def trainer(out: Path, train=None, val=None, **settings: Any) -> Trainer:
     data = molecules()
     model = tiny_data.tiny_model()
     model.set_standardization(-3.0, 1.0)
-    config = TrainConfig(**{**dict(rho=1.0, batch_size=4, max_epochs=1, patience=None, seed=1, progress=False),
-                            **settings})
-    return Trainer(model, train if train is not None else data[:12], val if val is not None else data[12:],
-                   out, config)
+    config = TrainConfig(
+        **{**dict(rho=1.0, batch_size=4, max_epochs=1, patience=None, seed=1, progress=False), **settings}
+    )
+    return Trainer(model, train if train is not None else data[:12], val if val is not None else data[12:], out, config)
 
 
-@case("training", "a training molecule with energy NaN (the run exited 0 before)", NonFiniteError,
-      r"epoch 1, step \d+: the training loss is nan .*training data: example 7, field 'energy'")
+@case(
+    "training",
+    "a training molecule with energy NaN (the run exited 0 before)",
+    NonFiniteError,
+    r"epoch 1, step \d+: the training loss is nan .*training data: example 7, field 'energy'",
+)
 def _(tmp: Path):
     trainer(tmp, train=with_nan_energy(molecules()[:12], 7)).fit()
 
 
-@case("training", "a validation molecule with energy NaN", NonFiniteError,
-      r"epoch 1, step 3: the validation loss is nan .*validation data: example 2")
+@case(
+    "training",
+    "a validation molecule with energy NaN",
+    NonFiniteError,
+    r"epoch 1, step 3: the validation loss is nan .*validation data: example 2",
+)
 def _(tmp: Path):
     try:
         trainer(tmp, val=with_nan_energy(molecules()[12:], 2)).fit()
@@ -57,8 +66,12 @@ def _(tmp: Path):
         assert not (tmp / "model.pt").exists() and not (tmp / "checkpoint.pt").exists()
 
 
-@case("training", "--resume with --lr 0.01 (ignored, yet reported, before)", ValueError,
-      r"a resume must keep the settings .*lr 0\.001 -> 0\.01")
+@case(
+    "training",
+    "--resume with --lr 0.01 (ignored, yet reported, before)",
+    ValueError,
+    r"a resume must keep the settings .*lr 0\.001 -> 0\.01",
+)
 def _(tmp: Path):
     trainer(tmp).fit()
     trainer(tmp, lr=0.01, max_epochs=2).fit(resume=True)
@@ -83,7 +96,9 @@ def _(tmp: Path) -> str:
     return f"accepted (a cap): continued from epoch {fit.resumed_from_epoch} to epoch {fit.epochs}"
 
 
-@case("training", "TrainConfig(rho=nan)", ValueError, r"TrainConfig: rho must be a finite number in \[0, inf\), got nan")
+@case(
+    "training", "TrainConfig(rho=nan)", ValueError, r"TrainConfig: rho must be a finite number in \[0, inf\), got nan"
+)
 def _(tmp: Path):
     TrainConfig(rho=float("nan"))
 
@@ -100,14 +115,30 @@ def _(tmp: Path):
 
 def _benchmark_writes_nothing(tmp: Path, *flags: str) -> None:
     try:
-        md17.main(["--raw-file", str(DEMO_DATA), "--root", str(tmp / "data"), "--out", str(tmp / "out"),
-                   "--max-epochs", "1", "--no-progress", *flags])
+        md17.main(
+            [
+                "--raw-file",
+                str(DEMO_DATA),
+                "--root",
+                str(tmp / "data"),
+                "--out",
+                str(tmp / "out"),
+                "--max-epochs",
+                "1",
+                "--no-progress",
+                *flags,
+            ]
+        )
     finally:
         assert not any(tmp.iterdir()), "files were written before the settings were checked"
 
 
-@case("training", "benchmarks/md17.py --lr -0.001 (left split.npz behind before)", ValueError,
-      r"TrainConfig: lr must be a finite number in \(0, inf\), got -0\.001")
+@case(
+    "training",
+    "benchmarks/md17.py --lr -0.001 (left split.npz behind before)",
+    ValueError,
+    r"TrainConfig: lr must be a finite number in \(0, inf\), got -0\.001",
+)
 def _(tmp: Path):
     _benchmark_writes_nothing(tmp, "--lr", "-0.001")
 
@@ -122,12 +153,21 @@ def _(tmp: Path):
     _benchmark_writes_nothing(tmp, "--rho", "nan")
 
 
-@case("training", "benchmarks/md17.py --hidden-channels 0", ValueError, r"SchNet: hidden_channels must be a positive integer")
+@case(
+    "training",
+    "benchmarks/md17.py --hidden-channels 0",
+    ValueError,
+    r"SchNet: hidden_channels must be a positive integer",
+)
 def _(tmp: Path):
     _benchmark_writes_nothing(tmp, "--hidden-channels", "0")
 
 
-@case("training", "training energies with a NaN (NaN standardisation mean)", ValueError,
-      r"training example 3 has energy nan: cannot standardise")
+@case(
+    "training",
+    "training energies with a NaN (NaN standardisation mean)",
+    ValueError,
+    r"training example 3 has energy nan: cannot standardise",
+)
 def _(tmp: Path):
     standardize_model(tiny_data.tiny_model(), with_nan_energy(molecules(8), 3))

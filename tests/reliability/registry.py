@@ -10,6 +10,7 @@ either shows in CI. Regenerate the table with ``python -m tests.reliability.rend
 
 Add cases in a module ``tests/reliability/cases_<area>.py`` with the :func:`case` decorator.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -102,6 +103,7 @@ Regenerate it with `python -m tests.reliability.render` after adding a case.
 
 def render_table(rows: List[Tuple[Case, str, str]]) -> str:
     """The Markdown of docs/reliability.md for ``(case, outcome, message)`` rows."""
+
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 

@@ -1,4 +1,5 @@
 """``python -m tests.reliability.render``: run every audit case and write docs/reliability.md."""
+
 from __future__ import annotations
 
 from pathlib import Path

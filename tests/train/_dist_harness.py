@@ -4,6 +4,7 @@ The processes are forked (no re-import: seconds, not tens of seconds), find each
 at a free port through the same environment variables torchrun sets, and are killed when they
 outlive a deadline, so a test that would hang fails with a TimeoutError instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,10 +25,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _entry(rank: int, fn: Callable, world_size: int, port: int, timeout_s: Optional[float], args: Sequence[Any],
-           errors: Optional[Path]) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+def _entry(
+    rank: int,
+    fn: Callable,
+    world_size: int,
+    port: int,
+    timeout_s: Optional[float],
+    args: Sequence[Any],
+    errors: Optional[Path],
+) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     info = distributed.init_from_env("cpu", backend="gloo", timeout_s=timeout_s)
     assert info.world_size == world_size and info.rank == rank and info.backend == "gloo"
@@ -41,15 +50,24 @@ def _entry(rank: int, fn: Callable, world_size: int, port: int, timeout_s: Optio
         torch.distributed.destroy_process_group()
 
 
-def run_ranks(fn: Callable, *args: Any, world_size: int = 2, deadline_s: float = 60.0,
-              collective_timeout_s: Optional[float] = 20.0, errors: Optional[Path] = None) -> None:
+def run_ranks(
+    fn: Callable,
+    *args: Any,
+    world_size: int = 2,
+    deadline_s: float = 60.0,
+    collective_timeout_s: Optional[float] = 20.0,
+    errors: Optional[Path] = None,
+) -> None:
     """Calls ``fn(rank, *args)`` on ``world_size`` forked processes; raises what a rank raised
     (:class:`torch.multiprocessing.ProcessRaisedException`, the others are then terminated) or
     :class:`TimeoutError` after ``deadline_s``. With ``errors`` (a folder), each rank that raises
     writes ``rank<r>.error`` there."""
     port = free_port()
     context = mp.start_processes(
-        _entry, args=(fn, world_size, port, collective_timeout_s, args, errors), nprocs=world_size, join=False,
+        _entry,
+        args=(fn, world_size, port, collective_timeout_s, args, errors),
+        nprocs=world_size,
+        join=False,
         start_method="fork",
     )
     deadline = time.monotonic() + deadline_s

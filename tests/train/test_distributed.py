@@ -6,6 +6,7 @@ molecules, and 1 and 2 in the last batch), after evaluating the initial model on
 molecules (shards of 3 and 4). Each rank saves what it ends with; the tests compare the ranks with
 each other and with the same trainers run in this process.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,13 +14,12 @@ import copy
 import pytest
 import torch
 import torch.multiprocessing as mp
-from torch_geometric.data import Data
-
-from pyg_schnet.train import TrainConfig, Trainer, distributed
-from pyg_schnet.io.model_file import safe_load
-
 from _dist_harness import run_ranks
 from _trainer_tiny_data import synthetic_molecules, tiny_model
+from torch_geometric.data import Data
+
+from pyg_schnet.io.model_file import safe_load
+from pyg_schnet.train import TrainConfig, Trainer, distributed
 
 RAW = synthetic_molecules(20, seed=5)
 SPLIT = {"train": torch.arange(13), "val": torch.arange(13, 20), "test": torch.empty(0, dtype=torch.long)}
@@ -44,9 +44,18 @@ def make_trainer(case: str, out, max_epochs: int = 2, model_seed: int = 0) -> Tr
     data = as_dtype(RAW, spec["dtype"])
     model = tiny_model(model_seed).to(spec["dtype"])
     model.set_standardization(-3.0, 1.0)
-    cfg = TrainConfig(rho=spec["rho"], energy_weight=spec["energy_weight"], batching=spec.get("batching", "sparse"),
-                      batch_size=5, lr=1e-2,
-                      ema_decay=0.9, max_epochs=max_epochs, patience=None, seed=11, progress=False)
+    cfg = TrainConfig(
+        rho=spec["rho"],
+        energy_weight=spec["energy_weight"],
+        batching=spec.get("batching", "sparse"),
+        batch_size=5,
+        lr=1e-2,
+        ema_decay=0.9,
+        max_epochs=max_epochs,
+        patience=None,
+        seed=11,
+        progress=False,
+    )
     return Trainer(model, data[:13], data[13:], out, cfg, split=SPLIT)
 
 
@@ -98,7 +107,8 @@ def test_ranks_hold_identical_parameters_ema_and_optimizer_state(two_ranks):
             assert (pid, key) == (pid1, key1) and torch.equal(torch.as_tensor(a), torch.as_tensor(b)), (case, pid, key)
         for row0, row1 in zip(rank0[case]["history"], rank1[case]["history"]):  # all but the clocks
             assert {k: v for k, v in row0.items() if not k.endswith("_s")} == {
-                k: v for k, v in row1.items() if not k.endswith("_s")}, case
+                k: v for k, v in row1.items() if not k.endswith("_s")
+            }, case
 
 
 @pytest.mark.parametrize("case, tol", [("f64", 1e-10), ("f32", 1e-5), ("f64_dense", 1e-10)])

@@ -1,4 +1,5 @@
 """``torchrun --standalone --nproc-per-node 2 benchmarks/md17.py`` on the real ethanol excerpt (CPU, gloo)."""
+
 import json
 import os
 import subprocess
@@ -6,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _trainer_tiny_data import TINY_FLAGS
+
 from pyg_schnet.train import load_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,10 +19,34 @@ def test_torchrun_two_processes_run_the_md17_benchmark(shared_data, tmp_path):
     if not npz_path.exists():
         pytest.skip(f"{npz_path} not found")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           str(REPO / "benchmarks" / "md17.py"), "--raw-file", str(npz_path), "--root", str(tmp_path / "data"),
-           "--out", str(out), "--n-train", "40", "--n-val", "11", "--n-test", "9", "--batch-size", "8",
-           "--max-epochs", "1", "--dist-timeout", "120", *TINY_FLAGS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        str(REPO / "benchmarks" / "md17.py"),
+        "--raw-file",
+        str(npz_path),
+        "--root",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+        "--n-train",
+        "40",
+        "--n-val",
+        "11",
+        "--n-test",
+        "9",
+        "--batch-size",
+        "8",
+        "--max-epochs",
+        "1",
+        "--dist-timeout",
+        "120",
+        *TINY_FLAGS,
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]

@@ -1,11 +1,11 @@
 """Training through the dense path gives the sparse path's run; 'auto' picks one and records it."""
+
 import pytest
 import torch
+from _trainer_tiny_data import synthetic_molecules, tiny_model
 
 from pyg_schnet.train import TrainConfig, Trainer
 from pyg_schnet.train.predict import check_batching, predict
-
-from _trainer_tiny_data import synthetic_molecules, tiny_model
 
 DATA = synthetic_molecules(30, seed=4)
 TRAIN, VAL = DATA[:20], DATA[20:]

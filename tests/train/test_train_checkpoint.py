@@ -1,5 +1,6 @@
 """Checkpoints and saved models: weights-only loadable, atomic, checksummed, with units, with errors
 naming the file; run folders lose the temporaries of dead writers."""
+
 import random
 import subprocess
 import sys
@@ -7,13 +8,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _trainer_tiny_data import synthetic_molecules, tiny_model
 
-from pyg_schnet.train import TrainConfig, Trainer, load_model, save_model
 from pyg_schnet.io.files import atomic_torch_save
 from pyg_schnet.io.model_file import CHECKPOINT_FORMAT, CHECKPOINT_FORMATS, MODEL_FORMAT, content_digest, load_verified
+from pyg_schnet.train import TrainConfig, Trainer, load_model, save_model
 from pyg_schnet.train.state import rng_state, set_rng_state
-
-from _trainer_tiny_data import synthetic_molecules, tiny_model
 
 
 def test_checkpoint_holds_everything_and_loads_weights_only(tmp_path):
@@ -21,12 +21,32 @@ def test_checkpoint_holds_everything_and_loads_weights_only(tmp_path):
     model = tiny_model()
     model.set_standardization(-3.0, 1.0)
     split = {"train": torch.arange(8), "val": torch.arange(8, 12), "test": torch.empty(0, dtype=torch.long)}
-    trainer = Trainer(model, data[:8], data[8:], tmp_path, TrainConfig(rho=0.0, batch_size=4, max_epochs=1,
-                                                                         progress=False), split=split)
+    trainer = Trainer(
+        model,
+        data[:8],
+        data[8:],
+        tmp_path,
+        TrainConfig(rho=0.0, batch_size=4, max_epochs=1, progress=False),
+        split=split,
+    )
     trainer.fit()
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    for key in ("model", "ema", "best_model", "optimizer", "scheduler", "rng", "step", "epoch", "split",
-                "best_val_loss", "train_config", "model_config", "history", "elapsed_s"):
+    for key in (
+        "model",
+        "ema",
+        "best_model",
+        "optimizer",
+        "scheduler",
+        "rng",
+        "step",
+        "epoch",
+        "split",
+        "best_val_loss",
+        "train_config",
+        "model_config",
+        "history",
+        "elapsed_s",
+    ):
         assert key in state, key
     assert set(state["rng"]) >= {"torch", "numpy", "python", "loader"}
     assert torch.equal(state["split"]["val"], split["val"])
@@ -111,8 +131,11 @@ def test_model_written_in_the_old_format_still_loads(tmp_path):
     # pyg_schnet.model/1: keys format, config and state_dict only; no checksum, no units
     model = tiny_model(2)
     model.set_standardization(-1.5, 2.0)
-    old = {"format": "pyg_schnet.model/1", "config": dict(model.config),
-           "state_dict": {k: v.clone() for k, v in model.state_dict().items()}}
+    old = {
+        "format": "pyg_schnet.model/1",
+        "config": dict(model.config),
+        "state_dict": {k: v.clone() for k, v in model.state_dict().items()},
+    }
     torch.save(old, tmp_path / "old.pt")
     loaded = load_model(tmp_path / "old.pt")
     assert loaded.units == {"energy": "kcal/mol", "length": "Angstrom"}
@@ -133,7 +156,9 @@ def test_empty_and_text_files_name_the_cause(tmp_path):
     with pytest.raises(ValueError, match=r"empty\.pt: the file is empty \(0 bytes\)"):
         load_model(tmp_path / "empty.pt")
     (tmp_path / "notes.pt").write_text("hello\n")
-    with pytest.raises(ValueError, match=r"notes\.pt: not a file written by torch\.save \(it starts with b'hello\\n'\)"):
+    with pytest.raises(
+        ValueError, match=r"notes\.pt: not a file written by torch\.save \(it starts with b'hello\\n'\)"
+    ):
         load_model(tmp_path / "notes.pt")
 
 

@@ -1,4 +1,5 @@
 """benchmarks/iso17.py's protocol on ISO17-layout folds built from the 40 real equilibrium rows."""
+
 import math
 
 import numpy as np
@@ -6,8 +7,8 @@ import pytest
 import torch
 
 from pyg_schnet.datasets import EV_TO_KCAL_PER_MOL
-from pyg_schnet.train import load_model
 from pyg_schnet.experiments.protocols.iso17 import main
+from pyg_schnet.train import load_model
 
 FOLDS = {"reference": range(0, 20), "test_within": range(20, 26), "test_other": range(26, 32)}
 
@@ -26,18 +27,40 @@ def write_folds(shared_data, root):
         path.parent.mkdir(parents=True, exist_ok=True)
         with ase.db.connect(str(path), type="db") as out:
             for i in picks:
-                out.write(Atoms(numbers=rows[i].numbers, positions=rows[i].positions),
-                          key_value_pairs={"total_energy": rows[i].key_value_pairs["total_energy"]},
-                          data={"atomic_forces": np.asarray(rows[i].data["atomic_forces"])})
+                out.write(
+                    Atoms(numbers=rows[i].numbers, positions=rows[i].positions),
+                    key_value_pairs={"total_energy": rows[i].key_value_pairs["total_energy"]},
+                    data={"atomic_forces": np.asarray(rows[i].data["atomic_forces"])},
+                )
     return rows
 
 
 def test_iso17_trains_on_reference_and_tests_both_folds_in_kcal_per_mol(shared_data, tmp_path, capsys):
     rows = write_folds(shared_data, tmp_path / "data")
     out = tmp_path / "out"
-    results = main(["--root", str(tmp_path / "data"), "--out", str(out), "--n-val", "5", "--max-epochs", "2",
-                    "--rho", "0", "--hidden-channels", "16", "--num-filters", "16", "--num-interactions", "1",
-                    "--num-gaussians", "50", "--no-progress"])
+    results = main(
+        [
+            "--root",
+            str(tmp_path / "data"),
+            "--out",
+            str(out),
+            "--n-val",
+            "5",
+            "--max-epochs",
+            "2",
+            "--rho",
+            "0",
+            "--hidden-channels",
+            "16",
+            "--num-filters",
+            "16",
+            "--num-interactions",
+            "1",
+            "--num-gaussians",
+            "50",
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr().out
     assert "[test_within]" in printed and "mean predictor 15.540" in printed and "paper 3.110" in printed
     assert results["split"]["n_train"] == 15 and results["split"]["n_val"] == 5

@@ -1,4 +1,5 @@
 """The training loss is Eq. 5 of the paper, per molecule, averaged over the batch."""
+
 import pytest
 import torch
 
@@ -21,9 +22,7 @@ def test_loss_matches_eq5_by_hand(rho):
     expected = []
     for m, atoms in enumerate(([0, 1, 2], [3, 4])):
         energy_term = (float(e_true[m]) - float(e_pred[m])) ** 2
-        force_term = sum(
-            sum((float(f_true[i, k]) - float(f_pred[i, k])) ** 2 for k in range(3)) for i in atoms
-        )
+        force_term = sum(sum((float(f_true[i, k]) - float(f_pred[i, k])) ** 2 for k in range(3)) for i in atoms)
         expected.append(energy_term + rho / len(atoms) * force_term)
     per_mol = per_molecule_loss(e_pred, e_true, batch, rho, f_pred, f_true)
     assert per_mol.dtype == torch.float64

@@ -1,4 +1,5 @@
 """benchmarks/md17.py end to end on the real ethanol excerpt, and the demo entry point on its xTB data."""
+
 import hashlib
 import json
 import math
@@ -9,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _trainer_tiny_data import TINY_FLAGS
 
 from pyg_schnet.experiments.demo import DEMO_DATA
-from _trainer_tiny_data import TINY_FLAGS
-from pyg_schnet.train import load_model
 from pyg_schnet.experiments.paper_values import iso17_row, md17_row, qm9_row
 from pyg_schnet.experiments.protocols.md17 import md17_split_sizes
+from pyg_schnet.train import load_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,9 +25,23 @@ def test_md17_script_two_epochs_writes_complete_results(shared_data, tmp_path):
     if not npz_path.exists():
         pytest.skip(f"{npz_path} not found")
     out = tmp_path / "out"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "md17.py"), "--raw-file", str(npz_path),
-           "--root", str(tmp_path / "data"), "--out", str(out), "--n-train", "1000", "--max-epochs", "2",
-           "--seed", "3", *TINY_FLAGS]
+    cmd = [
+        sys.executable,
+        str(REPO / "benchmarks" / "md17.py"),
+        "--raw-file",
+        str(npz_path),
+        "--root",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+        "--n-train",
+        "1000",
+        "--max-epochs",
+        "2",
+        "--seed",
+        "3",
+        *TINY_FLAGS,
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # 1,500 frames cannot hold N + 1,000 + 1,000: the documented 250 / 250 split, announced
@@ -34,15 +49,32 @@ def test_md17_script_two_epochs_writes_complete_results(shared_data, tmp_path):
     assert "paper 0.080" in proc.stdout and "GDML 0.150" in proc.stdout and "paper 0.390" in proc.stdout
 
     results = json.loads((out / "results.json").read_text())
-    for key in ("config", "data", "split", "test", "training", "paper", "wall_time_s", "device",
-                "torch_version", "command", "date"):
+    for key in (
+        "config",
+        "data",
+        "split",
+        "test",
+        "training",
+        "paper",
+        "wall_time_s",
+        "device",
+        "torch_version",
+        "command",
+        "date",
+    ):
         assert key in results, key
     assert results["torch_version"] == torch.__version__
     assert "benchmarks/md17.py" in results["command"] and "--n-train 1000" in results["command"]
     record = results["data"]["files"][0]
     assert record["sha256"] == hashlib.sha256(npz_path.read_bytes()).hexdigest()
-    assert results["split"] == {"seed": 3, "n_train": 1000, "n_val": 250, "n_test": 250,
-                                "test_sets": {"test": 250}, "file": "split.npz"}
+    assert results["split"] == {
+        "seed": 3,
+        "n_train": 1000,
+        "n_val": 250,
+        "n_test": 250,
+        "test_sets": {"test": 250},
+        "file": "split.npz",
+    }
     assert results["training"]["epochs"] == 2 and results["training"]["steps"] == 64
     assert results["paper"]["energy_mae"] == 0.08 and results["paper"]["gdml_force_mae"] == 0.79
     test = results["test"]
@@ -77,8 +109,22 @@ def test_demo_entry_point_runs_on_embedded_xtb_data(tmp_path, capsys):
         pytest.skip(f"demo data {DEMO_DATA} not generated yet")
     from pyg_schnet.experiments.demo.__main__ import main
 
-    results = main(["--out", str(tmp_path / "demo"), "--max-epochs", "1", "--n-train", "64", "--n-val", "32",
-                    "--n-test", "32", *TINY_FLAGS[:-3], "--no-progress"])
+    results = main(
+        [
+            "--out",
+            str(tmp_path / "demo"),
+            "--max-epochs",
+            "1",
+            "--n-train",
+            "64",
+            "--n-val",
+            "32",
+            "--n-test",
+            "32",
+            *TINY_FLAGS[:-3],
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr().out
     assert "GFN2-xTB" in printed and "not the DFT" in printed
     assert results["benchmark"] == "demo" and results["split"]["n_train"] == 64
@@ -99,8 +145,12 @@ def test_md17_split_sizes_follow_the_paper_or_say_why_not():
 
 
 def test_paper_rows_are_looked_up_by_molecule_size_and_rho():
-    assert md17_row("ethanol", 1000, 100.0) == {"energy_mae": 0.08, "force_mae": 0.39,
-                                                 "gdml_energy_mae": 0.15, "gdml_force_mae": 0.79}
+    assert md17_row("ethanol", 1000, 100.0) == {
+        "energy_mae": 0.08,
+        "force_mae": 0.39,
+        "gdml_energy_mae": 0.15,
+        "gdml_force_mae": 0.79,
+    }
     assert md17_row("salicylic acid", 1000, 0.0)["energy_mae"] == 3.27
     assert md17_row("ethanol", 50_000, 100.0) == {"energy_mae": 0.05, "force_mae": 0.05}
     assert md17_row("ethanol", 700, 100.0) == {}

@@ -1,15 +1,15 @@
 """Error metrics accumulated over batches, and the energy standardisation from the training split."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
+from _trainer_tiny_data import synthetic_molecules, tiny_model
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from pyg_schnet.train import ErrorAccumulator, energy_statistics, evaluate, standardize_model
-
-from _trainer_tiny_data import synthetic_molecules, tiny_model
 
 
 def test_accumulated_errors_equal_numpy_over_all_molecules_and_components():
@@ -23,8 +23,10 @@ def test_accumulated_errors_equal_numpy_over_all_molecules_and_components():
         fp = torch.randn(batch.numel(), 3, generator=gen)
         ft = torch.randn(batch.numel(), 3, generator=gen)
         acc.update(ep, et, batch, fp, ft)
-        e_pred.append(ep.double().numpy()); e_true.append(et.numpy())
-        f_pred.append(fp.double().numpy()); f_true.append(ft.double().numpy())
+        e_pred.append(ep.double().numpy())
+        e_true.append(et.numpy())
+        f_pred.append(fp.double().numpy())
+        f_true.append(ft.double().numpy())
     de = np.concatenate(e_pred) - np.concatenate(e_true)
     df = np.concatenate(f_pred) - np.concatenate(f_true)
     m = acc.compute()
@@ -62,9 +64,11 @@ def test_evaluate_matches_per_molecule_predictions():
 
 
 def test_standardisation_is_per_atom_mean_and_std_of_training_energies():
-    data = [Data(z=torch.tensor([8, 1, 1]), pos=torch.zeros(3, 3), energy=torch.tensor([-30.0], dtype=torch.float64)),
-            Data(z=torch.tensor([6, 1]), pos=torch.zeros(2, 3), energy=torch.tensor([-10.0], dtype=torch.float64)),
-            Data(z=torch.tensor([1, 1]), pos=torch.zeros(2, 3), energy=torch.tensor([-2.0], dtype=torch.float64))]
+    data = [
+        Data(z=torch.tensor([8, 1, 1]), pos=torch.zeros(3, 3), energy=torch.tensor([-30.0], dtype=torch.float64)),
+        Data(z=torch.tensor([6, 1]), pos=torch.zeros(2, 3), energy=torch.tensor([-10.0], dtype=torch.float64)),
+        Data(z=torch.tensor([1, 1]), pos=torch.zeros(2, 3), energy=torch.tensor([-2.0], dtype=torch.float64)),
+    ]
     per_atom = np.array([-10.0, -5.0, -1.0])
     mean, std = energy_statistics(data)
     assert mean == pytest.approx(per_atom.mean()) and std == pytest.approx(per_atom.std(ddof=1))

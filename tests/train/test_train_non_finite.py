@@ -1,19 +1,19 @@
 """Issue 8, defect 2: a run whose loss, weights or validation loss become non-finite stops with an error
 naming the epoch and step, writes nothing for that epoch, and results.json never claims a missing file."""
+
 import copy
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from _trainer_tiny_data import synthetic_molecules, tiny_model
 
 from pyg_schnet.datasets import SplitIndices
-from pyg_schnet.train import NonFiniteError, TrainConfig, Trainer
-from pyg_schnet.io.model_file import safe_load
-from pyg_schnet.experiments.runner import run_experiment
 from pyg_schnet.experiments.protocols.md17 import build_parser
-
-from _trainer_tiny_data import synthetic_molecules, tiny_model
+from pyg_schnet.experiments.runner import run_experiment
+from pyg_schnet.io.model_file import safe_load
+from pyg_schnet.train import NonFiniteError, TrainConfig, Trainer
 
 DATA = synthetic_molecules(16, seed=5)
 
@@ -38,8 +38,11 @@ def test_nan_training_loss_stops_at_its_epoch_and_step_and_keeps_the_last_good_f
 
     bad = with_nan_energy(train, 7)  # epoch 2 of a resumed run meets the NaN energy
     trainer = make_trainer(tmp_path, bad, val, max_epochs=2)
-    with pytest.raises(NonFiniteError, match=r"epoch 2, step [4-6]: the training loss is nan .*"
-                                             r"training data: example 7, field 'energy'.*checkpoint\.pt holds epoch 1, model\.pt the best epoch 1\."):
+    with pytest.raises(
+        NonFiniteError,
+        match=r"epoch 2, step [4-6]: the training loss is nan .*"
+        r"training data: example 7, field 'energy'.*checkpoint\.pt holds epoch 1, model\.pt the best epoch 1\.",
+    ):
         trainer.fit(resume=True)
     assert (tmp_path / "checkpoint.pt").read_bytes() == checkpoint
     assert (tmp_path / "model.pt").read_bytes() == model
@@ -48,8 +51,11 @@ def test_nan_training_loss_stops_at_its_epoch_and_step_and_keeps_the_last_good_f
 
 def test_nan_validation_loss_stops_naming_the_validation_example(tmp_path):
     trainer = make_trainer(tmp_path, DATA[:12], with_nan_energy(DATA[12:], 2))
-    with pytest.raises(NonFiniteError, match=r"epoch 1, step 3: the validation loss is nan with finite weights.*"
-                                             r"validation data: example 2, field 'energy'.*no epoch completed"):
+    with pytest.raises(
+        NonFiniteError,
+        match=r"epoch 1, step 3: the validation loss is nan with finite weights.*"
+        r"validation data: example 2, field 'energy'.*no epoch completed",
+    ):
         trainer.fit()
     assert not (tmp_path / "model.pt").exists() and not (tmp_path / "checkpoint.pt").exists()
 
@@ -66,20 +72,44 @@ def test_non_finite_weights_stop_the_run(tmp_path):
         return out
 
     trainer._train_step = step_then_corrupt
-    with pytest.raises(NonFiniteError, match=r"epoch 1, step 3: the weights became non-finite \(first: head\.net\.0\.bias\)"):
+    with pytest.raises(
+        NonFiniteError, match=r"epoch 1, step 3: the weights became non-finite \(first: head\.net\.0\.bias\)"
+    ):
         trainer.fit()
 
 
 def run_tiny_experiment(tmp_path, *flags, val=None):
-    args = build_parser().parse_args([
-        "--out", str(tmp_path / "out"), "--hidden-channels", "16", "--num-filters", "16",
-        "--num-interactions", "1", "--num-gaussians", "20", "--batch-size", "4", "--no-progress", *flags,
-    ])
+    args = build_parser().parse_args(
+        [
+            "--out",
+            str(tmp_path / "out"),
+            "--hidden-channels",
+            "16",
+            "--num-filters",
+            "16",
+            "--num-interactions",
+            "1",
+            "--num-gaussians",
+            "20",
+            "--batch-size",
+            "4",
+            "--no-progress",
+            *flags,
+        ]
+    )
     split = SplitIndices(torch.arange(12), torch.arange(12, 14), torch.arange(14, 16))
     return run_experiment(
-        args, benchmark="md17", label="tiny", rho=args.rho, train_set=DATA[:12],
-        val_set=val if val is not None else DATA[12:14], test_sets={"test": DATA[14:]}, split=split,
-        paper={"test": {}}, data_source={}, command=["test"],
+        args,
+        benchmark="md17",
+        label="tiny",
+        rho=args.rho,
+        train_set=DATA[:12],
+        val_set=val if val is not None else DATA[12:14],
+        test_sets={"test": DATA[14:]},
+        split=split,
+        paper={"test": {}},
+        data_source={},
+        command=["test"],
     )
 
 

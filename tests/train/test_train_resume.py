@@ -1,13 +1,13 @@
 """A run killed inside an epoch and resumed from its checkpoint ends exactly like an uninterrupted run."""
+
 import re
 
 import pytest
 import torch
-
-from pyg_schnet.train import TrainConfig, Trainer
-from pyg_schnet.io.model_file import safe_load
-
 from _trainer_tiny_data import synthetic_molecules, tiny_model
+
+from pyg_schnet.io.model_file import safe_load
+from pyg_schnet.train import TrainConfig, Trainer
 
 DATA = synthetic_molecules(36, seed=2)
 TRAIN, VAL = DATA[:24], DATA[24:]
@@ -81,13 +81,23 @@ def make_with(out, **changes) -> Trainer:
     return Trainer(model, TRAIN, VAL, out, TrainConfig(**{**settings, **changes}), split=SPLIT)
 
 
-@pytest.mark.parametrize("changes, listed", [
-    (dict(lr=0.01), [r"lr 0\.001 -> 0\.01"]),  # was ignored, yet reported in results.json
-    (dict(rho=0.0), [r"rho 10\.0 -> 0\.0"]),   # was applied mid-run
-    (dict(batch_size=4, seed=8), [r"batch_size 8 -> 4", r"seed 7 -> 8"]),  # was applied silently
-    (dict(lr_decay=0.5, lr_decay_steps=10, ema_decay=0.9, batching="dense"),
-     [r"lr_decay 0\.96 -> 0\.5", r"lr_decay_steps 100000 -> 10", r"ema_decay 0\.99 -> 0\.9", r"batching 'sparse' -> 'dense'"]),
-])
+@pytest.mark.parametrize(
+    "changes, listed",
+    [
+        (dict(lr=0.01), [r"lr 0\.001 -> 0\.01"]),  # was ignored, yet reported in results.json
+        (dict(rho=0.0), [r"rho 10\.0 -> 0\.0"]),  # was applied mid-run
+        (dict(batch_size=4, seed=8), [r"batch_size 8 -> 4", r"seed 7 -> 8"]),  # was applied silently
+        (
+            dict(lr_decay=0.5, lr_decay_steps=10, ema_decay=0.9, batching="dense"),
+            [
+                r"lr_decay 0\.96 -> 0\.5",
+                r"lr_decay_steps 100000 -> 10",
+                r"ema_decay 0\.99 -> 0\.9",
+                r"batching 'sparse' -> 'dense'",
+            ],
+        ),
+    ],
+)
 def test_resume_refuses_changed_fixed_settings_listing_each(tmp_path, changes, listed):
     make_with(tmp_path).fit()
     before = (tmp_path / "checkpoint.pt").read_bytes()

@@ -1,13 +1,13 @@
 """Learning-rate schedule (0.96 every 100,000 steps) and the EMA weights that are validated and saved."""
+
 import math
 
 import pytest
 import torch
-
-from pyg_schnet.train import TrainConfig, Trainer, exponential_moving_average, load_model, paper_lr_schedule
-from pyg_schnet.io.model_file import safe_load
-
 from _trainer_tiny_data import synthetic_molecules, tiny_model
+
+from pyg_schnet.io.model_file import safe_load
+from pyg_schnet.train import TrainConfig, Trainer, exponential_moving_average, load_model, paper_lr_schedule
 
 
 def adam_with_schedule(lr: float = 1e-3):

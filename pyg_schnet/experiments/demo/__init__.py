@@ -7,6 +7,7 @@ semi-empirical tight-binding method, **not** the DFT of MD17), stored in MD17's 
 the file. The demo runs the same code as ``benchmarks/md17.py``; with ``--raw-file`` pointing at a
 real MD17 file it is the real Table 2 benchmark.
 """
+
 from pathlib import Path
 
 #: The demo trajectory (MD17 layout, GFN2-xTB labels).

@@ -4,6 +4,7 @@ Same flags as ``benchmarks/md17.py`` (see ``--help``) with demo defaults: the em
 training / 100 validation / 200 test frames, energies + forces (rho = 100), 4 minutes of training,
 one CPU thread, output in ``./runs/demo``. It prints the test errors and where the plots are.
 """
+
 from __future__ import annotations
 
 import sys
@@ -20,9 +21,11 @@ DEMO_DEFAULTS = dict(n_train=700, n_val=100, max_minutes=4.0, patience=1000, thr
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser = build_parser(
-        prog="python -m pyg_schnet.experiments.demo", out="runs/demo", root=None,
+        prog="python -m pyg_schnet.experiments.demo",
+        out="runs/demo",
+        root=None,
         description="Train the paper's SchNet on the embedded GFN2-xTB ethanol demo data "
-                    "(xTB labels, not DFT) and report test errors and plots.",
+        "(xTB labels, not DFT) and report test errors and plots.",
     )
     parser.set_defaults(raw_file=DEMO_DATA, **DEMO_DEFAULTS)
     args = parser.parse_args(argv)
@@ -30,12 +33,19 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         args.root = Path(args.out) / "data"
     demo_data = Path(args.raw_file).resolve() == DEMO_DATA
     if demo_data:
-        print("demo data: ethanol, Langevin MD at 500 K, energies and forces from GFN2-xTB "
-              "(semi-empirical, not the DFT of MD17); paper numbers refer to DFT data and N = 1,000")
+        print(
+            "demo data: ethanol, Langevin MD at 500 K, energies and forces from GFN2-xTB "
+            "(semi-empirical, not the DFT of MD17); paper numbers refer to DFT data and N = 1,000"
+        )
     argv_used = sys.argv[1:] if argv is None else list(argv)
     extra = {"demo": {"data": str(args.raw_file), "labels": "GFN2-xTB (not DFT)" if demo_data else "user file"}}
-    return run(args, benchmark="demo", label_prefix="demo", extra=extra,
-               command=["python", "-m", "pyg_schnet.experiments.demo", *argv_used])
+    return run(
+        args,
+        benchmark="demo",
+        label_prefix="demo",
+        extra=extra,
+        command=["python", "-m", "pyg_schnet.experiments.demo", *argv_used],
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ with :data:`ISO17.EV_TO_KCAL_PER_MOL`. Training and validation examples come fro
 (:meth:`pyg_schnet.datasets.ISO17.train_val_indices`), else from a seeded split with ``--n-val``
 (default 1,000) validation examples.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,10 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from pyg_schnet.train import distributed
+from pyg_schnet.experiments.paper_values import iso17_row
 from pyg_schnet.experiments.runner import add_common_arguments, check_arguments, run_experiment, setup_distributed
 from pyg_schnet.io.records import file_record
-from pyg_schnet.experiments.paper_values import iso17_row
+from pyg_schnet.train import distributed
 
 TEST_SPLITS = ("test_within", "test_other")
 
@@ -34,12 +35,21 @@ def _seeded_subset(indices: torch.Tensor, count: Optional[int], seed: int, what:
 
 
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--rho", type=float, default=100.0,
-                        help="force weight of Eq. 5: 0 = energies only, 100 = energies and forces (paper)")
-    parser.add_argument("--n-train", type=int, default=None,
-                        help="use a seeded subset of this many training examples (default: all of them)")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--rho",
+        type=float,
+        default=100.0,
+        help="force weight of Eq. 5: 0 = energies only, 100 = energies and forces (paper)",
+    )
+    parser.add_argument(
+        "--n-train",
+        type=int,
+        default=None,
+        help="use a seeded subset of this many training examples (default: all of them)",
+    )
     add_common_arguments(parser, out="runs/iso17", patience=50, n_val=None)
     return parser
 
@@ -71,14 +81,23 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
         "unit_conversion": f"eV x {ISO17.EV_TO_KCAL_PER_MOL!r} = kcal/mol",
         "root": str(Path(root).resolve()),
         "files": files,
-        "train_val_from": "id lists" if all(p.exists() for p in reference.id_list_paths) else f"seeded split (seed {args.seed})",
+        "train_val_from": "id lists"
+        if all(p.exists() for p in reference.id_list_paths)
+        else f"seeded split (seed {args.seed})",
         "num_reference": len(reference),
     }
     what = "energies only" if args.rho == 0 else f"energies + forces (rho = {args.rho:g})"
     return run_experiment(
-        args, benchmark="iso17", label=f"ISO17, {what}", rho=args.rho,
-        train_set=reference[train_idx], val_set=reference[val_idx], test_sets=tests, split=split,
-        paper={name: iso17_row(name, args.rho) for name in TEST_SPLITS}, data_source=source,
+        args,
+        benchmark="iso17",
+        label=f"ISO17, {what}",
+        rho=args.rho,
+        train_set=reference[train_idx],
+        val_set=reference[val_idx],
+        test_sets=tests,
+        split=split,
+        paper={name: iso17_row(name, args.rho) for name in TEST_SPLITS},
+        data_source=source,
         command=command,
     )
 

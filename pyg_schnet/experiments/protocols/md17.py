@@ -10,6 +10,7 @@ validation and test (1,500 frames, N = 1,000: 250 validation, 250 test), and the
 Run ``python benchmarks/md17.py --help``; ``python -m pyg_schnet.experiments.demo`` runs this same code on the
 embedded xTB demo data.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,11 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from pyg_schnet.train import distributed
 from pyg_schnet.datasets.raw_files import raw_file_link
+from pyg_schnet.experiments.paper_values import md17_row
 from pyg_schnet.experiments.runner import add_common_arguments, check_arguments, run_experiment, setup_distributed
 from pyg_schnet.io.records import file_record
-from pyg_schnet.experiments.paper_values import md17_row
+from pyg_schnet.train import distributed
 
 #: Data set root when ``--root`` is not given.
 DEFAULT_ROOT = "runs/data/md17"
@@ -29,8 +30,9 @@ DEFAULT_ROOT = "runs/data/md17"
 PAPER_N_VAL = 1000
 
 
-def md17_split_sizes(num_frames: int, n_train: int, n_val: Optional[int] = None,
-                     n_test: Optional[int] = None) -> Tuple[int, int, int, str]:
+def md17_split_sizes(
+    num_frames: int, n_train: int, n_val: Optional[int] = None, n_test: Optional[int] = None
+) -> Tuple[int, int, int, str]:
     """``(n_train, n_val, n_test, note)`` for a trajectory of ``num_frames`` frames.
 
     ``n_val=None`` means the paper's 1,000 when at least 1,000 frames remain for testing, otherwise
@@ -49,9 +51,11 @@ def md17_split_sizes(num_frames: int, n_train: int, n_val: Optional[int] = None,
             n_val = PAPER_N_VAL
         else:
             n_val = rest // 2
-            note = (f"the file has {num_frames} frames, fewer than N + 2,000 = {n_train + 2 * PAPER_N_VAL}: "
-                    f"using {n_val} validation frames instead of the paper's 1,000 and the remaining "
-                    f"{rest - n_val} for testing")
+            note = (
+                f"the file has {num_frames} frames, fewer than N + 2,000 = {n_train + 2 * PAPER_N_VAL}: "
+                f"using {n_val} validation frames instead of the paper's 1,000 and the remaining "
+                f"{rest - n_val} for testing"
+            )
     if n_val < 1 or n_train + n_val >= num_frames:
         raise ValueError(
             f"cannot take {n_train} training and {n_val} validation frames from {num_frames} frames "
@@ -75,30 +79,53 @@ def raw_file_name(molecule: str) -> str:
     return MD17_FILES[key][0]
 
 
-def build_parser(prog: Optional[str] = None, *, out: str = "runs/md17", root: Optional[str] = DEFAULT_ROOT,
-                 description: Optional[str] = None) -> argparse.ArgumentParser:
+def build_parser(
+    prog: Optional[str] = None,
+    *,
+    out: str = "runs/md17",
+    root: Optional[str] = DEFAULT_ROOT,
+    description: Optional[str] = None,
+) -> argparse.ArgumentParser:
     """The flags of ``benchmarks/md17.py`` (the demo reuses them with other defaults); ``root=None``
     leaves ``args.root`` unset for the caller to fill in."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=description or __doc__.split("\n\n")[0],
+        prog=prog,
+        description=description or __doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--molecule", default="ethanol",
-                        help="benzene, toluene, malonaldehyde, salicylic_acid, aspirin, ethanol, uracil, "
-                             "naphthalene (or 'revised <name>' for rMD17)")
+    parser.add_argument(
+        "--molecule",
+        default="ethanol",
+        help="benzene, toluene, malonaldehyde, salicylic_acid, aspirin, ethanol, uracil, "
+        "naphthalene (or 'revised <name>' for rMD17)",
+    )
     parser.add_argument("--n-train", type=int, default=1000, help="training frames N (paper: 1000 or 50000)")
-    parser.add_argument("--rho", type=float, default=100.0,
-                        help="force weight of Eq. 5: 0 = energies only, 100 = energies and forces (paper)")
-    parser.add_argument("--raw-file", type=Path, default=None,
-                        help="an MD17 npz elsewhere (e.g. ../shared/data/md17/md17_ethanol.npz): linked, "
-                             "not copied, into ROOT/raw under the name the data set expects")
+    parser.add_argument(
+        "--rho",
+        type=float,
+        default=100.0,
+        help="force weight of Eq. 5: 0 = energies only, 100 = energies and forces (paper)",
+    )
+    parser.add_argument(
+        "--raw-file",
+        type=Path,
+        default=None,
+        help="an MD17 npz elsewhere (e.g. ../shared/data/md17/md17_ethanol.npz): linked, "
+        "not copied, into ROOT/raw under the name the data set expects",
+    )
     add_common_arguments(parser, out=out, patience=1000, n_val=None)
     parser.set_defaults(root=Path(root) if root is not None else None)
     return parser
 
 
-def run(args: argparse.Namespace, *, benchmark: str = "md17", label_prefix: str = "MD17",
-        command: Optional[List[str]] = None, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def run(
+    args: argparse.Namespace,
+    *,
+    benchmark: str = "md17",
+    label_prefix: str = "MD17",
+    command: Optional[List[str]] = None,
+    extra: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
     """One Table 2 row from parsed flags; returns the results dict (also written to ``OUT/results.json``)."""
     from pyg_schnet.datasets import MD17, random_split
 
@@ -126,9 +153,18 @@ def run(args: argparse.Namespace, *, benchmark: str = "md17", label_prefix: str 
         "split_note": note,
     }
     return run_experiment(
-        args, benchmark=benchmark, label=label, rho=args.rho,
-        train_set=dataset[split.train], val_set=dataset[split.val], test_sets={"test": dataset[split.test]},
-        split=split, paper={"test": paper}, data_source=source, command=command, extra=extra,
+        args,
+        benchmark=benchmark,
+        label=label,
+        rho=args.rho,
+        train_set=dataset[split.train],
+        val_set=dataset[split.val],
+        test_sets={"test": dataset[split.test]},
+        split=split,
+        paper={"test": paper},
+        data_source=source,
+        command=command,
+        extra=extra,
     )
 
 

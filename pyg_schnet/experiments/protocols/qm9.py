@@ -8,23 +8,26 @@ training split. QM9 holds equilibrium geometries only, so training uses energies
 Split (seeded): ``N`` training molecules, 1,000 validation, the rest (of the 130,831 characterised
 molecules) testing.
 """
+
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from pyg_schnet.train import distributed
+from pyg_schnet.experiments.paper_values import qm9_row
 from pyg_schnet.experiments.runner import add_common_arguments, check_arguments, run_experiment, setup_distributed
 from pyg_schnet.io.records import file_record
-from pyg_schnet.experiments.paper_values import qm9_row
+from pyg_schnet.train import distributed
 
 
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--n-train", type=int, default=110_462,
-                        help="training molecules N (paper: 50000, 100000 or 110462)")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--n-train", type=int, default=110_462, help="training molecules N (paper: 50000, 100000 or 110462)"
+    )
     add_common_arguments(parser, out="runs/qm9", patience=50, n_val=1000)
     return parser
 
@@ -50,9 +53,17 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     }
     label = f"QM9 U0, N = {args.n_train:,}"
     return run_experiment(
-        args, benchmark="qm9", label=label, rho=0.0,
-        train_set=dataset[split.train], val_set=dataset[split.val], test_sets={"test": dataset[split.test]},
-        split=split, paper={"test": qm9_row(args.n_train)}, data_source=source, atomref=atomref,
+        args,
+        benchmark="qm9",
+        label=label,
+        rho=0.0,
+        train_set=dataset[split.train],
+        val_set=dataset[split.val],
+        test_sets={"test": dataset[split.test]},
+        split=split,
+        paper={"test": qm9_row(args.n_train)},
+        data_source=source,
+        atomref=atomref,
         command=command,
     )
 

@@ -9,13 +9,39 @@
 
 The command line (``pyg-schnet md``) is :mod:`pyg_schnet.experiments.md_command`.
 """
-from pyg_schnet.simulation.md.analysis import (BOND_TOLERANCE, DistanceHistogram, EnergyDrift, Instability, StabilityMonitor, bond_lengths,
-                       bond_ranges, bonded_pairs, energy_drift, hr_mae, reference_frames)
+
+from pyg_schnet.simulation.md.analysis import (
+    BOND_TOLERANCE,
+    DistanceHistogram,
+    EnergyDrift,
+    Instability,
+    StabilityMonitor,
+    bond_lengths,
+    bond_ranges,
+    bonded_pairs,
+    energy_drift,
+    hr_mae,
+    reference_frames,
+)
 from pyg_schnet.simulation.md.result import CSV_COLUMNS, MDResult
 from pyg_schnet.simulation.md.simulate import ENSEMBLES, initial_velocities, make_integrator, run_md
 
 __all__ = [
-    "run_md", "MDResult", "initial_velocities", "make_integrator", "ENSEMBLES", "CSV_COLUMNS",
-    "energy_drift", "EnergyDrift", "bonded_pairs", "bond_lengths", "bond_ranges", "StabilityMonitor",
-    "Instability", "BOND_TOLERANCE", "DistanceHistogram", "hr_mae", "reference_frames",
+    "run_md",
+    "MDResult",
+    "initial_velocities",
+    "make_integrator",
+    "ENSEMBLES",
+    "CSV_COLUMNS",
+    "energy_drift",
+    "EnergyDrift",
+    "bonded_pairs",
+    "bond_lengths",
+    "bond_ranges",
+    "StabilityMonitor",
+    "Instability",
+    "BOND_TOLERANCE",
+    "DistanceHistogram",
+    "hr_mae",
+    "reference_frames",
 ]

@@ -10,6 +10,7 @@ Everything here works on numpy arrays in ASE's units (eV, Angstrom, fs) and is u
 * :class:`DistanceHistogram`, :func:`hr_mae` -- the distribution h(r) of all interatomic distances and
   the integrated absolute difference of two such curves (Fu et al.'s "MAE of h(r)").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,10 +56,12 @@ class EnergyDrift:
         return self.std_eV / (units.kcal / units.mol)
 
     def summary(self) -> str:
-        return (f"total-energy drift {self.meV_per_atom_per_ps:+.4f} meV/atom/ps "
-                f"({self.kcal_mol_per_ps:+.4f} kcal/mol/ps for the system), fluctuation (std) "
-                f"{self.fluctuation_meV_per_atom:.4f} meV/atom ({self.fluctuation_kcal_mol:.4f} kcal/mol) "
-                f"over {self.duration_fs / 1000:g} ps")
+        return (
+            f"total-energy drift {self.meV_per_atom_per_ps:+.4f} meV/atom/ps "
+            f"({self.kcal_mol_per_ps:+.4f} kcal/mol/ps for the system), fluctuation (std) "
+            f"{self.fluctuation_meV_per_atom:.4f} meV/atom ({self.fluctuation_kcal_mol:.4f} kcal/mol) "
+            f"over {self.duration_fs / 1000:g} ps"
+        )
 
 
 def energy_drift(time_fs: np.ndarray, total_eV: np.ndarray, num_atoms: int) -> EnergyDrift:
@@ -98,8 +101,9 @@ def bonded_pairs(atoms: Atoms, mult: float = BOND_RADIUS_FACTOR) -> np.ndarray:
     return pairs
 
 
-def bond_lengths(positions: np.ndarray, pairs: np.ndarray, cell: Optional[np.ndarray] = None,
-                 pbc: Optional[np.ndarray] = None) -> np.ndarray:
+def bond_lengths(
+    positions: np.ndarray, pairs: np.ndarray, cell: Optional[np.ndarray] = None, pbc: Optional[np.ndarray] = None
+) -> np.ndarray:
     """Lengths (Angstrom) of ``pairs`` ``[B, 2]`` in frames ``positions`` ``[T, N, 3]`` (or ``[N, 3]``),
     as ``[T, B]`` (or ``[B]``); minimum-image convention when ``cell``/``pbc`` are periodic."""
     pos = np.asarray(positions, dtype=np.float64)
@@ -130,9 +134,11 @@ class Instability:
 
     def summary(self) -> str:
         i, j = self.pair
-        return (f"unstable at {self.time_fs / 1000:g} ps: bond {i}-{j} is {self.length:.3f} A, "
-                f"outside its reference range [{self.low:.3f}, {self.high:.3f}] A by more than "
-                f"{BOND_TOLERANCE} A")
+        return (
+            f"unstable at {self.time_fs / 1000:g} ps: bond {i}-{j} is {self.length:.3f} A, "
+            f"outside its reference range [{self.low:.3f}, {self.high:.3f}] A by more than "
+            f"{BOND_TOLERANCE} A"
+        )
 
 
 class StabilityMonitor:
@@ -145,8 +151,15 @@ class StabilityMonitor:
         cell, pbc: for minimum-image distances in periodic systems.
     """
 
-    def __init__(self, pairs: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float = BOND_TOLERANCE,
-                 cell: Optional[np.ndarray] = None, pbc: Optional[np.ndarray] = None) -> None:
+    def __init__(
+        self,
+        pairs: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
+        tolerance: float = BOND_TOLERANCE,
+        cell: Optional[np.ndarray] = None,
+        pbc: Optional[np.ndarray] = None,
+    ) -> None:
         self.pairs = np.asarray(pairs)
         self.low = np.asarray(low, dtype=np.float64)
         self.high = np.asarray(high, dtype=np.float64)
@@ -168,8 +181,9 @@ class StabilityMonitor:
         worst = int(np.argmax(excess))
         if excess[worst] > self.tolerance:
             i, j = (int(k) for k in self.pairs[worst])
-            self.instability = Instability(float(time_fs), (i, j), float(lengths[worst]),
-                                           float(self.low[worst]), float(self.high[worst]))
+            self.instability = Instability(
+                float(time_fs), (i, j), float(lengths[worst]), float(self.low[worst]), float(self.high[worst])
+            )
             return False
         return True
 
@@ -239,8 +253,9 @@ def reference_frames(path) -> np.ndarray:
     if path.suffix == ".npz":
         with np.load(path) as data:
             if "R" not in data:
-                raise ValueError(f"{path}: no field 'R' (positions [frames, atoms, 3]) in this npz; "
-                                 f"fields: {sorted(data.files)}")
+                raise ValueError(
+                    f"{path}: no field 'R' (positions [frames, atoms, 3]) in this npz; fields: {sorted(data.files)}"
+                )
             frames = np.asarray(data["R"], dtype=np.float64)
     else:
         from ase.io import read

@@ -1,4 +1,5 @@
 """PNG figures of an MD run: energies over time and h(r) against reference data (matplotlib, Agg)."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,13 @@ def plot_energies(result: MDResult, path: os.PathLike | str, title: str = "") ->
     t_ps = result.time_fs / 1000
     e0 = float(result.total_eV[0]) if result.total_eV.size else 0.0
     nve = result.ensemble == "nve"
-    fig, axes = plt.subplots(3 if nve else 2, 1, figsize=(7.0, 7.0 if nve else 5.2), sharex=True,
-                             gridspec_kw={"height_ratios": [2, 1, 1] if nve else [2, 1]})
+    fig, axes = plt.subplots(
+        3 if nve else 2,
+        1,
+        figsize=(7.0, 7.0 if nve else 5.2),
+        sharex=True,
+        gridspec_kw={"height_ratios": [2, 1, 1] if nve else [2, 1]},
+    )
     ax_e, ax_t = axes[0], axes[-1]
     if nve:  # the conserved quantity on its own scale
         ax_d = axes[1]
@@ -50,14 +56,25 @@ def plot_energies(result: MDResult, path: os.PathLike | str, title: str = "") ->
     return finish_figure(plt, fig, path, title or label)
 
 
-def plot_hr(simulation: DistanceHistogram, reference: DistanceHistogram, path: os.PathLike | str,
-            mae: Optional[float] = None, title: str = "", labels=("simulation", "reference data")) -> Path:
+def plot_hr(
+    simulation: DistanceHistogram,
+    reference: DistanceHistogram,
+    path: os.PathLike | str,
+    mae: Optional[float] = None,
+    title: str = "",
+    labels=("simulation", "reference data"),
+) -> Path:
     """h(r) of the simulation and of the reference data on the same axes."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     ax.plot(reference.centers, reference.density(), lw=1.4, color="k", label=f"{labels[1]} ({reference.frames} frames)")
-    ax.plot(simulation.centers, simulation.density(), lw=1.0, color="tab:orange",
-            label=f"{labels[0]} ({simulation.frames} frames)")
+    ax.plot(
+        simulation.centers,
+        simulation.density(),
+        lw=1.0,
+        color="tab:orange",
+        label=f"{labels[0]} ({simulation.frames} frames)",
+    )
     ax.set_xlabel("interatomic distance r [Å]")
     ax.set_ylabel("h(r) [1/Å]")
     ax.grid(alpha=0.3)

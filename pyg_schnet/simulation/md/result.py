@@ -1,4 +1,5 @@
 """What an MD run measured (:class:`MDResult`) and the columns of its ``energies.csv``."""
+
 from __future__ import annotations
 
 import io

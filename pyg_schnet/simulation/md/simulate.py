@@ -8,6 +8,7 @@ and accumulates the distance distribution h(r). Files appear atomically at the e
 then rename): ``trajectory`` (ASE's ``traj`` format), ``energies.csv``, ``energies.png``, and
 ``hr.png`` when reference data are given. Ctrl-C ends the run early and still writes them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,7 @@ def initial_velocities(atoms: Atoms, temperature_K: float, seed: int) -> None:
         vd.Stationary(atoms, preserve_temperature=True)
 
 
-def make_integrator(atoms: Atoms, ensemble: str, dt_fs: float, temperature_K: float,
-                    friction_per_fs: float, seed: int):
+def make_integrator(atoms: Atoms, ensemble: str, dt_fs: float, temperature_K: float, friction_per_fs: float, seed: int):
     """ASE's ``VelocityVerlet`` (``'nve'``) or ``Langevin`` (``'langevin'``, friction in 1/fs; the
     centre of mass is fixed with an :class:`ase.constraints.FixCom` constraint added to ``atoms``)."""
     if ensemble == "nve":
@@ -64,8 +64,14 @@ def make_integrator(atoms: Atoms, ensemble: str, dt_fs: float, temperature_K: fl
         # fixcm=False with a FixCom constraint, which also keeps the centre of mass at rest.
         if not any(isinstance(c, FixCom) for c in atoms.constraints):
             atoms.set_constraint([*atoms.constraints, FixCom()])
-        return Langevin(atoms, timestep=dt_fs * units.fs, temperature_K=temperature_K, fixcm=False,
-                        friction=friction_per_fs / units.fs, rng=np.random.default_rng(seed + 1))
+        return Langevin(
+            atoms,
+            timestep=dt_fs * units.fs,
+            temperature_K=temperature_K,
+            fixcm=False,
+            friction=friction_per_fs / units.fs,
+            rng=np.random.default_rng(seed + 1),
+        )
     raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
 
 
@@ -144,8 +150,9 @@ def run_md(
             return True
 
         show = sys.stderr.isatty() if progress is None else progress
-        bar = stack.enter_context(tqdm(total=steps, unit="step", disable=not show, desc=f"MD {ensemble}",
-                                       dynamic_ncols=True))
+        bar = stack.enter_context(
+            tqdm(total=steps, unit="step", disable=not show, desc=f"MD {ensemble}", dynamic_ncols=True)
+        )
         step, reason = 0, "completed"
         started = time.perf_counter()
         deadline = math.inf if max_minutes is None else started + 60.0 * max_minutes
@@ -169,8 +176,19 @@ def run_md(
         wall = time.perf_counter() - started
 
     data = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
-    result = MDResult(ensemble, dt_fs, step, len(atoms), data[:, 0], data[:, 1], data[:, 2], data[:, 3], wall,
-                      stop_reason=reason, instability=monitor.instability if monitor else None)
+    result = MDResult(
+        ensemble,
+        dt_fs,
+        step,
+        len(atoms),
+        data[:, 0],
+        data[:, 1],
+        data[:, 2],
+        data[:, 3],
+        wall,
+        stop_reason=reason,
+        instability=monitor.instability if monitor else None,
+    )
     if ensemble == "nve" and len(rows) >= 2 and np.isfinite(result.total_eV).all():
         result.drift = energy_drift(result.time_fs, result.total_eV, len(atoms))
     if histogram is not None and reference_histogram is not None and histogram.frames:
@@ -182,8 +200,12 @@ def run_md(
     return result
 
 
-def write_outputs(result: MDResult, out: Path, histogram: Optional[DistanceHistogram],
-                  reference_histogram: Optional[DistanceHistogram]) -> None:
+def write_outputs(
+    result: MDResult,
+    out: Path,
+    histogram: Optional[DistanceHistogram],
+    reference_histogram: Optional[DistanceHistogram],
+) -> None:
     """``energies.csv`` and the plots, each written atomically (the trajectory is written by
     :func:`run_md` as it goes, under a temporary name until the run ends)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -191,7 +213,6 @@ def write_outputs(result: MDResult, out: Path, histogram: Optional[DistanceHisto
     try:
         result.files["energies_plot"] = str(plot_energies(result, out / "energies.png"))
         if histogram is not None and reference_histogram is not None and histogram.frames:
-            result.files["hr_plot"] = str(plot_hr(histogram, reference_histogram, out / "hr.png",
-                                                  mae=result.hr_mae))
+            result.files["hr_plot"] = str(plot_hr(histogram, reference_histogram, out / "hr.png", mae=result.hr_mae))
     except ImportError as exc:  # matplotlib is optional
         print(f"warning: no plots ({exc}); install matplotlib", file=sys.stderr)

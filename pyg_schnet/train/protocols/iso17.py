@@ -1,4 +1,5 @@
 """Deprecated (0.3.0): moved to :mod:`pyg_schnet.experiments.protocols.iso17`; removed in 0.4."""
+
 from pyg_schnet._compat import alias
 
 alias(__name__)
