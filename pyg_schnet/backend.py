@@ -35,22 +35,23 @@ from typing import Any, Iterator, Optional
 
 from torch import Tensor
 
-torch_scatter: Any
-torch_cluster: Any
+#: The compiled packages (``None`` when they cannot be imported).
+torch_scatter: Any = None
+torch_cluster: Any = None
+_SCATTER_ERROR: Optional[str] = None
+_CLUSTER_ERROR: Optional[str] = None
 try:  # pragma: no cover - which branch runs depends on the installation
-    import torch_scatter
+    import torch_scatter as _torch_scatter
 
-    _SCATTER_ERROR: Optional[str] = None
+    torch_scatter = _torch_scatter
 except (ImportError, OSError) as exc:  # pragma: no cover
-    torch_scatter = None
     _SCATTER_ERROR = f"{type(exc).__name__}: {exc}"
 
 try:  # pragma: no cover
-    import torch_cluster
+    import torch_cluster as _torch_cluster
 
-    _CLUSTER_ERROR: Optional[str] = None
+    torch_cluster = _torch_cluster
 except (ImportError, OSError) as exc:  # pragma: no cover
-    torch_cluster = None
     _CLUSTER_ERROR = f"{type(exc).__name__}: {exc}"
 
 #: True when aggregation goes through the compiled torch-scatter package.

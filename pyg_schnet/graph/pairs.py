@@ -169,7 +169,7 @@ def build_periodic_pairs(
     batch: Tensor,
     cell: Tensor,
     pbc: Tensor,
-    cutoff: float,
+    cutoff: Optional[float],
     max_num_neighbors: Optional[int] = None,
 ) -> Tuple[Tensor, Tensor]:
     """The unordered pairs of a batch that holds periodic structures, with their image offsets.

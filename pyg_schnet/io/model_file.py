@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Sequence, Union
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from pyg_schnet.io.files import atomic_torch_save
 from pyg_schnet.io.units import DEFAULT_UNITS, check_units, model_units
@@ -80,7 +80,7 @@ def _feed(digest: "hashlib._Hash", obj: Any, where: str) -> None:
     if isinstance(obj, Tensor):
         flat = obj.detach().cpu().contiguous().reshape(-1)
         digest.update(f"T{flat.dtype}{tuple(obj.shape)};".encode())
-        digest.update(flat.view(torch.uint8).numpy())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
     elif isinstance(obj, Mapping):
         keys = sorted(obj, key=lambda k: (type(k).__name__, str(k)))
         digest.update(f"D{len(keys)};".encode())
@@ -158,7 +158,7 @@ def load_verified(
 
 
 # ----------------------------------------------------------------------------------------- models
-def model_payload(model: nn.Module) -> Dict[str, Any]:
+def model_payload(model: SchNet) -> Dict[str, Any]:
     """``{'format', 'config', 'state_dict', 'units', 'sha256'}`` of a :class:`pyg_schnet.SchNet`,
     tensors on the CPU."""
     return seal(
@@ -171,7 +171,7 @@ def model_payload(model: nn.Module) -> Dict[str, Any]:
     )
 
 
-def save_model(model: nn.Module, path: PathLike) -> Path:
+def save_model(model: SchNet, path: PathLike) -> Path:
     """Writes ``model`` (its constructor config, ``state_dict``, units and checksum) atomically to ``path``."""
     return atomic_torch_save(model_payload(model), path)
 

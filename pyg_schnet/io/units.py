@@ -70,7 +70,7 @@ def model_units(model: nn.Module) -> Dict[str, str]:
     return check_units(units, "model.units") if units is not None else dict(DEFAULT_UNITS)
 
 
-def resolve_units(model: object, energy_unit: Optional[str] = None) -> Dict[str, str]:
+def resolve_units(model: nn.Module, energy_unit: Optional[str] = None) -> Dict[str, str]:
     """The units of ``model`` (:func:`model_units`: its ``units``
     attribute, else kcal/mol and Angstrom), with the energy unit replaced by ``energy_unit`` when
     given. Both names are checked with :func:`unit_value`."""

@@ -151,15 +151,15 @@ def dense_atom_features(model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor)
     batch_size, num_slots = mask.shape
     pairs = dense_pairs(pos, mask, rep.cutoff)
     weight = pairs.mask.unsqueeze(-1).to(pos.dtype)  # [B, P, 1]
-    convs = [block.conv for block in rep.interactions]
+    convs = rep.convs
     if rep.uses_fast_filters():  # Gaussian window, one first layer
         flat = fused.fused_filters(rep.rbf, convs, pairs.distances.reshape(-1))
         filters = [W.view(batch_size, pairs.distances.size(1), W.size(-1)) for W in flat]
     else:
         rbf = rep.rbf(pairs.distances)  # [B, P, K]
-        filters = [block.conv.filters(pairs.distances, rbf) for block in rep.interactions]
+        filters = [block.conv.filters(pairs.distances, rbf) for block in rep.blocks]
     x = rep.embedding(z)
-    for block, W in zip(rep.interactions, filters):
+    for block, W in zip(rep.blocks, filters):
         W = W * weight  # [B, P, F]
         W = torch.cat([W, W.new_zeros(batch_size, 1, W.size(-1))], dim=1)  # pair P: the zero filter
         W = W[:, pairs.to_square].view(batch_size, num_slots, num_slots, W.size(-1))  # [B, N, N, F]

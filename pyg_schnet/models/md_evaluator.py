@@ -160,9 +160,9 @@ def supports(model: object) -> Optional[str]:
             return f"{where}.conv is a {type(block.conv).__name__}, not a CFConv"
         if not block.conv._plain():
             return f"{where}.conv has PyG message-passing hooks or explanations, which the evaluator would not run"
-    if not fused.fusable(rep.rbf, [block.conv for block in rep.interactions]):
+    if not fused.fusable(rep.rbf, rep.convs):
         return "the Gaussian expansion or a filter network (layers, activations, cutoff) was replaced"
-    if len({block.conv.channels for block in rep.interactions}) > 1:
+    if len({conv.channels for conv in rep.convs}) > 1:
         return "the interaction blocks have different numbers of filters"
     hooked = _has_hooks(model)
     if hooked is not None:
@@ -395,6 +395,7 @@ class MDEvaluator:
         idx = s.long().clamp_(min=0)  # NaN distances: any index, a NaN result
         t = s.frac()
         basis = t.unsqueeze(-1).pow(self._pow).mul_(self._pow_scale).view(-1, 2, 4)  # [P, 2, 4]
+        assert self._table is not None  # tabulated mode with blocks (see refresh)
         both = torch.bmm(basis, self._table.index_select(0, idx))  # [P, 2, L*Ff]
         P, L, Ff = d.numel(), self.num_blocks, self.num_filters
         both = both.view(P, 2, L, Ff).permute(1, 2, 0, 3).contiguous()
@@ -453,13 +454,18 @@ class MDEvaluator:
         return energy, forces
 
     def _evaluate(self, pos: Tensor) -> Tuple[Tensor, Tensor]:
+        if not self.num_blocks:  # the embedding alone: no distance enters the energy
+            energy = torch.addmv(
+                self.const, softplus(torch.addmm(self.hb1, self.x0, self.H1t)).sum(0, keepdim=True), self.v_std
+            )
+            return energy, pos.new_zeros(self.num_atoms, 3)
         edges = self._edges(pos)
         vec = edges.difference(pos)  # [E, 3]: r_src - r_dst per directed edge
         d = torch.linalg.vector_norm(vec, dim=1)
-        if self.num_blocks and self.mode == "exact":  # the filter network once per pair, then both directions
+        if self.mode == "exact":  # the filter network once per pair, then both directions
             w, dw = self._filters_exact(d[: d.numel() // 2])
             w, dw = torch.cat([w, w], 1), torch.cat([dw, dw], 1)  # [L, E, Ff]
-        elif self.num_blocks:  # a table look-up per edge costs less than the copies
+        else:  # a table look-up per edge costs less than the copies
             w, dw = self._filters_tabulated(d)
         x = self.x0
         saved = []
@@ -472,7 +478,7 @@ class MDEvaluator:
         energy = torch.addmv(self.const, softplus(g).sum(0, keepdim=True), self.v_std)
         # backward: dE/dx, then per block (last first) dE/dy and dE/dw
         gx = torch.mm(torch.sigmoid(g).mul_(self.v_std), self.H1)
-        gw = torch.empty_like(w) if self.num_blocks else None
+        gw = torch.empty_like(w)
         for l in range(self.num_blocks - 1, -1, -1):
             block = self.blocks[l]
             y_src, t = saved[l]
@@ -481,12 +487,8 @@ class MDEvaluator:
             )  # [E, Ff]
             gx = torch.addmm(gx, edges.scatter_src(gc_dst * w[l]), block.in2filter)
             torch.mul(gc_dst, y_src, out=gw[l])
-        if self.num_blocks:
-            gd = gw.mul_(dw).sum((0, 2))  # dE/dd per directed edge [E]
-            forces = edges.force(vec.mul_((gd / d).unsqueeze(1)))
-        else:
-            forces = pos.new_zeros(self.num_atoms, 3)
-        return energy, forces
+        gd = gw.mul_(dw).sum((0, 2))  # dE/dd per directed edge [E]
+        return energy, edges.force(vec.mul_((gd / d).unsqueeze(1)))
 
     def _diagnose(self, pos: Tensor) -> None:
         """Raise the model's error for bad positions, else a generic one for a non-finite result."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, List, NamedTuple, Optional, cast
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +11,7 @@ from pyg_schnet import backend
 from pyg_schnet.graph import build_pairs, build_periodic_pairs, check_all_pairs_memory, edge_distances, mirror
 from pyg_schnet.graph.periodic import check_distinct_images
 from pyg_schnet.models.config import SchNetConfig, resolve_config
-from pyg_schnet.nn import GaussianRBF, InteractionBlock, fused
+from pyg_schnet.nn import CFConv, GaussianRBF, InteractionBlock, fused
 from pyg_schnet.validation import check_distinct_positions
 
 
@@ -65,9 +65,19 @@ class SchNetRepresentation(nn.Module):
         )
         self.reset_parameters()
 
+    @property
+    def blocks(self) -> List[InteractionBlock]:
+        """The interaction blocks in order (``interactions`` with their type)."""
+        return [cast(InteractionBlock, block) for block in self.interactions]
+
+    @property
+    def convs(self) -> List[CFConv]:
+        """The cfconv layer of every interaction block."""
+        return [block.conv for block in self.blocks]
+
     def reset_parameters(self) -> None:
         nn.init.normal_(self.embedding.weight, std=1.0)
-        for block in self.interactions:
+        for block in self.blocks:
             block.reset_parameters()
 
     def graph(
@@ -96,7 +106,7 @@ class SchNetRepresentation(nn.Module):
                 check_all_pairs_memory(
                     batch,
                     self.rbf.num_gaussians,
-                    self.interactions[0].conv.channels if len(self.interactions) else 0,
+                    self.blocks[0].conv.channels if len(self.interactions) else 0,
                     len(self.interactions),
                     pos.dtype,
                     torch.is_grad_enabled(),
@@ -120,9 +130,7 @@ class SchNetRepresentation(nn.Module):
         """Whether :meth:`forward` computes the filters on the fast path: switched on (this model's
         :attr:`fast_filters`, else the process default) and the modules are the plain ones
         (:func:`pyg_schnet.nn.fused.fusable`)."""
-        return backend.fast_filters(self.fast_filters) and fused.fusable(
-            self.rbf, [block.conv for block in self.interactions]
-        )
+        return backend.fast_filters(self.fast_filters) and fused.fusable(self.rbf, self.convs)
 
     def interact(self, x: Tensor, g: Graph, fast: bool) -> Tensor:
         """Run the interaction blocks on embedded atoms ``x`` ``[N, F]`` over the graph ``g``.
@@ -131,11 +139,11 @@ class SchNetRepresentation(nn.Module):
         else each block expands and filters on its own (the reference path).
         """
         if fast:
-            filters = fused.fused_filters(self.rbf, [block.conv for block in self.interactions], g.edge_weight)
-            for block, W in zip(self.interactions, filters):
+            filters = fused.fused_filters(self.rbf, self.convs, g.edge_weight)
+            for block, W in zip(self.blocks, filters):
                 x = block(x, g.edge_index, g.edge_weight, None, mirrored=True, filters=W)
             return x
         edge_attr = g.edge_attr if g.edge_attr is not None else self.rbf(g.edge_weight)
-        for block in self.interactions:
+        for block in self.blocks:
             x = block(x, g.edge_index, g.edge_weight, edge_attr, mirrored=True)
         return x

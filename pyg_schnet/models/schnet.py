@@ -37,6 +37,10 @@ class SchNet(nn.Module):
             frozen :class:`~pyg_schnet.models.config.SchNetConfig`.
     """
 
+    #: Units of the model's numbers, ``{"energy": name, "length": "Angstrom"}`` (set by
+    #: :func:`pyg_schnet.load_model` and the trainer; unset: :data:`pyg_schnet.io.units.DEFAULT_UNITS`).
+    units: Dict[str, str]
+
     def __init__(self, config: Optional[SchNetConfig] = None, **options: Any) -> None:
         super().__init__()
         settings = resolve_config(config, options)
@@ -172,12 +176,12 @@ class SchNet(nn.Module):
         blocks = tuple(
             BlockWeights(
                 DenseWeights.of(b.in2filter),
-                DenseWeights.of(b.conv.filter_network[0]),
-                DenseWeights.of(b.conv.filter_network[2]),
+                DenseWeights.of(b.conv.filter_network.first),
+                DenseWeights.of(b.conv.filter_network.second),
                 DenseWeights.of(b.filter2out),
                 DenseWeights.of(b.out),
             )
-            for b in rep.interactions
+            for b in rep.blocks
         )
         head = self.head
         return SchNetWeights(
@@ -188,8 +192,8 @@ class SchNet(nn.Module):
             rbf_stop=rep.rbf.stop,
             cutoff=rep.cutoff,
             blocks=blocks,
-            head_hidden=DenseWeights.of(head.net[0]),
-            head_out=DenseWeights.of(head.net[2]),
+            head_hidden=DenseWeights.of(head.hidden_layer),
+            head_out=DenseWeights.of(head.output_layer),
             mean=float(head.mean),
             std=float(head.std),
             atomref=head.atomref.detach().clone(),

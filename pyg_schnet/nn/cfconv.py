@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, cast
 
 import torch
 from torch import Tensor, nn
@@ -28,9 +28,19 @@ class FilterNetwork(nn.Sequential):
             Dense(num_gaussians, num_filters), ShiftedSoftplus(), Dense(num_filters, num_filters), ShiftedSoftplus()
         )
 
+    @property
+    def first(self) -> Dense:
+        """The first dense layer (Gaussians -> filters), ``self[0]``."""
+        return cast(Dense, self[0])
+
+    @property
+    def second(self) -> Dense:
+        """The second dense layer (filters -> filters), ``self[2]``."""
+        return cast(Dense, self[2])
+
     def reset_parameters(self) -> None:
-        self[0].reset_parameters()
-        self[2].reset_parameters()
+        self.first.reset_parameters()
+        self.second.reset_parameters()
 
 
 class CFConv(MessagePassing):
@@ -57,7 +67,10 @@ class CFConv(MessagePassing):
         - **output:** node features :math:`(|\mathcal{V}|, F)`
     """
 
-    def __init__(self, channels: int, num_gaussians: int, cutoff: Optional[float] = None, **kwargs) -> None:
+    filter_network: FilterNetwork
+    cutoff: Optional[CosineCutoff]
+
+    def __init__(self, channels: int, num_gaussians: int, cutoff: Optional[float] = None, **kwargs: Any) -> None:
         kwargs.setdefault("aggr", "add")
         super().__init__(**kwargs)
         self.channels = channels
@@ -96,7 +109,12 @@ class CFConv(MessagePassing):
         """
         if filters is not None and mirrored and self._plain():
             return self._mirrored_message_passing(x, edge_index, filters)
-        W = self.filters(edge_weight, edge_attr) if filters is None else filters
+        if filters is None:
+            if edge_attr is None:
+                raise ValueError("CFConv needs edge_attr (the expanded distances [E, K]) or precomputed filters")
+            W = self.filters(edge_weight, edge_attr)
+        else:
+            W = filters
         if mirrored:
             W = torch.cat([W, W], dim=0)
         return self.propagate(edge_index, x=x, W=W)

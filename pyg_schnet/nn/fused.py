@@ -122,7 +122,7 @@ def fused_filters(rbf: GaussianRBF, convs: Sequence[CFConv], distances: Tensor) 
         return []
     lo, hi = gaussian_window(rbf, distances)
     expansion = windowed_expansion(rbf, distances, lo, hi)  # [P, K']
-    firsts = [conv.filter_network[0] for conv in convs]
+    firsts = [conv.filter_network.first for conv in convs]
     weight = torch.cat([layer.weight[:, lo:hi] for layer in firsts], dim=0)  # [sum F_l, K']
     bias = torch.cat([layer.bias for layer in firsts], dim=0)
     hidden = shifted_softplus(torch.addmm(bias, expansion, weight.t()))  # [P, sum F_l]
@@ -130,7 +130,7 @@ def fused_filters(rbf: GaussianRBF, convs: Sequence[CFConv], distances: Tensor) 
     out = []
     # split, not slices: its backward is one concatenation instead of a zero-filled copy per block
     for conv, h in zip(convs, hidden.split([layer.out_features for layer in firsts], dim=1)):
-        W = shifted_softplus(conv.filter_network[2](h))
+        W = shifted_softplus(conv.filter_network.second(h))
         if conv.cutoff is not None:
             key = conv.cutoff.cutoff
             if key not in cutoffs:

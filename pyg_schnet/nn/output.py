@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, cast
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +30,10 @@ class AtomwiseEnergy(nn.Module):
         max_z: size of the atomref table (atomic numbers ``0 .. max_z - 1``).
     """
 
+    mean: Tensor
+    std: Tensor
+    atomref: Tensor
+
     def __init__(self, hidden_channels: int, output_hidden: int = 32, max_z: int = 100) -> None:
         super().__init__()
         self.net = nn.Sequential(Dense(hidden_channels, output_hidden), ShiftedSoftplus(), Dense(output_hidden, 1))
@@ -37,9 +41,19 @@ class AtomwiseEnergy(nn.Module):
         self.register_buffer("std", torch.ones(()))
         self.register_buffer("atomref", torch.zeros(max_z))
 
+    @property
+    def hidden_layer(self) -> Dense:
+        """The first dense layer of the output network, ``net[0]``."""
+        return cast(Dense, self.net[0])
+
+    @property
+    def output_layer(self) -> Dense:
+        """The last dense layer of the output network (to one number per atom), ``net[2]``."""
+        return cast(Dense, self.net[2])
+
     def reset_parameters(self) -> None:
-        self.net[0].reset_parameters()
-        self.net[2].reset_parameters()
+        self.hidden_layer.reset_parameters()
+        self.output_layer.reset_parameters()
 
     @torch.no_grad()
     def set_standardization(self, mean: float, std: float, atomref: Optional[Tensor] = None) -> None:

@@ -45,6 +45,8 @@ class GaussianRBF(nn.Module):
         - **output:** expansion :math:`(E, K)`
     """
 
+    centers: Tensor
+
     def __init__(self, start: float = 0.0, stop: float = 30.0, num_gaussians: int = 301, gamma: float = 10.0) -> None:
         super().__init__()
         if num_gaussians < 1:
