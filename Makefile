@@ -13,7 +13,7 @@ TORCH_CLUSTER_VERSION := 1.6.3
 export MAX_JOBS ?= 2
 export FORCE_ONLY_CPU ?= 1
 
-.PHONY: setup test demo bench-batching bench-peers clean-venv
+.PHONY: setup check test demo bench-batching bench-peers clean-venv
 
 setup: $(STAMP)
 
@@ -27,7 +27,14 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -c "import torch_scatter, torch_cluster, pyg_schnet"
 	touch $(STAMP)
 
-test: setup
+# lint and format (ruff), types of the model layer and io (mypy), one-way imports (import-linter)
+check: setup
+	$(VENV)/bin/ruff check pyg_schnet tests benchmarks docs/examples
+	$(VENV)/bin/ruff format --check pyg_schnet tests benchmarks docs/examples
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: check
 	$(PY) -m pytest -q
 
 demo: setup

@@ -40,7 +40,7 @@ are multiplied by ``1 / (ase.units.kcal / ase.units.mol)`` (kcal/mol per eV).
 Run (single-threaded, as the shipped file was made)::
 
     OMP_NUM_THREADS=1 python benchmarks/make_demo_data.py \\
-        --out pyg_schnet/demo/ethanol_xtb_500K.npz
+        --out pyg_schnet/experiments/demo/ethanol_xtb_500K.npz
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("pyg_schnet/demo/ethanol_xtb_500K.npz"), help="output .npz file"
+        "--out", type=Path, default=Path("pyg_schnet/experiments/demo/ethanol_xtb_500K.npz"), help="output .npz file"
     )
     parser.add_argument("--frames", type=int, default=1000, help="number of frames to store")
     parser.add_argument("--temperature", type=float, default=500.0, help="thermostat temperature in K")

@@ -1,5 +1,5 @@
 """MD through the calculator: energy conservation (and that a broken force fails it), the analysis
-functions, and ``python -m pyg_schnet.simulation.md`` end to end on a tiny run."""
+functions, and ``pyg-schnet md`` end to end on a tiny run."""
 
 from __future__ import annotations
 

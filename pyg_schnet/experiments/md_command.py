@@ -1,4 +1,4 @@
-"""``python -m pyg_schnet.simulation.md MODEL START ...`` (also ``pyg-schnet md``): MD with a trained SchNet.
+"""``pyg-schnet md MODEL START ...`` (also ``pyg-schnet md``): MD with a trained SchNet.
 
 Reads START (any file ASE reads; ``--frame`` picks one image), attaches
 :class:`pyg_schnet.simulation.ase.SchNetCalculator`, runs :func:`pyg_schnet.simulation.md.run_md` and
@@ -292,7 +292,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     return summary
 
 
-def main(argv: Optional[List[str]] = None, prog: str = "python -m pyg_schnet.simulation.md") -> Dict[str, Any]:
+def main(argv: Optional[List[str]] = None, prog: str = "pyg-schnet md") -> Dict[str, Any]:
     args = build_parser(prog).parse_args(argv)
     argv_used = sys.argv[1:] if argv is None else list(argv)
     return run(args, command=[*shlex.split(prog), *argv_used])

@@ -1,6 +1,6 @@
 """What the benchmark scripts share: command-line flags, one training run, and its results files.
 
-Every benchmark (``benchmarks/md17.py``, ``qm9.py``, ``iso17.py`` and ``python -m pyg_schnet.experiments.demo``)
+Every benchmark (``benchmarks/md17.py``, ``qm9.py``, ``iso17.py`` and ``pyg-schnet demo``)
 builds its data sets and split, then calls :func:`run_experiment`, which
 
 1. builds the paper's SchNet (:meth:`pyg_schnet.SchNet.from_paper`, optional size overrides),

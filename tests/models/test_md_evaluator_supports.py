@@ -8,12 +8,18 @@ import warnings
 
 import pytest
 import torch
-from conftest import ase_molecule
 from torch import nn
 
 from pyg_schnet import MDEvaluator, SchNet
 from pyg_schnet.models.md_evaluator import supports
 from pyg_schnet.nn import AtomwiseEnergy, InteractionBlock
+
+
+def ase_molecule(name: str):
+    from ase.build import molecule
+
+    atoms = molecule(name)
+    return torch.as_tensor(atoms.numbers), torch.as_tensor(atoms.positions, dtype=torch.float64)
 
 
 def small_model(**options) -> SchNet:

@@ -1,4 +1,4 @@
-"""Audit cases of the simulation area: the ASE calculator and ``python -m pyg_schnet.simulation.md``."""
+"""Audit cases of the simulation area: the ASE calculator and ``pyg-schnet md``."""
 
 from __future__ import annotations
 

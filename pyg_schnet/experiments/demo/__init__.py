@@ -1,6 +1,6 @@
 """The embedded demo: the paper's SchNet trained on ethanol at 500 K in a few CPU minutes.
 
-``python -m pyg_schnet.experiments.demo`` trains on :data:`DEMO_DATA`, 1,000 frames of a Langevin molecular
+``pyg-schnet demo`` trains on :data:`DEMO_DATA`, 1,000 frames of a Langevin molecular
 dynamics trajectory of ethanol at 500 K whose energies and forces come from GFN2-xTB (a
 semi-empirical tight-binding method, **not** the DFT of MD17), stored in MD17's npz layout
 (``R``, ``z``, ``E`` in kcal/mol, ``F`` in kcal/mol/Angstrom). ``benchmarks/make_demo_data.py`` made

@@ -1,4 +1,4 @@
-"""``python -m pyg_schnet.experiments.demo``: train the paper's SchNet on the embedded xTB ethanol data (CPU, ~5 min).
+"""``pyg-schnet demo``: train the paper's SchNet on the embedded xTB ethanol data (CPU, ~5 min).
 
 Same flags as ``benchmarks/md17.py`` (see ``--help``) with demo defaults: the embedded data, 700
 training / 100 validation / 200 test frames, energies + forces (rho = 100), 4 minutes of training,
@@ -21,7 +21,7 @@ DEMO_DEFAULTS = dict(n_train=700, n_val=100, max_minutes=4.0, patience=1000, thr
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser = build_parser(
-        prog="python -m pyg_schnet.experiments.demo",
+        prog="pyg-schnet demo",
         out="runs/demo",
         root=None,
         description="Train the paper's SchNet on the embedded GFN2-xTB ethanol demo data "
@@ -44,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         benchmark="demo",
         label_prefix="demo",
         extra=extra,
-        command=["python", "-m", "pyg_schnet.experiments.demo", *argv_used],
+        command=["pyg-schnet", "demo", *argv_used],
     )
 
 

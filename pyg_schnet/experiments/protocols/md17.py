@@ -7,7 +7,7 @@ the 1,500-frame ethanol excerpt, or the 1,000-frame xTB demo set) cannot hold 1,
 and a test set as large; unless ``--n-val`` is given, the frames beyond ``N`` are then halved between
 validation and test (1,500 frames, N = 1,000: 250 validation, 250 test), and the script says so.
 
-Run ``python benchmarks/md17.py --help``; ``python -m pyg_schnet.experiments.demo`` runs this same code on the
+Run ``python benchmarks/md17.py --help``; ``pyg-schnet demo`` runs this same code on the
 embedded xTB demo data.
 """
 

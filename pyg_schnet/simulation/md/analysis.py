@@ -1,7 +1,7 @@
 """Analysis of an MD run: energy drift and fluctuation, bond stability, distance distributions h(r).
 
 Everything here works on numpy arrays in ASE's units (eV, Angstrom, fs) and is used both by
-``python -m pyg_schnet.simulation.md`` while it runs and by tests and docs afterwards.
+``pyg-schnet md`` while it runs and by tests and docs afterwards.
 
 * :func:`energy_drift` -- slope of a least-squares line through the total energy (NVE), and its spread.
 * :func:`bonded_pairs`, :func:`bond_lengths`, :func:`bond_ranges`, :class:`StabilityMonitor` -- the
