@@ -158,7 +158,7 @@ def supports(model: object) -> Optional[str]:
             return f"{where}.act is a {type(block.act).__name__}, not a ShiftedSoftplus"
         if type(block.conv) is not CFConv:
             return f"{where}.conv is a {type(block.conv).__name__}, not a CFConv"
-        if not block.conv._plain():
+        if not block.conv.is_plain():
             return f"{where}.conv has PyG message-passing hooks or explanations, which the evaluator would not run"
     if not fused.fusable(rep.rbf, rep.convs):
         return "the Gaussian expansion or a filter network (layers, activations, cutoff) was replaced"

@@ -43,6 +43,10 @@ class FilterNetwork(nn.Sequential):
         self.second.reset_parameters()
 
 
+#: The hook dicts every :class:`torch.nn.Module` has (``_forward_hooks``, ...): not PyG's.
+_MODULE_HOOKS = frozenset(name for name in vars(nn.Module()) if name.endswith("_hooks"))
+
+
 class CFConv(MessagePassing):
     r"""Continuous-filter convolution of SchNet (paper, Eq. 2), with an optional cosine cutoff:
 
@@ -107,7 +111,7 @@ class CFConv(MessagePassing):
         ``filters`` are precomputed values of :meth:`filters` (see :mod:`pyg_schnet.nn.fused`); then
         ``edge_attr`` is not read.
         """
-        if filters is not None and mirrored and self._plain():
+        if filters is not None and mirrored and self.is_plain():
             return self._mirrored_message_passing(x, edge_index, filters)
         if filters is None:
             if edge_attr is None:
@@ -119,16 +123,12 @@ class CFConv(MessagePassing):
             W = torch.cat([W, W], dim=0)
         return self.propagate(edge_index, x=x, W=W)
 
-    def _plain(self) -> bool:
-        """No PyG hook, explanation or layer decomposition asks for :meth:`propagate`'s machinery."""
-        hooks = (
-            self._propagate_forward_pre_hooks,
-            self._propagate_forward_hooks,
-            self._message_forward_pre_hooks,
-            self._message_forward_hooks,
-            self._aggregate_forward_pre_hooks,
-            self._aggregate_forward_hooks,
-        )
+    def is_plain(self) -> bool:
+        """No PyG hook (any of :class:`~torch_geometric.nn.conv.MessagePassing`'s ``*_hooks`` dicts:
+        propagate, message, aggregate, message_and_aggregate, edge_update), explanation or layer
+        decomposition asks for :meth:`propagate`'s machinery, so the mirrored fast path computes what
+        :meth:`propagate` would. The module's own forward hooks run either way (they wrap ``__call__``)."""
+        hooks = [value for name, value in vars(self).items() if name.endswith("_hooks") and name not in _MODULE_HOOKS]
         return not any(hooks) and not self.explain and self.decomposed_layers == 1
 
     def _mirrored_message_passing(self, x: Tensor, edge_index: Tensor, W: Tensor) -> Tensor:

@@ -10,7 +10,7 @@ import torch
 
 from pyg_schnet import SchNet
 from pyg_schnet.batching.dense import to_dense_atoms
-from pyg_schnet.nn import GaussianRBF, fused, reference_path
+from pyg_schnet.nn import CFConv, GaussianRBF, fused, reference_path
 
 # small widths keep the tests fast; the Gaussian grids are the paper's (301 on 0-30 A) and the
 # common one (50 on 0-10 A), where the window drops most and few centres
@@ -166,6 +166,30 @@ def test_precomputed_filters_go_through_propagate_when_a_pyg_hook_is_registered(
         handle.remove()
     assert calls == [(2 * 36, conv.channels)]  # 9 atoms: 36 pairs, both directions
     torch.testing.assert_close(hooked, direct, rtol=0, atol=1e-12)
+
+
+HOOK_REGISTRARS = [name for name in dir(CFConv) if name.startswith("register_") and name.endswith("_hook")
+                   and name not in dir(torch.nn.Module)]
+
+
+def test_every_kind_of_pyg_hook_leaves_the_plain_path() -> None:
+    """Each of PyG's message-passing hook registrars (propagate, message, aggregate,
+    message_and_aggregate, edge_update; pre and post) makes the layer not plain, and the MD evaluator
+    refuses the model; the module's own forward hooks do not (they wrap __call__)."""
+    from pyg_schnet.models.md_evaluator import supports
+
+    assert len(HOOK_REGISTRARS) >= 10, HOOK_REGISTRARS
+    for name in HOOK_REGISTRARS:
+        model = SchNet(**CONFIGS["paper_grid"])
+        conv = model.representation.convs[1]
+        assert conv.is_plain()
+        handle = getattr(conv, name)(lambda *args: None)
+        assert not conv.is_plain(), name
+        assert "PyG message-passing hooks" in (supports(model) or ""), name
+        handle.remove()
+        assert conv.is_plain(), name
+    conv.register_forward_hook(lambda *args: None)
+    assert conv.is_plain()
 
 
 def test_modified_filter_networks_run_their_own_modules(molecules) -> None:
