@@ -168,8 +168,11 @@ def test_precomputed_filters_go_through_propagate_when_a_pyg_hook_is_registered(
     torch.testing.assert_close(hooked, direct, rtol=0, atol=1e-12)
 
 
-HOOK_REGISTRARS = [name for name in dir(CFConv) if name.startswith("register_") and name.endswith("_hook")
-                   and name not in dir(torch.nn.Module)]
+HOOK_REGISTRARS = [
+    name
+    for name in dir(CFConv)
+    if name.startswith("register_") and name.endswith("_hook") and name not in dir(torch.nn.Module)
+]
 
 
 def test_every_kind_of_pyg_hook_leaves_the_plain_path() -> None:
