@@ -15,13 +15,6 @@ from pyg_schnet.models.md_evaluator import supports
 from pyg_schnet.nn import AtomwiseEnergy, InteractionBlock
 
 
-def ase_molecule(name: str):
-    from ase.build import molecule
-
-    atoms = molecule(name)
-    return torch.as_tensor(atoms.numbers), torch.as_tensor(atoms.positions, dtype=torch.float64)
-
-
 def small_model(**options) -> SchNet:
     torch.manual_seed(0)
     config = dict(
@@ -59,11 +52,10 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_exact_mode_equals_the_model_for_every_supported_configuration(name):
+def test_exact_mode_equals_the_model_for_every_supported_configuration(name, molecules):
     model = small_model(**CONFIGS[name])
     assert supports(model) is None
-    z, pos = ase_molecule("CH3CH2OH")
-    pos = pos + 0.07 * torch.randn(pos.shape, generator=torch.Generator().manual_seed(1), dtype=pos.dtype)
+    z, pos = molecules[1]  # ethanol, distorted
     energy, forces = MDEvaluator(model, z)(pos)
     ref_e, ref_f = model.energy_and_forces(z, pos)
     torch.testing.assert_close(energy, ref_e, rtol=1e-10, atol=1e-10)
@@ -140,10 +132,10 @@ SWAPS = {
 
 
 @pytest.mark.parametrize("name", sorted(SWAPS))
-def test_a_swapped_part_makes_the_evaluator_refuse_with_the_reason(name):
+def test_a_swapped_part_makes_the_evaluator_refuse_with_the_reason(name, molecules):
     swap, reason = SWAPS[name]
     model = swap(small_model())
-    z, pos = ase_molecule("CH4")
+    z, pos = molecules[3]  # methane, distorted
     assert supports(model) is not None
     with pytest.raises(ValueError, match=f"MDEvaluator cannot evaluate this model: .*{reason}"):
         MDEvaluator(model, z)
