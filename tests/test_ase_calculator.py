@@ -30,6 +30,7 @@ def small_model(cutoff=4.0, seed=0) -> SchNet:
         output_hidden=8,
     )
     model.set_standardization(mean=-3.0, std=2.5)
+    model.units = {"energy": "kcal/mol", "length": "Angstrom"}
     return model
 
 
@@ -104,7 +105,7 @@ def test_loading_from_a_path_equals_the_model(tmp_path):
     assert from_file == pytest.approx(direct, rel=1e-12) and from_str == pytest.approx(direct, rel=1e-12)
 
 
-def test_old_model_file_without_units_is_read_as_kcal_per_mol(tmp_path):
+def test_old_model_file_without_units_needs_the_unit_said(tmp_path):
     model = small_model()
     payload = model_payload(model)
     old = {
@@ -113,7 +114,11 @@ def test_old_model_file_without_units_is_read_as_kcal_per_mol(tmp_path):
         "state_dict": payload["state_dict"],
     }  # as written before units
     torch.save(old, tmp_path / "old.pt")
-    calc = SchNetCalculator(tmp_path / "old.pt")
+    with pytest.raises(
+        ValueError, match=r"the model's units are unknown .*pass SchNetCalculator\(\.\.\., energy_unit="
+    ):
+        SchNetCalculator(tmp_path / "old.pt")
+    calc = SchNetCalculator(tmp_path / "old.pt", energy_unit="kcal/mol")
     assert calc.units["energy"] == "kcal/mol"
     atoms = distorted_ethanol()
     e_model, _ = model_energy_forces(model, atoms)

@@ -127,10 +127,9 @@ def test_md_subcommand_equals_the_library_entry_point(tmp_path):
     from pyg_schnet.experiments.md_command import main as md_main
     from pyg_schnet.io.model_file import save_model
 
-    save_model(
-        SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=20, rbf_stop=3.0, cutoff=3.0),
-        tmp_path / "model.pt",
-    )
+    model = SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=20, rbf_stop=3.0, cutoff=3.0)
+    model.units = {"energy": "kcal/mol", "length": "Angstrom"}
+    save_model(model, tmp_path / "model.pt")
     write(tmp_path / "start.xyz", molecule("CH3CH2OH"))
     flags = ["--steps", "10", "--dt", "0.5", "--log-interval", "5", "--traj-interval", "5", "--no-progress"]
     console = main(
@@ -151,3 +150,38 @@ def test_evaluate_refuses_forces_on_qm9(tmp_path):
         load_dataset("md22", tmp_path, "kcal/mol")
     with pytest.raises(FileNotFoundError, match="no such file"):
         evaluate_model(tmp_path / "missing.pt", "md17", tmp_path)
+
+
+def test_an_out_folder_holding_a_run_is_refused_unless_resume_or_overwrite(tiny_md17, tmp_path):
+    out, root = tmp_path / "run", tmp_path / "data"
+    flags = [
+        "train",
+        "md17",
+        "--raw-file",
+        str(tiny_md17),
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--n-train",
+        "24",
+        "--n-val",
+        "8",
+        *TINY,
+    ]
+    main([*flags, "--max-epochs", "2"])
+    model_before = (out / "model.pt").read_bytes()
+    log_before = (out / "log.csv").read_text()
+    with pytest.raises(
+        FileExistsError,
+        match=r"run already holds a training run \(.*checkpoint\.pt.*model\.pt.*\): "
+        r"pass --resume to continue it, --overwrite to replace it",
+    ):
+        main([*flags, "--max-epochs", "1"])
+    assert (out / "model.pt").read_bytes() == model_before and (out / "log.csv").read_text() == log_before
+    with pytest.raises(ValueError, match="pass one of them"):
+        main([*flags, "--max-epochs", "1", "--resume", "--overwrite"])
+    main([*flags, "--max-epochs", "3", "--resume"])  # continues: epochs 3
+    assert len((out / "log.csv").read_text().splitlines()) == 1 + 3
+    main([*flags, "--max-epochs", "1", "--overwrite"])  # replaces: a fresh 1-epoch run
+    assert len((out / "log.csv").read_text().splitlines()) == 1 + 1

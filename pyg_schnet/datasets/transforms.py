@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
-from pyg_schnet.io.units import EV_TO_KCAL_PER_MOL, HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL
+from pyg_schnet.io.units import EV_TO_KCAL_PER_MOL, HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL, unit_value
 
-__all__ = ["ScaleUnits", "EV_TO_KCAL_PER_MOL", "HARTREE_TO_EV", "HARTREE_TO_KCAL_PER_MOL"]
+__all__ = ["ScaleUnits", "energy_unit_of", "EV_TO_KCAL_PER_MOL", "HARTREE_TO_EV", "HARTREE_TO_KCAL_PER_MOL"]
+
+#: Unit names :func:`energy_unit_of` recognises when it derives a unit from a conversion factor.
+KNOWN_ENERGY_UNITS = ("kcal/mol", "eV", "Hartree", "kJ/mol")
 
 
 class ScaleUnits(BaseTransform):
@@ -30,6 +33,8 @@ class ScaleUnits(BaseTransform):
         target: a QM9 column (name such as ``"U0"`` or index ``0 .. 14``). When given, the energy
             is read from ``data.y[:, target]`` (for QM9, whose ``Data`` has no ``energy``), e.g.
             ``ScaleUnits(HARTREE_TO_KCAL_PER_MOL, target="U0")``.
+        unit: the energy unit of the output (a name of :mod:`ase.units`, e.g. ``"kcal/mol"``); when
+            omitted, :func:`energy_unit_of` derives it from the data set's unit and the factor.
 
     The input ``Data`` is never modified; a shallow copy with new tensors is returned. Energies
     keep their dtype (``float64`` in our data sets), forces keep theirs.
@@ -40,6 +45,7 @@ class ScaleUnits(BaseTransform):
         energy_factor: float,
         force_factor: Optional[float] = None,
         target: Union[str, int, None] = None,
+        unit: Optional[str] = None,
     ) -> None:
         energy_factor = float(energy_factor)
         if not math.isfinite(energy_factor) or energy_factor == 0.0:
@@ -51,6 +57,9 @@ class ScaleUnits(BaseTransform):
         self.energy_factor = energy_factor
         self.force_factor = energy_factor if force_factor is None else force_factor
         self.target = target
+        if unit is not None:
+            unit_value(unit)  # a name ase.units knows, or ValueError naming it
+        self.unit = unit
         self.target_index: Optional[int] = None
         if target is not None:
             from pyg_schnet.datasets.qm9 import QM9
@@ -79,7 +88,43 @@ class ScaleUnits(BaseTransform):
 
     def __repr__(self) -> str:
         target = "" if self.target is None else f", target={self.target!r}"
+        target += "" if self.unit is None else f", unit={self.unit!r}"
         return (
             f"{self.__class__.__name__}(energy_factor={self.energy_factor!r}, "
             f"force_factor={self.force_factor!r}{target})"
         )
+
+
+def _transforms(transform: object) -> List[object]:
+    """``transform`` and, for a :class:`~torch_geometric.transforms.Compose`, its parts in order."""
+    parts = getattr(transform, "transforms", None)
+    if isinstance(parts, (list, tuple)):
+        return [leaf for part in parts for leaf in _transforms(part)]
+    return [transform] if transform is not None else []
+
+
+def energy_unit_of(dataset: object) -> Optional[str]:
+    """The energy unit of the examples ``dataset`` yields, or ``None`` when it does not say.
+
+    A data set of this package declares its file's unit (``energy_unit``: ``"kcal/mol"`` for MD17,
+    ``"eV"`` for ISO17, ``"Hartree"`` for QM9); a :class:`ScaleUnits` transform then gives its
+    ``unit`` or, without one, the unit whose value (:func:`pyg_schnet.io.units.unit_value`) is the
+    data set's divided by the factors (one of :data:`KNOWN_ENERGY_UNITS`). Subsets
+    (:class:`torch.utils.data.Subset`) are looked through; a list of ``Data`` declares nothing.
+    """
+    base = dataset
+    while hasattr(base, "dataset") and hasattr(base, "indices"):  # torch.utils.data.Subset
+        base = base.dataset
+    unit: Optional[str] = getattr(base, "energy_unit", "") or None
+    for part in _transforms(getattr(base, "transform", None)):
+        if not isinstance(part, ScaleUnits):
+            continue
+        if part.unit is not None:
+            unit = part.unit
+            continue
+        if unit is None:
+            return None
+        value = unit_value(unit) / part.energy_factor
+        matches = [name for name in KNOWN_ENERGY_UNITS if math.isclose(unit_value(name), value, rel_tol=1e-9)]
+        unit = matches[0] if matches else None
+    return unit

@@ -82,7 +82,9 @@ def evaluate_model(
 
     dev = resolve_device(device)
     model = load_model(model_path, map_location=dev)
-    unit = resolve_units(model, energy_unit)["energy"]
+    unit = resolve_units(
+        model, energy_unit, hint="pass --energy-unit, the unit of its training energies (e.g. kcal/mol)"
+    )["energy"]
     dataset = load_dataset(kind, root, unit, molecule=molecule, raw_file=raw_file, fold=fold)
     if subset not in SUBSETS:
         raise ValueError(f"--subset must be one of {SUBSETS}, got {subset!r}")

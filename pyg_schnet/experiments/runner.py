@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -68,6 +68,11 @@ def add_common_arguments(
         help="stop when the training wall time (summed over resumes) would pass this",
     )
     g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in OUT (without it, or --resume, an OUT holding a run is refused)",
+    )
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's choice)")
     g.add_argument("--device", default=None, help="torch device (None: cuda if available, else cpu)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar and no per-epoch lines")
@@ -174,11 +179,52 @@ def check_arguments(args: argparse.Namespace, rho: float) -> TrainConfig:
     """
     if getattr(args, "threads", None) is not None:
         check_positive_int("command line", "--threads", args.threads)
+    check_out_folder(args)
     config = train_config(args, rho)
     from pyg_schnet.models.config import PAPER_CONFIG
 
     check_model_config({**PAPER_CONFIG, **model_overrides(args)})
     return config
+
+
+#: Files a training run writes into its output folder (besides ``parity_<test set>.png``); one of them
+#: there means the folder holds a run.
+RUN_FILES = ("checkpoint.pt", "model.pt", "results.json", "log.csv", "split.npz", "learning_curves.png")
+
+
+def existing_run_files(out: Path) -> List[Path]:
+    """The files of a training run already in ``out`` (:data:`RUN_FILES` and parity plots)."""
+    if not out.is_dir():
+        return []
+    return sorted([out / name for name in RUN_FILES if (out / name).exists()] + list(out.glob("parity_*.png")))
+
+
+def check_out_folder(args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` that already holds a run unless ``--resume`` (continue it) or ``--overwrite``
+    (replace it) says what to do with it; refuse both at once.
+
+    Raises:
+        ValueError: ``--resume`` with ``--overwrite``.
+        FileExistsError: naming the folder and the run's files found there.
+    """
+    resume, overwrite = bool(getattr(args, "resume", False)), bool(getattr(args, "overwrite", False))
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
+    found = existing_run_files(Path(args.out))
+    if found and not resume and not overwrite:
+        names = ", ".join(path.name for path in found)
+        raise FileExistsError(
+            f"{args.out} already holds a training run ({names}): pass --resume to continue it, --overwrite to "
+            "replace it, or choose another --out"
+        )
+
+
+def clear_run(out: Path) -> List[Path]:
+    """Remove the files of the run in ``out`` (``--overwrite``), before the new run writes any; returns them."""
+    found = existing_run_files(out)
+    for path in found:
+        path.unlink()
+    return found
 
 
 # ------------------------------------------------------------------------------------- results
@@ -255,11 +301,16 @@ def run_experiment(
     config.device = distributed.local_device(config.device, info)
     out = Path(args.out)
 
+    if getattr(args, "overwrite", False) and info.is_main:
+        removed = clear_run(out)
+        if removed:
+            say(f"--overwrite: removed the earlier run's {', '.join(path.name for path in removed)} from {out}")
     seed_everything(args.seed)
     model = SchNet.from_paper(**model_overrides(args))
     mean, std = standardize_model(model, train_set, atomref)
     split_dict = {"train": split.train, "val": split.val, "test": split.test}
-    trainer = Trainer(model, train_set, val_set, out, config, split=split_dict)
+    # the protocols train in kcal/mol; a data set that says otherwise is refused by the trainer
+    trainer = Trainer(model, train_set, val_set, out, config, split=split_dict, units="kcal/mol")
     out.mkdir(parents=True, exist_ok=True)
     if info.is_main:
         split.save(out / "split.npz")

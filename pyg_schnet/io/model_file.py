@@ -15,8 +15,10 @@ without any other sign). Files of the earlier formats ``pyg_schnet.model/1`` and
 
 **Units.** A saved model records ``"units": {"energy": <name>, "length": "Angstrom"}`` (names as in
 :mod:`ase.units`: ``"kcal/mol"``, ``"eV"``, ``"kJ/mol"``, ``"Hartree"``), taken from the model's
-``units`` attribute or :data:`DEFAULT_UNITS`; :func:`load_model` sets ``model.units``. Files without
-the field (format /1) are read as :data:`DEFAULT_UNITS`.
+``units`` attribute; a model without one is refused (:func:`~pyg_schnet.io.units.model_units`), so a
+file never records a guess. :func:`load_model` sets ``model.units``. Files without the field (format
+/1) load with ``model.units = None``: whoever uses them says the unit (``SchNetCalculator(...,
+energy_unit=...)``, ``pyg-schnet evaluate --energy-unit``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 from torch import Tensor
 
 from pyg_schnet.io.files import atomic_torch_save
-from pyg_schnet.io.units import DEFAULT_UNITS, check_units, model_units
+from pyg_schnet.io.units import check_units, model_units
 from pyg_schnet.models.schnet import SchNet
 
 PathLike = Union[str, os.PathLike]
@@ -182,7 +184,7 @@ def load_model(path: PathLike, map_location: Union[str, torch.device] = "cpu") -
 
     The standardisation (``mean``, ``std``, ``atomref``) travels in the ``state_dict``, so the
     returned model predicts energies in the units it was trained in, recorded as ``model.units``
-    (``{"energy": "kcal/mol", "length": "Angstrom"}`` for files that do not say).
+    (``None`` for files of format /1, which do not say).
     """
     obj = safe_load(path, map_location)
     obj.setdefault("format", MODEL_FORMATS[0])  # the earliest files may lack the tag: format /1
@@ -192,7 +194,7 @@ def load_model(path: PathLike, map_location: Union[str, torch.device] = "cpu") -
             raise ValueError(f"{path}: missing field {key!r}; is this a model.pt written by save_model?")
     if not isinstance(obj["config"], dict):
         raise ValueError(f"{path}: field 'config' must be a dict, got {type(obj['config']).__name__}")
-    units = check_units(obj["units"], f"{path}: field 'units'") if "units" in obj else dict(DEFAULT_UNITS)
+    units = check_units(obj["units"], f"{path}: field 'units'") if "units" in obj else None
     try:
         model = SchNet(**obj["config"])
     except (TypeError, ValueError) as exc:

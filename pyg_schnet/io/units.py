@@ -25,8 +25,16 @@ EV_TO_KCAL_PER_MOL: float = float(1.0 / (_ase_units.kcal / _ase_units.mol))
 #: 1 Hartree in kcal/mol (about 627.509).
 HARTREE_TO_KCAL_PER_MOL: float = HARTREE_TO_EV * EV_TO_KCAL_PER_MOL
 
-#: Units of a model file without a ``units`` field: our benchmarks' kcal/mol and Angstrom.
+#: What 0.2 assumed for a model without units (the benchmark scripts' kcal/mol and Angstrom). Since
+#: 0.3 nothing assumes it: a model's units are recorded or given (:func:`model_units`).
 DEFAULT_UNITS: Dict[str, str] = {"energy": "kcal/mol", "length": "Angstrom"}
+
+#: How to say which units a model predicts in (the end of every "units unknown" error).
+HOW_TO_SET_UNITS = (
+    "set model.units = {'energy': <the unit of its training energies, e.g. 'kcal/mol' or 'eV'>, "
+    "'length': 'Angstrom'}, or train it with pyg_schnet.train.Trainer(..., units=...) or on a data set "
+    "that declares its unit"
+)
 
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
@@ -65,18 +73,29 @@ def check_units(units: Any, where: str = "units") -> Dict[str, str]:
 
 
 def model_units(model: nn.Module) -> Dict[str, str]:
-    """The units of ``model``: its ``units`` attribute, or :data:`DEFAULT_UNITS`."""
+    """The units of ``model``, its ``units`` attribute; :class:`ValueError` when it has none (a model
+    whose energies are in an unknown unit is never saved or converted on a guess)."""
     units = getattr(model, "units", None)
-    return check_units(units, "model.units") if units is not None else dict(DEFAULT_UNITS)
+    if units is None:
+        raise ValueError(f"the model's units are unknown: {HOW_TO_SET_UNITS}")
+    return check_units(units, "model.units")
 
 
-def resolve_units(model: nn.Module, energy_unit: Optional[str] = None) -> Dict[str, str]:
-    """The units of ``model`` (:func:`model_units`: its ``units``
-    attribute, else kcal/mol and Angstrom), with the energy unit replaced by ``energy_unit`` when
-    given. Both names are checked with :func:`unit_value`."""
-    units = dict(model_units(model))
+def resolve_units(model: nn.Module, energy_unit: Optional[str] = None, hint: str = "") -> Dict[str, str]:
+    """The units of ``model`` (:func:`model_units`), with the energy unit replaced by ``energy_unit``
+    when given (then a model without units is accepted: the caller said what they are). Both names
+    are checked with :func:`unit_value`. ``hint`` says how the caller's user gives the unit; it ends
+    the error for a model without units."""
+    if energy_unit is None and getattr(model, "units", None) is None:
+        raise ValueError(
+            "the model's units are unknown (a model.pt of format /1 records none): " + (hint or HOW_TO_SET_UNITS)
+        )
     if energy_unit is not None:
-        units["energy"] = energy_unit
+        units = {"energy": energy_unit, "length": "Angstrom"}
+        if getattr(model, "units", None) is not None:
+            units["length"] = model_units(model)["length"]
+    else:
+        units = dict(model_units(model))
     unit_value(units["energy"])
     unit_value(units["length"])
     return units

@@ -37,9 +37,10 @@ class SchNet(nn.Module):
             frozen :class:`~pyg_schnet.models.config.SchNetConfig`.
     """
 
-    #: Units of the model's numbers, ``{"energy": name, "length": "Angstrom"}`` (set by
-    #: :func:`pyg_schnet.load_model` and the trainer; unset: :data:`pyg_schnet.io.units.DEFAULT_UNITS`).
-    units: Dict[str, str]
+    #: Units of the model's numbers, ``{"energy": name, "length": "Angstrom"}``: set by the trainer
+    #: (from the data), by :func:`pyg_schnet.load_model` (from the file) or by the user; saving or
+    #: converting a model without them is refused (:func:`pyg_schnet.io.units.model_units`).
+    units: Optional[Dict[str, str]] = None
 
     def __init__(self, config: Optional[SchNetConfig] = None, **options: Any) -> None:
         super().__init__()

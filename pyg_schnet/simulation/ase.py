@@ -108,7 +108,12 @@ class SchNetCalculator(Calculator):
             model = load_model(model)
         elif not isinstance(model, nn.Module):
             raise TypeError(f"model must be a SchNet or the path of a model.pt, got {type(model).__name__}")
-        self.units = resolve_units(model, energy_unit)
+        self.units = resolve_units(
+            model,
+            energy_unit,
+            hint="pass SchNetCalculator(..., energy_unit=...) (pyg-schnet md: --energy-unit), "
+            "the unit of its training energies, e.g. 'kcal/mol'",
+        )
         self.device = torch.device(resolve_device(None if device is None else str(device)))
         self.dtype = dtype
         self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval()

@@ -32,7 +32,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -42,8 +42,10 @@ from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from pyg_schnet.batching.auto import measure_batching
+from pyg_schnet.datasets.transforms import energy_unit_of
 from pyg_schnet.io.files import atomic_torch_save, atomic_write, remove_stale_temporaries
 from pyg_schnet.io.model_file import CHECKPOINT_FORMAT, CHECKPOINT_FORMATS, load_verified, save_model, seal
+from pyg_schnet.io.units import HOW_TO_SET_UNITS, check_units, unit_value
 from pyg_schnet.train import distributed
 from pyg_schnet.train.loss import energy_force_loss
 from pyg_schnet.train.metrics import ErrorAccumulator, evaluate
@@ -201,6 +203,33 @@ class FitResult:
     resumed_from_epoch: Optional[int] = None
 
 
+def training_units(
+    model: nn.Module, dataset: object, units: Union[str, Mapping[str, str], None] = None
+) -> Dict[str, str]:
+    """The units a model trained on ``dataset`` predicts in: ``units`` (given), else ``model.units``,
+    else the data set's (:func:`~pyg_schnet.datasets.transforms.energy_unit_of`); given or set units
+    that contradict the data set's are refused, and so is a run whose units nobody states."""
+    from_data = energy_unit_of(dataset)
+    if isinstance(units, str):
+        units = {"energy": units, "length": "Angstrom"}
+    stated = units if units is not None else getattr(model, "units", None)
+    if stated is not None:
+        checked = check_units(stated, "Trainer(units=...)" if units is not None else "model.units")
+        if from_data is not None and not math.isclose(
+            unit_value(from_data), unit_value(checked["energy"]), rel_tol=1e-9
+        ):
+            raise ValueError(
+                f"the training energies are in {from_data} (the data set says so) but the model is to predict "
+                f"{checked['energy']}: convert the data (pyg_schnet.datasets.ScaleUnits) or state the data's unit"
+            )
+        return checked
+    if from_data is None:
+        raise ValueError(
+            f"the units of the training energies are unknown (the data set declares none): {HOW_TO_SET_UNITS}"
+        )
+    return {"energy": from_data, "length": "Angstrom"}
+
+
 class Trainer:
     """Trains a SchNet on ``train_dataset`` with early stopping on ``val_dataset``.
 
@@ -221,6 +250,11 @@ class Trainer:
         config: :class:`TrainConfig`.
         split: optional split indices (``{'train': LongTensor, ...}``) stored in the checkpoint; a resume
             with a different split is refused.
+        units: the units of the training energies, ``{"energy": name, "length": "Angstrom"}`` or just
+            the energy unit's name (``"eV"``); recorded as ``model.units`` and in ``model.pt``. ``None``
+            takes them from ``model.units`` or from the data set
+            (:func:`pyg_schnet.datasets.transforms.energy_unit_of`); when neither says, or they
+            disagree, :class:`ValueError` before anything is trained.
     """
 
     def __init__(
@@ -231,12 +265,14 @@ class Trainer:
         out_dir: os.PathLike | str,
         config: Optional[TrainConfig] = None,
         split: Optional[Dict[str, Tensor]] = None,
+        units: Union[str, Mapping[str, str], None] = None,
     ) -> None:
         self.config = config or TrainConfig()
         if len(train_dataset) == 0:
             raise ValueError("the training set is empty")
         if len(val_dataset) == 0:
             raise ValueError("the validation set is empty")
+        model.units = training_units(model, train_dataset, units)
         self.device = torch.device(self.config.device)
         self.model = model.to(self.device)
         self.train_dataset = train_dataset

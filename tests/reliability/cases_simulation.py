@@ -16,6 +16,7 @@ def _tiny_model_file(tmp):
 
     torch.manual_seed(0)
     model = SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=10, rbf_stop=3.0, cutoff=3.0)
+    model.units = {"energy": "kcal/mol", "length": "Angstrom"}
     return save_model(model, tmp / "model.pt")
 
 

@@ -32,9 +32,15 @@ TINY_FLAGS = [
 TINY = dict(hidden_channels=16, num_filters=16, num_interactions=1, num_gaussians=50, rbf_stop=6.0, gamma=4.0)
 
 
+#: The synthetic data's energies are in these units (kcal/mol-like numbers, see the module docstring).
+UNITS = {"energy": "kcal/mol", "length": "Angstrom"}
+
+
 def tiny_model(seed: int = 0) -> SchNet:
     torch.manual_seed(seed)
-    return SchNet(**TINY)
+    model = SchNet(**TINY)
+    model.units = dict(UNITS)
+    return model
 
 
 def pair_energy(pos: torch.Tensor) -> torch.Tensor:

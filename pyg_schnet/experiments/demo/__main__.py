@@ -2,7 +2,8 @@
 
 Same flags as ``benchmarks/md17.py`` (see ``--help``) with demo defaults: the embedded data, 700
 training / 100 validation / 200 test frames, energies + forces (rho = 100), 4 minutes of training,
-one CPU thread, output in ``./runs/demo``. It prints the test errors and where the plots are.
+one CPU thread, output in ``./runs/demo``. It prints the test errors and where the plots are. A new
+demo replaces the previous one in its ``--out`` (as ``--overwrite``) unless ``--resume`` continues it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parser.parse_args(argv)
     if args.root is None:
         args.root = Path(args.out) / "data"
+    if not args.resume:
+        args.overwrite = True  # the demo is meant to be run again: a new demo replaces the last one
     demo_data = Path(args.raw_file).resolve() == DEMO_DATA
     if demo_data:
         print(
