@@ -80,7 +80,7 @@ def evaluate_model(
     from pyg_schnet.io.units import resolve_units
     from pyg_schnet.train.metrics import evaluate
 
-    dev = resolve_device(device)
+    dev = resolve_device(device, "pyg-schnet evaluate --device")
     model = load_model(model_path, map_location=dev)
     unit = resolve_units(
         model, energy_unit, hint="pass --energy-unit, the unit of its training energies (e.g. kcal/mol)"

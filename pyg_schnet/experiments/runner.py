@@ -155,7 +155,7 @@ def train_config(args: argparse.Namespace, rho: float) -> TrainConfig:
         max_minutes=args.max_minutes,
         seed=args.seed,
         batching=args.batching,
-        device=resolve_device(args.device),
+        device=resolve_device(args.device, "--device"),
         progress=not args.no_progress,
     )
 

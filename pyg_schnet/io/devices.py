@@ -8,12 +8,18 @@ from typing import Optional
 
 import torch
 
+from pyg_schnet.validation import check_device
 
-def resolve_device(device: Optional[str]) -> str:
-    """``device``, else ``'cuda'`` when CUDA is available, else ``'cpu'``."""
+
+def resolve_device(device: Optional[str], owner: str = "device") -> str:
+    """``device``, else ``'cuda'`` when CUDA is available, else ``'cpu'``; checked by
+    :func:`pyg_schnet.validation.check_device`, the one device check of every command, the trainer
+    and the calculator: a malformed name or an accelerator this machine lacks is a :class:`ValueError`
+    naming ``owner`` and what to use instead, before any file is read."""
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    check_device(owner, device)
+    return str(device)
 
 
 def describe_device(device: str) -> str:

@@ -114,7 +114,9 @@ class SchNetCalculator(Calculator):
             hint="pass SchNetCalculator(..., energy_unit=...) (pyg-schnet md: --energy-unit), "
             "the unit of its training energies, e.g. 'kcal/mol'",
         )
-        self.device = torch.device(resolve_device(None if device is None else str(device)))
+        self.device = torch.device(
+            resolve_device(None if device is None else str(device), "SchNetCalculator(device=...)")
+        )
         self.dtype = dtype
         self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval()
         self.model.requires_grad_(False)  # only d/dpos is needed; no weight gradients are ever built
