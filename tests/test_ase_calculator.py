@@ -301,3 +301,31 @@ def test_methods_of_a_molecule_agree(cutoff):
     np.testing.assert_allclose(results["tabulated"][1], f_ref, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="method must be one of"):
         SchNetCalculator(model, method="fast")
+
+
+def test_small_structures_run_on_one_thread_and_the_setting_is_restored(monkeypatch):
+    from pyg_schnet.simulation import ase as ase_module
+
+    seen = []
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for threads, atoms, expected in (
+            (None, distorted_ethanol(), 1),  # 9 atoms: one thread
+            (2, distorted_ethanol(), 2),  # asked for
+        ):
+            calc = SchNetCalculator(small_model(), threads=threads)
+            original = calc._compute
+            monkeypatch.setattr(
+                calc, "_compute", lambda *a, o=original: (seen.append(torch.get_num_threads()), o(*a))[1]
+            )
+            atoms.calc = calc
+            atoms.get_potential_energy()
+            assert seen[-1] == expected
+            assert torch.get_num_threads() == 2  # restored
+        big = SchNetCalculator(small_model())
+        assert big.threads_for(ase_module.SMALL_SYSTEM_ATOMS + 1) is None  # torch's own setting
+        with pytest.raises(ValueError, match="threads must be"):
+            SchNetCalculator(small_model(), threads=0)
+    finally:
+        torch.set_num_threads(previous)

@@ -25,10 +25,11 @@ the stress in Voigt order ``xx, yy, zz, yz, xz, xy`` with ASE's sign, :math:`\\s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import warnings
-from typing import Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ from torch import nn
 
 from pyg_schnet.io.units import resolve_units, unit_value
 from pyg_schnet.models.md_evaluator import MDEvaluator, supports
+from pyg_schnet.validation import check_positive_int
 
 ModelLike = Union[nn.Module, str, "os.PathLike[str]"]
 
@@ -50,6 +52,27 @@ class AutogradFallbackWarning(UserWarning):
     """A :class:`SchNetCalculator` asked for ``method="exact"`` or ``"tabulated"`` computes molecules
     with the model's own autograd path, because :class:`~pyg_schnet.models.MDEvaluator` does not
     support the model (the message says why; raised once per calculator)."""
+
+
+#: Structures of at most this many atoms run on one CPU thread unless ``SchNetCalculator(threads=...)``
+#: says otherwise: their per-call work is too small to share, and a thread that waits for a busy core
+#: makes every call many times slower (docs/simulation.md, "Threads").
+SMALL_SYSTEM_ATOMS = 200
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: Optional[int]) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)`` and restore the previous count after it
+    (``None``: leave torch's setting alone). Setting it is cheap; unchanged counts are not set again."""
+    previous = torch.get_num_threads()
+    if threads is None or threads == previous:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 #: Changes after which the cached atomic numbers, cell and pbc tensors are rebuilt.
@@ -76,6 +99,10 @@ class SchNetCalculator(Calculator):
             rejects (a subclass, a replaced block, activation or head): the calculator then computes
             what the model's own ``forward`` computes, and says so once with an
             :class:`AutogradFallbackWarning` (the reason is kept in :attr:`fallback_reason`).
+        threads: CPU threads of each call; ``None`` (default): one thread for structures of at most
+            :data:`SMALL_SYSTEM_ATOMS` atoms (measured on 2 cores: ethanol MD took 10-16x as long on two
+            threads as on one; docs/simulation.md, "Threads"), torch's setting for larger ones. The
+            process's setting is restored after each call.
         **kwargs: passed to :class:`ase.calculators.calculator.Calculator` (e.g. ``label``).
 
     Stress is computed only when asked for, and only for periodic atoms (any ``atoms.pbc``); asking a
@@ -93,6 +120,7 @@ class SchNetCalculator(Calculator):
         device: Optional[Union[str, torch.device]] = None,
         dtype: torch.dtype = torch.float64,
         method: str = "exact",
+        threads: Optional[int] = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -104,6 +132,9 @@ class SchNetCalculator(Calculator):
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
         self.method = method
+        if threads is not None:
+            check_positive_int("SchNetCalculator", "threads", threads)
+        self.threads = threads
         if isinstance(model, (str, os.PathLike)):
             model = load_model(model)
         elif not isinstance(model, nn.Module):
@@ -178,6 +209,24 @@ class SchNetCalculator(Calculator):
         if not self._periodic and self.method != "autograd" and self.fallback_reason is None:
             self._evaluator = MDEvaluator(self.model, self._z, mode=self.method, dtype=self.dtype)
 
+    def threads_for(self, num_atoms: int) -> Optional[int]:
+        """The CPU threads a call on ``num_atoms`` atoms runs with: ``threads`` when given, else one for
+        a structure of at most :data:`SMALL_SYSTEM_ATOMS` atoms, else torch's setting (``None``)."""
+        if self.threads is not None:
+            return self.threads
+        return 1 if num_atoms <= SMALL_SYSTEM_ATOMS else None
+
+    def _compute(self, pos: torch.Tensor, want_stress: bool):
+        """Energy ``[1]``, forces ``[N, 3]`` and stress (or ``None``) in the model's units."""
+        model = self.model
+        if self._evaluator is not None:
+            return (*self._evaluator(pos), None)
+        if not self._periodic:
+            return (*model.energy_and_forces(self._z, pos), None)
+        if want_stress:
+            return model.energy_forces_stress(self._z, pos, None, self._cell, self._pbc)
+        return (*model.energy_and_forces(self._z, pos, None, self._cell, self._pbc), None)
+
     def calculate(
         self,
         atoms: Optional[Atoms] = None,
@@ -201,16 +250,8 @@ class SchNetCalculator(Calculator):
             )
         positions = atoms.positions if self._length == 1.0 else atoms.positions / self._length
         pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
-        model = self.model
-        stress = None
-        if self._evaluator is not None:
-            energy, forces = self._evaluator(pos)
-        elif not self._periodic:
-            energy, forces = model.energy_and_forces(self._z, pos)
-        elif want_stress:
-            energy, forces, stress = model.energy_forces_stress(self._z, pos, None, self._cell, self._pbc)
-        else:
-            energy, forces = model.energy_and_forces(self._z, pos, None, self._cell, self._pbc)
+        with cpu_threads(self.threads_for(len(atoms)) if self.device.type == "cpu" else None):
+            energy, forces, stress = self._compute(pos, want_stress)
         e = float(energy.detach().to("cpu", torch.float64)[0]) * self._energy_factor
         self.results["energy"] = e
         self.results["free_energy"] = e
