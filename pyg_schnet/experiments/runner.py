@@ -75,7 +75,8 @@ def add_common_arguments(
     )
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's choice)")
     g.add_argument("--device", default=None, help="torch device (None: cuda if available, else cpu)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar and no per-epoch lines")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (the per-epoch lines stay)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     g.add_argument(
         "--dist-backend",
         default="auto",
@@ -156,7 +157,8 @@ def train_config(args: argparse.Namespace, rho: float) -> TrainConfig:
         seed=args.seed,
         batching=args.batching,
         device=resolve_device(args.device, "--device"),
-        progress=not args.no_progress,
+        progress=not (args.no_progress or getattr(args, "quiet", False)),
+        epoch_lines=not getattr(args, "quiet", False),
     )
 
 

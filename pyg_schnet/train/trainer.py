@@ -88,7 +88,7 @@ RESUME_FIXED = (
 #: :class:`TrainConfig` fields a resume may change: caps and stopping rules (``max_epochs``,
 #: ``max_minutes``, ``patience``), and how the same computation is run or shown (``eval_batch_size``
 #: only groups the validation molecules, ``device``, ``progress``).
-RESUME_MAY_CHANGE = ("max_epochs", "max_minutes", "patience", "eval_batch_size", "device", "progress")
+RESUME_MAY_CHANGE = ("max_epochs", "max_minutes", "patience", "eval_batch_size", "device", "progress", "epoch_lines")
 
 
 class NonFiniteError(FloatingPointError):
@@ -119,7 +119,9 @@ class TrainConfig:
         seed: seeds Python, numpy, torch and the shuffling generator.
         batching: how molecules are batched for the model (:func:`pyg_schnet.train.predict.predict`).
         device: ``'cpu'`` or ``'cuda'`` (or any torch device string).
-        progress: show a tqdm bar (only on a terminal) and print one line per epoch.
+        progress: show a tqdm bar (only on a terminal).
+        epoch_lines: print one line per epoch (errors with their units, elapsed time and an estimate
+            of the time left); ``None`` (default): as ``progress``.
     """
 
     rho: float = 100.0
@@ -137,6 +139,11 @@ class TrainConfig:
     batching: str = "sparse"
     device: str = "cpu"
     progress: bool = True
+    epoch_lines: Optional[bool] = None
+
+    @property
+    def prints_epochs(self) -> bool:
+        return self.progress if self.epoch_lines is None else bool(self.epoch_lines)
 
     def __post_init__(self) -> None:
         """Validate every field (before anything is written): :class:`ValueError` names the field."""
@@ -469,6 +476,34 @@ class Trainer:
             loss.detach(),
         )
 
+    def _epoch_line(self, train: Dict[str, float], val: Dict[str, float], improved: bool) -> str:
+        """One line per epoch: errors in the model's units, ``*`` for a new best validation loss, the
+        training time so far and, when a cap bounds the run, an estimate of the time left."""
+        energy = (getattr(self.model, "units", None) or {}).get("energy", "energy units")
+        force = f"{energy}/A"
+        line = (
+            f"epoch {self.epoch:5d} step {self.step:8d} lr {self.history[-1]['lr']:.3e} "
+            f"train loss {train['loss']:.4g} | val E_mae {val['energy_mae']:.4f} {energy}"
+            + (f", F_mae {val['force_mae']:.4f} {force}" if math.isfinite(val["force_mae"]) else "")
+            + f", loss {val['loss']:.4g}"
+            + (" *" if improved else "")
+            + f" | {self.elapsed_s / 60:.1f} min"
+        )
+        left = self._estimated_minutes_left()
+        return line + (f", about {left:.1f} min left" if left is not None else "")
+
+    def _estimated_minutes_left(self) -> Optional[float]:
+        """Minutes until a cap stops the run: ``max_minutes`` minus the training time, or the epochs left
+        to ``max_epochs`` at the mean epoch time so far, whichever is sooner; ``None`` without a cap
+        (early stopping cannot be foreseen)."""
+        estimates = []
+        if self.config.max_minutes is not None:
+            estimates.append(max(self.config.max_minutes - self.elapsed_s / 60.0, 0.0))
+        if self.config.max_epochs is not None and self.epoch > 0:
+            per_epoch = self.elapsed_s / max(len(self.history), 1) / 60.0
+            estimates.append(max(self.config.max_epochs - self.epoch, 0) * per_epoch)
+        return min(estimates) if estimates else None
+
     def _time_left_s(self, run_start: float) -> float:
         if self.config.max_minutes is None:
             return math.inf
@@ -608,7 +643,7 @@ class Trainer:
             resumed_from_epoch = self.epoch
         self._resolve_batching()
         if resuming:
-            if self.config.progress and main:
+            if self.config.prints_epochs and main:
                 print(f"resumed from {self.checkpoint_path} at epoch {self.epoch}, step {self.step}")
         else:
             seed_everything(self.config.seed)
@@ -680,15 +715,8 @@ class Trainer:
             if main:
                 self.save_checkpoint()
                 self._write_log()
-            if self.config.progress and main:
-                tqdm.write(
-                    f"epoch {self.epoch:5d} step {self.step:8d} lr {self.history[-1]['lr']:.3e} "
-                    f"train loss {train['loss']:.4g} | val E_mae {val['energy_mae']:.4f} "
-                    + (f"F_mae {val['force_mae']:.4f} " if math.isfinite(val["force_mae"]) else "")
-                    + f"loss {val['loss']:.4g}"
-                    + (" *" if improved else "")
-                    + f" | {self.elapsed_s / 60:.1f} min"
-                )
+            if self.config.prints_epochs and main:
+                tqdm.write(self._epoch_line(train, val, improved))
             if cut_short:
                 break
         if main:
