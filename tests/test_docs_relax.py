@@ -20,6 +20,7 @@ def test_bfgs_with_the_calculator_reaches_a_stationary_point(load_repo_file):
         cutoff=3.0,
         output_hidden=8,
     )
+    model.units = {"energy": "kcal/mol", "length": "Angstrom"}
     start = molecule("CH3CH2OH")
     start.rattle(0.05, seed=0)
     start.calc = SchNetCalculator(model)

@@ -49,6 +49,7 @@ def smooth_model(seed: int = 0) -> SchNet:
         output_hidden=8,
     )
     model.set_standardization(mean=0.0, std=1.0)
+    model.units = {"energy": "kcal/mol", "length": "Angstrom"}
     return model
 
 
@@ -329,4 +330,56 @@ def test_md_command_refuses_a_reference_of_other_atoms(md_inputs, tmp_path):
                 "--no-progress",
             ]
         )
+    assert not (tmp_path / "o").exists()
+
+
+def test_md_command_starts_from_a_frame_of_an_md17_npz(shared_data, tmp_path, capsys):
+    """START may be an MD17-layout npz: ``--frame 3`` starts from ``R[3]`` with the file's ``z``."""
+    npz = shared_data / "md17" / "md17_ethanol.npz"
+    with np.load(npz) as data:
+        expected_positions, expected_numbers = np.asarray(data["R"][3]), np.asarray(data["z"])
+    model_path = tmp_path / "model.pt"
+    save_model(smooth_model(), model_path)
+    out = tmp_path / "run"
+    summary = md_main(
+        [str(model_path), str(npz), "--frame", "3", "--steps", "4", "--dt", "0.25", "--log-interval", "2"]
+        + ["--traj-interval", "2", "--out", str(out), "--no-progress"]
+    )
+    assert f"from {npz}" in capsys.readouterr().out
+    assert summary["frame"] == "3" and summary["steps_done"] == 4
+    frames = read(out / "trajectory", ":")
+    assert len(frames) == 3  # steps 0, 2, 4
+    np.testing.assert_array_equal(frames[0].numbers, expected_numbers)
+    np.testing.assert_array_equal(frames[0].positions, expected_positions)  # float64, not rounded on the way
+    assert not np.array_equal(frames[-1].positions, expected_positions)  # and it moved from there
+
+
+def test_md_command_names_the_npz_and_what_is_wrong_with_the_start(shared_data, tmp_path):
+    npz = shared_data / "md17" / "md17_ethanol.npz"
+    model_path = tmp_path / "model.pt"
+    save_model(smooth_model(), model_path)
+
+    def run(start, frame: str = "0") -> None:
+        md_main([str(model_path), str(start), "--frame", frame, "--steps", "2", "--out", str(tmp_path / "o")])
+
+    with pytest.raises(ValueError, match=r"md17_ethanol\.npz: --frame 1500 is out of range: field 'R' holds 1500"):
+        run(npz, "1500")
+    with pytest.raises(ValueError, match=r"md17_ethanol\.npz: --frame -1501 is out of range"):
+        run(npz, "-1501")
+    with pytest.raises(ValueError, match=r"md17_ethanol\.npz: --frame ':' is not one frame index"):
+        run(npz, ":")
+    with np.load(npz) as data:
+        positions = np.asarray(data["R"][:5])
+    no_z = tmp_path / "positions_only.npz"
+    np.savez(no_z, R=positions)
+    with pytest.raises(ValueError, match=r"positions_only\.npz: no field 'z' in this npz.*fields: \['R'\]"):
+        run(no_z)
+    no_r = tmp_path / "numbers_only.npz"
+    np.savez(no_r, z=np.arange(1, 10), E=np.zeros(5))
+    with pytest.raises(ValueError, match=r"numbers_only\.npz: no field 'R' in this npz"):
+        run(no_r)
+    wrong_z = tmp_path / "wrong_z.npz"
+    np.savez(wrong_z, R=positions, z=np.ones(3, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"wrong_z\.npz: field 'z' must hold one integer atomic number per atom"):
+        run(wrong_z)
     assert not (tmp_path / "o").exists()

@@ -58,7 +58,7 @@ def train(steps: int = 20, seed: int = 0) -> list[float]:
         loss = ((model(data.z, data.pos, data.batch) - data.y) ** 2).mean()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())  # float(loss) warns: loss requires grad
     return losses
 
 

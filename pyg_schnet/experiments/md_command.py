@@ -1,6 +1,6 @@
 """``pyg-schnet md MODEL START ...`` (also ``pyg-schnet md``): MD with a trained SchNet.
 
-Reads START (any file ASE reads; ``--frame`` picks one image), attaches
+Reads START (any file ASE reads, or an MD17-layout ``.npz``; ``--frame`` picks one image), attaches
 :class:`pyg_schnet.simulation.ase.SchNetCalculator`, runs :func:`pyg_schnet.simulation.md.run_md` and
 writes into ``--out``:
 ``trajectory`` (ASE ``traj`` format), ``energies.csv``, ``energies.png``, ``results.json`` and, with
@@ -13,12 +13,16 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 
 from pyg_schnet import allocator
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 DTYPES = ("float64", "float32")
 
@@ -28,8 +32,17 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
         prog=prog, description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("model", type=Path, help="a model.pt written by the training scripts")
-    parser.add_argument("start", type=Path, help="start structure: any file ASE reads (xyz, traj, ...)")
-    parser.add_argument("--frame", default="0", help="which image of START (ASE index, e.g. 0 or -1)")
+    parser.add_argument(
+        "start",
+        type=Path,
+        help="start structure: any file ASE reads (xyz, traj, ...) or an MD17-layout npz "
+        "(keys R [frames, atoms, 3] in Angstrom and z [atoms])",
+    )
+    parser.add_argument(
+        "--frame",
+        default="0",
+        help="which image of START (ASE index, e.g. 0 or -1; of an npz: one frame of R, e.g. 3 or -1)",
+    )
     parser.add_argument("--steps", type=int, required=True, help="integration steps")
     parser.add_argument("--dt", type=float, default=0.5, help="time step in fs")
     parser.add_argument(
@@ -91,7 +104,12 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--dtype", choices=DTYPES, default="float64", help="float64 conserves energy best; float32 is faster"
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads of the model calls (None: one for molecules of up to 200 atoms, else torch's choice)",
+    )
     parser.add_argument(
         "--max-minutes", type=float, default=None, help="stop after this much wall time and write what was simulated"
     )
@@ -100,11 +118,17 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
 
 
 def load_start(path: Path, frame: str = "0"):
-    """One image of ``path`` as ASE ``Atoms``, with errors naming the file."""
-    from ase.io import read
+    """One image of ``path`` as ASE ``Atoms`` (positions in Angstrom), with errors naming the file.
 
+    ``path`` is any file ASE reads (``frame``: an ASE index) or an MD17-layout ``.npz`` (keys ``R``
+    [frames, atoms, 3] in Angstrom and ``z`` [atoms]; ``frame``: one index into ``R``, negative from the end).
+    """
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such start structure")
+    if path.suffix == ".npz":
+        return _npz_start(path, frame)
+    from ase.io import read
+
     try:
         index: Any = int(frame)
     except ValueError:
@@ -116,6 +140,47 @@ def load_start(path: Path, frame: str = "0"):
     if isinstance(atoms, list):
         raise ValueError(f"{path}: --frame {frame} selects {len(atoms)} images; give one index")
     return atoms
+
+
+def _npz_start(path: Path, frame: str) -> Atoms:
+    """Frame ``frame`` of an MD17-layout npz as ``Atoms``: positions ``R[frame]`` (Angstrom, float64),
+    atomic numbers ``z``; the positions come from the reader of ``--reference`` files."""
+    from ase import Atoms
+
+    from pyg_schnet.simulation.md.analysis import reference_frames
+
+    try:
+        index = int(frame)
+    except ValueError:
+        raise ValueError(
+            f"{path}: --frame {frame!r} is not one frame index; an npz start takes an integer (e.g. 0 or -1)"
+        ) from None
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a readable npz file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: a single array, not an npz archive with fields 'R' and 'z'")
+    with data:
+        missing = [key for key in ("R", "z") if key not in data.files]
+        if missing:
+            raise ValueError(
+                f"{path}: no field {' or '.join(repr(k) for k in missing)} in this npz (an MD17-layout start needs "
+                f"'R' [frames, atoms, 3] in Angstrom and 'z' [atoms]); fields: {sorted(data.files)}"
+            )
+        numbers = np.asarray(data["z"])
+    frames = reference_frames(path)  # field 'R' as float64 [frames, atoms, 3], errors naming the file and field
+    if numbers.ndim != 1 or numbers.shape[0] != frames.shape[1] or not np.issubdtype(numbers.dtype, np.integer):
+        raise ValueError(
+            f"{path}: field 'z' must hold one integer atomic number per atom of 'R' ({frames.shape[1]}), "
+            f"got shape {numbers.shape} dtype {numbers.dtype}"
+        )
+    if not -len(frames) <= index < len(frames):
+        raise ValueError(
+            f"{path}: --frame {index} is out of range: field 'R' holds {len(frames)} frames "
+            f"(0 to {len(frames) - 1}, or -{len(frames)} to -1)"
+        )
+    return Atoms(numbers=numbers, positions=frames[index])
 
 
 def stability_setup(
@@ -186,19 +251,27 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     """Runs what the flags say; prints the summary and returns what ``results.json`` holds."""
     import torch
 
-    from pyg_schnet.io.devices import describe_device
+    from pyg_schnet.io.devices import describe_device, resolve_device
     from pyg_schnet.io.files import write_json
-    from pyg_schnet.simulation.ase import SchNetCalculator
+    from pyg_schnet.simulation.ase import SchNetCalculator, cpu_threads
     from pyg_schnet.simulation.md.simulate import run_md
 
+    device = resolve_device(args.device, "pyg-schnet md --device")  # before any file is read
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     allocator.retain_freed_memory()  # large steps reuse freed pages (see pyg_schnet.allocator)
     atoms = load_start(args.start, args.frame)
+    # the calculator's thread rule (one thread for small molecules) unless --threads says otherwise
     calc = SchNetCalculator(
-        args.model, energy_unit=args.energy_unit, device=args.device, dtype=getattr(torch, args.dtype)
+        args.model,
+        energy_unit=args.energy_unit,
+        device=device,
+        dtype=getattr(torch, args.dtype),
+        threads=args.threads,
     )
     atoms.calc = calc
+    with cpu_threads(calc.threads_for(len(atoms)) if calc.device.type == "cpu" else None):
+        device_text = describe_device(str(calc.device))  # with the threads the calls run on
     if args.reference_split is not None and args.reference is None:
         raise ValueError("--reference-split needs --reference (the data file the split indexes)")
     monitor, hist, ref_hist = stability_setup(
@@ -208,7 +281,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
         f"MD {args.ensemble.upper()}: {len(atoms)} atoms ({atoms.get_chemical_formula()}) from {args.start}, "
         f"{args.steps} steps of {args.dt:g} fs = {args.steps * args.dt / 1000:g} ps at {args.temperature:g} K, "
         f"seed {args.seed}; model {args.model} ({calc.units['energy']}), {args.dtype} on "
-        f"{describe_device(str(calc.device))}; {len(monitor.pairs)} bonds monitored"
+        f"{device_text}; {len(monitor.pairs)} bonds monitored"
         + (f" against {args.reference}" if args.reference else " against START")
     )
     result = run_md(
@@ -259,7 +332,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
         "friction_per_fs": args.friction if args.ensemble == "langevin" else None,
         "seed": args.seed,
         "dtype": args.dtype,
-        "device": describe_device(str(calc.device)),
+        "device": device_text,
         "steps_requested": args.steps,
         "steps_done": result.steps_done,
         "simulated_ps": result.simulated_ps,
