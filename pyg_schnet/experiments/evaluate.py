@@ -2,7 +2,7 @@
 
 The data set is read as the training scripts read it (MD17 in kcal/mol, ISO17 in eV, QM9 U0 in
 Hartree) and its energies and forces are converted into the model's own energy unit
-(``model.units["energy"]``, kcal/mol for files that record none) with :mod:`ase.units`, so the errors
+(``model.units["energy"]``; a file that records none needs ``--energy-unit``) with :mod:`ase.units`, so the errors
 come out in the unit the model predicts. A ``split.npz`` of the training run selects a subset.
 """
 

@@ -9,9 +9,9 @@
     atoms.calc = SchNetCalculator("runs/eth/model.pt")     # trained in kcal/mol, converted to eV
     atoms.get_potential_energy(), atoms.get_forces()      # eV, eV/Angstrom
 
-Units: the model predicts energies in its own unit (``model.units["energy"]``, kcal/mol for our
-benchmark scripts and for files that record none) from positions in ``model.units["length"]``
-(Angstrom). With :math:`u_E` and :math:`u_L` the values of those units in eV and Angstrom
+Units: the model predicts energies in its own unit (``model.units["energy"]``, recorded in its file by
+the trainer; a file of format /1 records none and needs ``energy_unit``) from positions in
+``model.units["length"]`` (Angstrom). With :math:`u_E` and :math:`u_L` the values of those units in eV and Angstrom
 (:func:`pyg_schnet.io.units.unit_value`), ASE receives
 
 .. math::
