@@ -6,7 +6,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from harness.timing import PeakMemory, profiler_log_filtered
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# what torch.profiler prints by itself: kineto's start/stop lines (two per profile, on file descriptor 2),
+# the allocator's warning, and the operator table of prof.key_averages().table()
+PROFILER_LINES = ("USDT:", "STAGE:", "profiler_start", "profiler_stop", "allocated before the profiling", "Self CPU")
+
+
+def assert_no_profiler_output(text):
+    for line in text.splitlines():
+        assert not any(marker in line for marker in PROFILER_LINES), line
+        assert not (line.startswith("-----") and "Name" in line), line
 
 
 def test_quick_run_writes_json_table_and_plot(tmp_path):
@@ -20,6 +34,10 @@ def test_quick_run_writes_json_table_and_plot(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # the peak memory of every step is measured under torch.profiler: its log lines stay off the terminal
+    assert_no_profiler_output(proc.stdout)
+    assert_no_profiler_output(proc.stderr)
+    assert "peak " in proc.stdout and " MiB)" in proc.stdout
     report = json.loads((out / "batching.json").read_text())
     meta = report["meta"]
     assert meta["hyper_parameters"]["num_gaussians"] == 301 and meta["hyper_parameters"]["cutoff"] == 30.0
@@ -49,3 +67,23 @@ def test_quick_run_writes_json_table_and_plot(tmp_path):
     table = (out / "batching.md").read_text()
     assert "sparse/PyG" in table and "| qm9 |" in table
     assert (out / "batching.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_profiler_log_filtered_drops_the_profilers_lines_and_keeps_the_rest(capfd):
+    with profiler_log_filtered():
+        os.write(2, b"USDT:2026-12-03 10:27:12 1:1 SyncActivityProfilerHandler.cpp:52] profiler_start\n")
+        os.write(2, b"a real error\n")
+        print("a Python warning", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert "a real error" in err and "a Python warning" in err
+    assert "USDT" not in err and "profiler_start" not in err
+
+
+def test_peak_memory_still_measures_and_prints_nothing(capfd):
+    with PeakMemory(torch.device("cpu")) as mem:
+        keep = torch.ones(4 * 2**20 // 4)  # 4 MiB
+        del keep
+    out = capfd.readouterr()
+    assert_no_profiler_output(out.out)
+    assert_no_profiler_output(out.err)
+    assert mem.mib is None or 3.9 <= mem.mib <= 16

@@ -4,19 +4,64 @@ A shared machine's load changes from second to second. :func:`measure` therefore
 implementations round-robin (one step of each, then the next round), so that a change of load hits all
 of them alike and their ratio stays meaningful; it reports the median wall time and the median CPU time
 of the process per step (with one thread, time spent waiting for a core counts in the wall time only).
+
+``torch.profiler`` (the CPU memory peak, :mod:`harness.work`'s operator times) logs two lines to the
+process's stderr on every start and stop; :func:`profiler_log_filtered` keeps them off the terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import statistics
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
 Step = Callable[[], Any]
+
+#: Lines that ``torch.profiler`` itself writes to file descriptor 2, not to Python's ``sys.stderr``:
+#: kineto's ``USDT: ... profiler_start`` / ``profiler_stop`` (every profile) and ``STAGE:`` lines, and
+#: the CPU allocator's warning (once) that frees of tensors allocated before a profile are not recorded,
+#: which :func:`tensor_peak_bytes` already accounts for.
+PROFILER_LOG_MARKERS = ("USDT:", "STAGE:", "was allocated before the profiling started")
+
+
+@contextlib.contextmanager
+def profiler_log_filtered() -> Iterator[None]:
+    """Keep ``torch.profiler``'s own log lines (:data:`PROFILER_LOG_MARKERS`) off the terminal.
+
+    They come from C++ code writing to file descriptor 2, which no Python-level redirect reaches and
+    whose log level (``KINETO_LOG_LEVEL``) is read once, at the first profile of the process, and has no
+    setting that hides them but keeps errors. So for the ``with`` block descriptor 2 goes to a temporary
+    file; afterwards every line written there that is not one of those is passed on to stderr, so real
+    warnings and errors still show (after the block instead of during it).
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 (e.g. a process started without one): nothing reaches a terminal
+        yield
+        return
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            lines = log.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not any(m in line for m in PROFILER_LOG_MARKERS))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
 
 
 class PeakMemory:
@@ -27,7 +72,8 @@ class PeakMemory:
     ``profile_memory=True``, summed in time order). Tensor bytes, not the process's resident size:
     the C library may keep freed memory for reuse (:mod:`pyg_schnet.allocator`), so the resident
     size would follow what the allocator holds, not what the step needs. ``None`` where the
-    profiler cannot run (e.g. inside another profiler).
+    profiler cannot run (e.g. inside another profiler). The profiler's own log lines are filtered
+    out (:func:`profiler_log_filtered`).
     """
 
     def __init__(self, device: torch.device) -> None:
@@ -35,6 +81,7 @@ class PeakMemory:
         self.mib: Optional[float] = None
         self.start = 0
         self._profiler: Optional[torch.profiler.profile] = None
+        self._quiet = contextlib.ExitStack()
 
     def __enter__(self) -> "PeakMemory":
         if self.device.type == "cuda":
@@ -42,6 +89,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.start = torch.cuda.memory_allocated()
         else:
+            self._quiet.enter_context(profiler_log_filtered())
             try:
                 self._profiler = torch.profiler.profile(
                     activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
@@ -55,9 +103,11 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
             self.mib = max(torch.cuda.max_memory_allocated() - self.start, 0) / 2**20
-        elif self._profiler is not None:
-            self._profiler.__exit__(*exc)
-            self.mib = tensor_peak_bytes(self._profiler) / 2**20
+        else:
+            with self._quiet:
+                if self._profiler is not None:
+                    self._profiler.__exit__(*exc)
+                    self.mib = tensor_peak_bytes(self._profiler) / 2**20
 
 
 def tensor_peak_bytes(prof: torch.profiler.profile) -> int:

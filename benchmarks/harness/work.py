@@ -27,7 +27,7 @@ from harness import environment
 from harness.adapters import make_runners
 from harness.molecules import build_cases
 from harness.peers import CASES, LABELS, training_case
-from harness.timing import measure
+from harness.timing import measure, profiler_log_filtered
 
 #: Profiler names of the matrix-product operators.
 MATMUL_OPS = frozenset(
@@ -59,7 +59,7 @@ class MatmulFlops(TorchDispatchMode):
 
 def matmul_share(step: Callable[[], Any]) -> float:
     """Share of one call's operator self time (CPU) spent in :data:`MATMUL_OPS`."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+    with profiler_log_filtered(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         step()
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
