@@ -16,7 +16,10 @@ CSV_COLUMNS = ("time_fs", "potential_eV", "kinetic_eV", "total_eV", "temperature
 
 @dataclass
 class MDResult:
-    """What :func:`run_md` measured. Energies in eV, times in fs, one row per logged step."""
+    """What :func:`run_md` measured. Energies in eV, times in fs, one row per logged step.
+
+    ``target_temperature_K`` is the thermostat's temperature (K) of a Langevin run, ``None`` for NVE.
+    """
 
     ensemble: str
     dt_fs: float
@@ -32,6 +35,7 @@ class MDResult:
     drift: Optional[EnergyDrift] = None
     hr_mae: Optional[float] = None
     files: Dict[str, str] = field(default_factory=dict)
+    target_temperature_K: Optional[float] = None
 
     @property
     def interrupted(self) -> bool:

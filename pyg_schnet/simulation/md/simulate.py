@@ -188,6 +188,7 @@ def run_md(
         wall,
         stop_reason=reason,
         instability=monitor.instability if monitor else None,
+        target_temperature_K=temperature_K if ensemble == "langevin" else None,
     )
     if ensemble == "nve" and len(rows) >= 2 and np.isfinite(result.total_eV).all():
         result.drift = energy_drift(result.time_fs, result.total_eV, len(atoms))
