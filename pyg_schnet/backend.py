@@ -28,6 +28,7 @@ of pyg-schnet.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from contextlib import contextmanager
@@ -47,17 +48,16 @@ try:  # pragma: no cover - which branch runs depends on the installation
 except (ImportError, OSError) as exc:  # pragma: no cover
     _SCATTER_ERROR = f"{type(exc).__name__}: {exc}"
 
-try:  # pragma: no cover
-    import torch_cluster as _torch_cluster
-
-    torch_cluster = _torch_cluster
-except (ImportError, OSError) as exc:  # pragma: no cover
-    _CLUSTER_ERROR = f"{type(exc).__name__}: {exc}"
+# torch-cluster imports scipy (0.45 s of every start-up, docs/benchmarks.md "Start-up time"): it is
+# found here and imported when the first radius graph is built (:func:`cluster`)
+if importlib.util.find_spec("torch_cluster") is None:  # pragma: no cover
+    _CLUSTER_ERROR = "ModuleNotFoundError: No module named 'torch_cluster'"
 
 #: True when aggregation goes through the compiled torch-scatter package.
 USE_TORCH_SCATTER: bool = torch_scatter is not None
-#: True when radius graphs come from the compiled torch-cluster package.
-USE_TORCH_CLUSTER: bool = torch_cluster is not None
+#: True when radius graphs come from the compiled torch-cluster package (it is installed; imported on
+#: first use by :func:`cluster`, which turns this off with a warning if that import fails).
+USE_TORCH_CLUSTER: bool = _CLUSTER_ERROR is None
 
 _missing = [
     f"{name} ({err})"
@@ -146,6 +146,26 @@ def reference_path() -> Iterator[None]:
         yield
     finally:
         set_fast_path(previous)
+
+
+def cluster() -> Any:
+    """The torch-cluster module, imported on first use; ``None`` when it cannot be (then
+    :data:`USE_TORCH_CLUSTER` is switched off and one :class:`RuntimeWarning` says so)."""
+    global torch_cluster, USE_TORCH_CLUSTER
+    if torch_cluster is None and USE_TORCH_CLUSTER:
+        try:
+            import torch_cluster as _torch_cluster
+
+            torch_cluster = _torch_cluster
+        except (ImportError, OSError) as exc:  # pragma: no cover - a broken build
+            USE_TORCH_CLUSTER = False
+            warnings.warn(
+                f"pyg-schnet: could not import torch-cluster ({type(exc).__name__}: {exc}); radius graphs fall "
+                "back to plain PyTorch (same pairs, slower on large systems)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return torch_cluster
 
 
 def scatter_add(src: Tensor, index: Tensor, dim_size: int) -> Tensor:

@@ -88,6 +88,7 @@ class OursSparse(Runner):
         super().__init__(config, device)
         torch.manual_seed(0)
         self.model = SchNet(**config.ours_kwargs())
+        self.model.units = {"energy": "kcal/mol", "length": "Angstrom"}  # the benchmark molecules' energies
         self.finish_init()
 
     def loss(self, data: Batch, with_forces: bool) -> Tensor:

@@ -71,8 +71,9 @@ def radius_graph(pos: Tensor, r: float, batch: Tensor, max_num_neighbors: int) -
     (:data:`pyg_schnet.backend.USE_TORCH_CLUSTER` false) every pair of :func:`full_graph` is tested:
     the same pairs, never truncated.
     """
-    if backend.USE_TORCH_CLUSTER:
-        return backend.torch_cluster.radius_graph(
+    compiled = backend.cluster() if backend.USE_TORCH_CLUSTER else None
+    if compiled is not None:
+        return compiled.radius_graph(
             pos, r=r, batch=batch, loop=False, max_num_neighbors=max_num_neighbors, flow="source_to_target"
         )
     edge_index = full_graph(batch)
