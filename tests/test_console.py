@@ -63,27 +63,28 @@ def tiny_md17(tmp_path) -> Path:
     return path
 
 
+def train_md17_flags(raw_file, root, out) -> list:
+    """``pyg-schnet train md17`` on the tiny file: 24 training and 8 validation molecules, tiny model."""
+    return [
+        "train",
+        "md17",
+        "--raw-file",
+        str(raw_file),
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--n-train",
+        "24",
+        "--n-val",
+        "8",
+        *TINY,
+    ]
+
+
 def test_train_then_evaluate_reproduces_the_test_errors(tiny_md17, tmp_path, capsys):
     out, root = tmp_path / "run", tmp_path / "data"
-    results = main(
-        [
-            "train",
-            "md17",
-            "--raw-file",
-            str(tiny_md17),
-            "--root",
-            str(root),
-            "--out",
-            str(out),
-            "--n-train",
-            "24",
-            "--n-val",
-            "8",
-            "--max-epochs",
-            "1",
-            *TINY,
-        ]
-    )
+    results = main([*train_md17_flags(tiny_md17, root, out), "--max-epochs", "1"])
     assert results["command"].startswith("pyg-schnet train md17")
     assert (out / "model.pt").is_file()
     errors = main(
@@ -154,21 +155,7 @@ def test_evaluate_refuses_forces_on_qm9(tmp_path):
 
 def test_an_out_folder_holding_a_run_is_refused_unless_resume_or_overwrite(tiny_md17, tmp_path):
     out, root = tmp_path / "run", tmp_path / "data"
-    flags = [
-        "train",
-        "md17",
-        "--raw-file",
-        str(tiny_md17),
-        "--root",
-        str(root),
-        "--out",
-        str(out),
-        "--n-train",
-        "24",
-        "--n-val",
-        "8",
-        *TINY,
-    ]
+    flags = train_md17_flags(tiny_md17, root, out)
     main([*flags, "--max-epochs", "2"])
     model_before = (out / "model.pt").read_bytes()
     log_before = (out / "log.csv").read_text()
