@@ -10,7 +10,8 @@ STAMP := $(VENV)/.pyg-schnet-setup
 TORCH_VERSION := 2.13.0
 TORCH_SCATTER_VERSION := 2.1.2
 TORCH_CLUSTER_VERSION := 1.6.3
-export MAX_JOBS ?= 2
+# compile jobs for torch-scatter / torch-cluster: one per core of this machine
+export MAX_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 export FORCE_ONLY_CPU ?= 1
 
 .PHONY: setup check test demo bench-batching bench-peers clean-venv
