@@ -72,30 +72,27 @@ def check_units(units: Any, where: str = "units") -> Dict[str, str]:
     return {"energy": str(units["energy"]), "length": "Angstrom"}
 
 
-def model_units(model: nn.Module) -> Dict[str, str]:
+def model_units(model: nn.Module, hint: str = "") -> Dict[str, str]:
     """The units of ``model``, its ``units`` attribute; :class:`ValueError` when it has none (a model
-    whose energies are in an unknown unit is never saved or converted on a guess)."""
+    whose energies are in an unknown unit is never saved or converted on a guess). ``hint`` says how
+    the caller's user gives the unit (default: :data:`HOW_TO_SET_UNITS`)."""
     units = getattr(model, "units", None)
     if units is None:
+        if hint:
+            raise ValueError(f"the model's units are unknown (a model.pt of format /1 records none): {hint}")
         raise ValueError(f"the model's units are unknown: {HOW_TO_SET_UNITS}")
     return check_units(units, "model.units")
 
 
 def resolve_units(model: nn.Module, energy_unit: Optional[str] = None, hint: str = "") -> Dict[str, str]:
-    """The units of ``model`` (:func:`model_units`), with the energy unit replaced by ``energy_unit``
-    when given (then a model without units is accepted: the caller said what they are). Both names
-    are checked with :func:`unit_value`. ``hint`` says how the caller's user gives the unit; it ends
-    the error for a model without units."""
-    if energy_unit is None and getattr(model, "units", None) is None:
-        raise ValueError(
-            "the model's units are unknown (a model.pt of format /1 records none): " + (hint or HOW_TO_SET_UNITS)
-        )
-    if energy_unit is not None:
-        units = {"energy": energy_unit, "length": "Angstrom"}
-        if getattr(model, "units", None) is not None:
-            units["length"] = model_units(model)["length"]
+    """The units of ``model`` (:func:`model_units`, whose error ends with ``hint``), with the energy
+    unit replaced by ``energy_unit`` when given (then a model without units is accepted: the caller
+    said what they are). Both names are checked with :func:`unit_value`."""
+    if energy_unit is None:
+        units = dict(model_units(model, hint))
     else:
-        units = dict(model_units(model))
+        length = model_units(model)["length"] if getattr(model, "units", None) is not None else "Angstrom"
+        units = {"energy": energy_unit, "length": length}
     unit_value(units["energy"])
     unit_value(units["length"])
     return units

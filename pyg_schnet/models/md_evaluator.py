@@ -332,12 +332,7 @@ class MDEvaluator:
         assert fw is not None
         weights = self.weights
         try:
-            if d.numel() == 0:
-                raise ValueError("no pairs")
-            d_min, d_max = torch.stack(torch.aminmax(d)).tolist()
-            lo, hi = fused.window_bounds(
-                weights.rbf_start, weights.rbf_stop, weights.num_gaussians, self.gamma, d_min, d_max
-            )
+            lo, hi = fused.distance_window(weights.rbf_start, weights.rbf_stop, weights.num_gaussians, self.gamma, d)
         except (ValueError, OverflowError):  # non-finite distances: the result is checked afterwards
             lo, hi = 0, weights.num_gaussians
         t = d.unsqueeze(-1) - fw.centers[lo:hi]

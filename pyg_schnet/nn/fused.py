@@ -98,15 +98,20 @@ def window_bounds(
     return min(max(lo, 0), K), min(max(hi, 0), K)
 
 
-def gaussian_window(rbf: GaussianRBF, distances: Tensor) -> Tuple[int, int]:
-    r"""Indices ``lo, hi`` of the centres that can be non-negligible for some distance in ``distances``:
-    every centre outside ``[lo, hi)`` is farther than :math:`w = \sqrt{-\ln t/\gamma}` from all of them
-    (:func:`window_bounds`). One host synchronisation (the distance range).
-    """
-    if rbf.num_gaussians < 2 or distances.numel() == 0:
-        return 0, rbf.num_gaussians
+def distance_window(start: float, stop: float, num_gaussians: int, gamma: float, distances: Tensor) -> Tuple[int, int]:
+    """:func:`window_bounds` for the range of ``distances``: all centres when there are no distances or
+    fewer than two centres. One host synchronisation (the distance range)."""
+    if num_gaussians < 2 or distances.numel() == 0:
+        return 0, num_gaussians
     d_min, d_max = torch.stack(torch.aminmax(distances.detach())).tolist()
-    return window_bounds(rbf.start, rbf.stop, rbf.num_gaussians, rbf.gamma, d_min, d_max)
+    return window_bounds(start, stop, num_gaussians, gamma, d_min, d_max)
+
+
+def gaussian_window(rbf: GaussianRBF, distances: Tensor) -> Tuple[int, int]:
+    r"""Indices ``lo, hi`` of the centres of ``rbf`` that can be non-negligible for some distance in
+    ``distances``: every centre outside ``[lo, hi)`` is farther than :math:`w = \sqrt{-\ln t/\gamma}`
+    from all of them (:func:`distance_window`)."""
+    return distance_window(rbf.start, rbf.stop, rbf.num_gaussians, rbf.gamma, distances)
 
 
 def windowed_expansion(rbf: GaussianRBF, distances: Tensor, lo: int, hi: int) -> Tensor:
