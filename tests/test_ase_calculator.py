@@ -71,8 +71,9 @@ def test_kcal_per_mol_model_gives_ev():
 
 
 @pytest.mark.parametrize("unit, factor", [("eV", 1.0), ("Hartree", units.Hartree), ("kJ/mol", units.kJ / units.mol)])
-def test_energy_unit_override(unit, factor):
+def test_energy_unit_of_a_model_that_records_none(unit, factor):
     model = small_model()
+    model.units = None  # as a model.pt of format /1 loads
     atoms = distorted_ethanol()
     atoms.calc = SchNetCalculator(model, energy_unit=unit)
     e_model, f_model = model_energy_forces(model, atoms)
@@ -80,14 +81,21 @@ def test_energy_unit_override(unit, factor):
     np.testing.assert_allclose(atoms.get_forces(), f_model * factor, rtol=1e-10, atol=1e-14)
 
 
-def test_units_recorded_on_the_model_are_used_and_can_be_overridden():
+def test_units_recorded_on_the_model_are_used_and_never_overridden():
+    # issue 20, defect 11: energy_unit="kcal/mol" on an eV model scaled its energies by 23x
     model = small_model()
     model.units = {"energy": "eV", "length": "Angstrom"}
     atoms = distorted_ethanol()
     e_model, _ = model_energy_forces(model, atoms)
     assert SchNetCalculator(model).get_potential_energy(atoms) == pytest.approx(e_model, rel=1e-12)
-    overridden = SchNetCalculator(model, energy_unit="kcal/mol").get_potential_energy(atoms)
-    assert overridden == pytest.approx(e_model * KCAL_MOL_IN_EV, rel=1e-12)
+    with pytest.raises(
+        ValueError, match=r"energy_unit=\.\.\.\) 'kcal/mol' contradicts the energy unit the model records, 'eV'"
+    ):
+        SchNetCalculator(model, energy_unit="kcal/mol")
+    same = SchNetCalculator(model, energy_unit=" eV ").get_potential_energy(atoms)  # the same unit, spelled otherwise
+    assert same == pytest.approx(e_model, rel=1e-12)
+    model.units = {"energy": "kcal/mol", "length": "Angstrom"}
+    assert SchNetCalculator(model, energy_unit="kcal / mol").units["energy"] == "kcal/mol"
 
 
 def test_unknown_unit_is_refused_by_name():

@@ -4,6 +4,12 @@ The data set is read as the training scripts read it (MD17 in kcal/mol, ISO17 in
 Hartree) and its energies and forces are converted into the model's own energy unit
 (``model.units["energy"]``; a file that records none needs ``--energy-unit``) with :mod:`ase.units`, so the errors
 come out in the unit the model predicts. A ``split.npz`` of the training run selects a subset.
+``--energy-unit`` says the unit of a model file that records none (format /1); it never overrides a
+recorded unit (a different one is refused, naming both).
+
+Structures holding an element outside the model's training set (``model.training_domain``, recorded
+in model files of format /3) are an extrapolation: ``--unseen-elements`` warns (default), refuses
+(``error``) or ignores them; the message names the first such example, atom and element.
 """
 
 from __future__ import annotations
@@ -66,11 +72,14 @@ def evaluate_model(
     batch_size: int = 100,
     device: Optional[str] = None,
     energy_unit: Optional[str] = None,
+    unseen_elements: str = "warn",
 ) -> Dict[str, Any]:
     """Errors of the model at ``model_path`` on a data set: ``energy_mae``, ``energy_rmse``,
     ``force_mae``, ``force_rmse`` (model's unit, per Angstrom for forces), ``num_molecules``, ``unit``.
 
-    ``forces=None`` evaluates forces when the data carry them (not QM9).
+    ``forces=None`` evaluates forces when the data carry them (not QM9). ``unseen_elements``
+    (``"warn"``, ``"error"``, ``"ignore"``): what examples with an element outside the model's training
+    set get (:func:`check_dataset_elements`).
     """
     import torch
     from torch_geometric.loader import DataLoader
@@ -83,7 +92,10 @@ def evaluate_model(
     dev = resolve_device(device, "pyg-schnet evaluate --device")
     model = load_model(model_path, map_location=dev)
     unit = resolve_units(
-        model, energy_unit, hint="pass --energy-unit, the unit of its training energies (e.g. kcal/mol)"
+        model,
+        energy_unit,
+        hint="pass --energy-unit, the unit of its training energies (e.g. kcal/mol)",
+        option="--energy-unit",
     )["energy"]
     dataset = load_dataset(kind, root, unit, molecule=molecule, raw_file=raw_file, fold=fold)
     if subset not in SUBSETS:
@@ -101,14 +113,43 @@ def evaluate_model(
         dataset = dataset[indices]
         used = subset
     else:
+        indices = None
         used = "all"
     with_forces = (kind != "qm9") if forces is None else forces
     if with_forces and kind == "qm9":
         raise ValueError("QM9 holds equilibrium geometries without forces: evaluate energies only")
+    check_dataset_elements(model, dataset, unseen_elements, f"{model_path} on {kind}", indices)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     errors = evaluate(model, loader, with_forces=with_forces, device=torch.device(dev)).compute()
     errors.pop("loss", None)
     return {**errors, "unit": unit, "dataset": kind, "subset": used, "model": str(model_path)}
+
+
+def check_dataset_elements(model, dataset, policy: str = "warn", where: str = "", indices=None) -> None:
+    """Compare the elements of ``dataset``'s examples with ``model.training_domain``
+    (:func:`pyg_schnet.models.domain.check_elements`): warn about, refuse or ignore (``policy``) the first
+    example holding an element outside it, named by its index in the data set (``indices[i]`` for the
+    ``i``-th example of a subset) and the atom's index in it. A model without a domain is not checked.
+
+    Cheap when nothing is outside: the atomic numbers of an in-memory data set are compared all at once
+    (those of the whole data set, a superset of any subset); only then are examples read one by one.
+    """
+    from pyg_schnet.models.domain import UNSEEN_ELEMENT_POLICIES, check_elements
+
+    if policy not in UNSEEN_ELEMENT_POLICIES:
+        raise ValueError(f"--unseen-elements must be one of {UNSEEN_ELEMENT_POLICIES}, got {policy!r}")
+    domain = getattr(model, "training_domain", None)
+    if domain is None or policy == "ignore":
+        return
+    stored = getattr(getattr(dataset, "_data", None), "z", None)
+    if stored is not None and domain.unseen(stored).numel() == 0:
+        return
+    for i in range(len(dataset)):
+        z = dataset[i].z
+        if domain.unseen(z).numel():
+            index = int(indices[i]) if indices is not None else i
+            check_elements(domain, z, policy, f"{where}, example {index}")
+            return
 
 
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
@@ -125,7 +166,15 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument("--subset", default="test", choices=SUBSETS, help="which part of --split")
     parser.add_argument("--energies-only", action="store_true", help="skip forces")
     parser.add_argument("--batch-size", type=int, default=100, help="molecules per batch")
-    parser.add_argument("--energy-unit", default=None, help="the model's energy unit if not recorded in MODEL")
+    parser.add_argument(
+        "--energy-unit", default=None, help="the model's energy unit if not recorded in MODEL (never overrides it)"
+    )
+    parser.add_argument(
+        "--unseen-elements",
+        default="warn",
+        choices=("warn", "error", "ignore"),
+        help="examples with an element the model was not trained on: warn, refuse or ignore",
+    )
     parser.add_argument("--device", default=None, help="torch device (None: cuda if available, else cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=None, help="also write the errors to this JSON file")
@@ -153,6 +202,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "pyg-schnet evaluate"
         batch_size=args.batch_size,
         device=args.device,
         energy_unit=args.energy_unit,
+        unseen_elements=args.unseen_elements,
     )
     line = (
         f"{args.model} on {args.dataset} ({res['subset']}, {res['num_molecules']} molecules): "

@@ -12,6 +12,7 @@ multiply a value in the first unit by the factor to get it in the second.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Dict, Mapping, Optional
 
@@ -84,15 +85,39 @@ def model_units(model: nn.Module, hint: str = "") -> Dict[str, str]:
     return check_units(units, "model.units")
 
 
-def resolve_units(model: nn.Module, energy_unit: Optional[str] = None, hint: str = "") -> Dict[str, str]:
-    """The units of ``model`` (:func:`model_units`, whose error ends with ``hint``), with the energy
-    unit replaced by ``energy_unit`` when given (then a model without units is accepted: the caller
-    said what they are). Both names are checked with :func:`unit_value`."""
+def same_unit(a: str, b: str) -> bool:
+    """Whether two unit names are the same unit (``"kcal/mol"`` and ``"kcal / mol"``): equal values in
+    ASE's units (:func:`unit_value`, to 1e-12 relative)."""
+    return math.isclose(unit_value(a), unit_value(b), rel_tol=1e-12)
+
+
+def resolve_units(
+    model: nn.Module, energy_unit: Optional[str] = None, hint: str = "", option: str = "energy_unit"
+) -> Dict[str, str]:
+    """The units of ``model`` (:func:`model_units`, whose error ends with ``hint``); ``energy_unit`` says
+    the energy unit of a model that records none (a model.pt of format /1), and otherwise must be the
+    recorded one (spelled any way, :func:`same_unit`): a different unit never overrides what the model
+    file records (its energies would come out scaled by the ratio). Both names are checked with
+    :func:`unit_value`. ``option`` names ``energy_unit`` as the caller's user gives it (``"--energy-unit"``).
+
+    Raises:
+        ValueError: an unknown unit name, no unit from either side, or ``energy_unit`` contradicting the
+            recorded unit (naming both).
+    """
     if energy_unit is None:
         units = dict(model_units(model, hint))
+    elif getattr(model, "units", None) is not None:
+        units = dict(model_units(model))
+        unit_value(energy_unit)
+        if not same_unit(energy_unit, units["energy"]):
+            raise ValueError(
+                f"{option} {energy_unit!r} contradicts the energy unit the model records, {units['energy']!r} "
+                f"(1 {units['energy']} = {unit_value(units['energy']) / unit_value(energy_unit):.6g} {energy_unit}): "
+                f"a given unit never overrides the recorded one. Leave {option} out (the recorded unit is used "
+                "and results are converted from it)"
+            )
     else:
-        length = model_units(model)["length"] if getattr(model, "units", None) is not None else "Angstrom"
-        units = {"energy": energy_unit, "length": length}
+        units = {"energy": energy_unit, "length": "Angstrom"}
     unit_value(units["energy"])
     unit_value(units["length"])
     return units

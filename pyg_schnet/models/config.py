@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, Mapping, Optional
 
@@ -27,7 +28,9 @@ class SchNetConfig:
         max_num_neighbors: optional guard: an atom with more neighbours raises (never truncated).
 
     The rules (:func:`pyg_schnet.validation.check_model_config`) are checked on construction, so a
-    config that exists is valid. ``model.pt`` files store :meth:`as_dict`.
+    config that exists is valid; so is the memory of the parameters (:meth:`parameter_count`), which
+    must fit in the machine's memory (a :class:`MemoryError` with the estimate, instead of a failed
+    allocation when the model is built). ``model.pt`` files store :meth:`as_dict`.
     """
 
     hidden_channels: int = 64
@@ -44,6 +47,23 @@ class SchNetConfig:
 
     def __post_init__(self) -> None:
         check_model_config(self.as_dict())
+        check_parameter_memory(self)
+
+    def parameter_count(self) -> int:
+        r"""Numbers in the model's parameters and buffers. With :math:`F` = ``hidden_channels``,
+        :math:`F_f` = ``num_filters``, :math:`K` = ``num_gaussians``, :math:`L` = ``num_interactions``,
+        :math:`H` = ``output_hidden``, :math:`Z` = ``max_z``:
+
+        .. math::
+            Z F + L \left[(F + 1) F_f + (K + 1) F_f + (F_f + 1) F_f + (F_f + 1) F + (F + 1) F\right]
+            + (F + 2) H + 1 + (K + 2 + Z)
+
+        (embedding; per block in2filter, the filter network's two layers, filter2out, out; the head's two
+        layers; the Gaussian centres, mean, std and atomrefs).
+        """
+        f, ff, k, h, z = self.hidden_channels, self.num_filters, self.num_gaussians, self.output_hidden, self.max_z
+        block = (f + 1) * ff + (k + 1) * ff + (ff + 1) * ff + (ff + 1) * f + (f + 1) * f
+        return z * f + self.num_interactions * block + (f + 2) * h + 1 + (k + 2 + z)
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> "SchNetConfig":
@@ -65,6 +85,31 @@ class SchNetConfig:
     def replace(self, **changes: Any) -> "SchNetConfig":
         """A copy with ``changes`` (checked like a new config)."""
         return SchNetConfig.from_dict({**self.as_dict(), **changes})
+
+
+def physical_memory_bytes() -> Optional[int]:
+    """The machine's physical memory in bytes (``None`` where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_parameter_memory(config: SchNetConfig, limit: Optional[int] = None) -> None:
+    """Raise :class:`MemoryError` when the parameters of a model of ``config`` (float32,
+    :meth:`SchNetConfig.parameter_count`) need more than ``limit`` bytes (default: the machine's physical
+    memory), naming the estimate and the sizes."""
+    limit = physical_memory_bytes() if limit is None else limit
+    count = config.parameter_count()
+    needed = 4 * count
+    if limit is not None and needed > limit:
+        names = ("hidden_channels", "num_filters", "num_gaussians", "num_interactions", "output_hidden", "max_z")
+        sizes = ", ".join(f"{name}={getattr(config, name)}" for name in names)
+        raise MemoryError(
+            f"SchNet({sizes}) has {count:.3g} parameters, about {needed / 2**30:.3g} GiB in float32 before any "
+            f"training or inference memory, more than the {limit / 2**30:.3g} GiB this machine has: choose smaller "
+            "sizes (the paper's: hidden_channels=64, num_filters=64, num_gaussians=301, output_hidden=32)"
+        )
 
 
 def resolve_config(config: Optional[SchNetConfig], options: Mapping[str, Any]) -> SchNetConfig:

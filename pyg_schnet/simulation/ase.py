@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import threading
 import warnings
 from typing import Iterator, Optional, Sequence, Union
 
@@ -39,6 +40,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from torch import nn
 
 from pyg_schnet.io.units import resolve_units, unit_value
+from pyg_schnet.models.domain import UNSEEN_ELEMENT_POLICIES, check_elements
 from pyg_schnet.models.md_evaluator import MDEvaluator, supports
 from pyg_schnet.validation import check_positive_int
 
@@ -86,8 +88,10 @@ class SchNetCalculator(Calculator):
         model: a :class:`~pyg_schnet.SchNet`, or the path of a ``model.pt``
             (:func:`pyg_schnet.load_model`). The calculator works on its own copy, converted to
             ``dtype`` and moved to ``device`` in eval mode; the model passed in is not changed.
-        energy_unit: the unit of the model's energies, overriding ``model.units["energy"]``
-            (a name of :mod:`ase.units`: ``"kcal/mol"``, ``"kJ/mol"``, ``"eV"``, ``"Hartree"``).
+        energy_unit: the unit of the model's energies for a model that records none (a ``model.pt`` of
+            format /1; a name of :mod:`ase.units`: ``"kcal/mol"``, ``"kJ/mol"``, ``"eV"``, ``"Hartree"``).
+            For a model that records its unit (``model.units``) it may only repeat it (spelled any
+            way); a different unit is refused naming both, never used to rescale the energies.
         device: torch device of the computation (``None``: CUDA when available, else the CPU).
         dtype: ``torch.float64`` (default; energy conservation in MD) or ``torch.float32`` (speed).
         method: how energy and forces of a molecule (no periodic axis) are computed:
@@ -99,6 +103,12 @@ class SchNetCalculator(Calculator):
             rejects (a subclass, a replaced block, activation or head): the calculator then computes
             what the model's own ``forward`` computes, and says so once with an
             :class:`AutogradFallbackWarning` (the reason is kept in :attr:`fallback_reason`).
+        unseen_elements: what a structure holding an element outside the model's training set
+            (``model.training_domain.elements``, :mod:`pyg_schnet.models.domain`) gets: ``"warn"``
+            (default, an :class:`~pyg_schnet.models.domain.UnseenElementWarning` naming the element and
+            the atom), ``"error"`` (:class:`~pyg_schnet.models.domain.UnseenElementError`) or
+            ``"ignore"``. Checked when the atomic numbers change; models whose file records no domain
+            (formats /1 and /2) are not checked.
         threads: CPU threads of each call; ``None`` (default): one thread for structures of at most
             :data:`SMALL_SYSTEM_ATOMS` atoms (measured on 2 cores: ethanol MD took 10-16x as long on two
             threads as on one; docs/simulation.md, "Threads"), torch's setting for larger ones. The
@@ -109,6 +119,15 @@ class SchNetCalculator(Calculator):
     non-periodic system for it raises :class:`~ase.calculators.calculator.PropertyNotImplementedError`.
     Atomic numbers, cell and pbc are kept as tensors on the device between calls and rebuilt only when
     they change, so an MD step moves just the positions to the device and the results back.
+
+    An empty ``Atoms`` is refused with a :class:`ValueError`. The calculator computes its forces with
+    gradients on, also when called under :func:`torch.no_grad` or :func:`torch.inference_mode` (its
+    tensors are its own, made from the atoms' arrays).
+
+    **Threads.** One calculator may be shared by several threads: a lock serialises its calls
+    (:meth:`get_property`, :meth:`calculate`), so each call computes, and returns, the results of the
+    atoms it was given; the calls do not run in parallel. For parallel work give each thread its own
+    calculator (they may share one model: each calculator works on its own copy).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
@@ -121,9 +140,12 @@ class SchNetCalculator(Calculator):
         dtype: torch.dtype = torch.float64,
         method: str = "exact",
         threads: Optional[int] = None,
+        unseen_elements: str = "warn",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        #: serialises calls from several threads (see the class docstring)
+        self._lock = threading.RLock()
         from pyg_schnet.io.devices import resolve_device
         from pyg_schnet.io.model_file import load_model
 
@@ -132,6 +154,9 @@ class SchNetCalculator(Calculator):
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
         self.method = method
+        if unseen_elements not in UNSEEN_ELEMENT_POLICIES:
+            raise ValueError(f"unseen_elements must be one of {UNSEEN_ELEMENT_POLICIES}, got {unseen_elements!r}")
+        self.unseen_elements = unseen_elements
         if threads is not None:
             check_positive_int("SchNetCalculator", "threads", threads)
         self.threads = threads
@@ -144,12 +169,14 @@ class SchNetCalculator(Calculator):
             energy_unit,
             hint="pass SchNetCalculator(..., energy_unit=...) (pyg-schnet md: --energy-unit), "
             "the unit of its training energies, e.g. 'kcal/mol'",
+            option="SchNetCalculator(energy_unit=...)",
         )
         self.device = torch.device(
             resolve_device(None if device is None else str(device), "SchNetCalculator(device=...)")
         )
         self.dtype = dtype
-        self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval()
+        with torch.inference_mode(False):  # weights that autograd can use, whatever mode the caller is in
+            self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval()
         self.model.requires_grad_(False)  # only d/dpos is needed; no weight gradients are ever built
         energy = unit_value(self.units["energy"])
         length = unit_value(self.units["length"])
@@ -196,8 +223,12 @@ class SchNetCalculator(Calculator):
 
     # --------------------------------------------------------------------------------- internals
     def _set_topology(self, atoms: Atoms) -> None:
-        """Cache ``z`` ``[N]``, ``cell`` ``[1, 3, 3]`` (model length unit) and ``pbc`` ``[1, 3]``."""
-        self._z = torch.as_tensor(np.asarray(atoms.numbers), dtype=torch.long, device=self.device)
+        """Cache ``z`` ``[N]``, ``cell`` ``[1, 3, 3]`` (model length unit) and ``pbc`` ``[1, 3]``, after
+        comparing the elements with the model's training domain (``unseen_elements``)."""
+        self._z = None  # a refused structure leaves no cached topology behind
+        z = torch.as_tensor(np.asarray(atoms.numbers), dtype=torch.long)
+        check_elements(getattr(self.model, "training_domain", None), z, self.unseen_elements, "SchNetCalculator")
+        self._z = z.to(self.device)
         self._periodic = bool(np.any(atoms.pbc))
         if self._periodic:
             cell = np.asarray(atoms.cell.array, dtype=np.float64) / self._length
@@ -227,6 +258,21 @@ class SchNetCalculator(Calculator):
             return model.energy_forces_stress(self._z, pos, None, self._cell, self._pbc)
         return (*model.energy_and_forces(self._z, pos, None, self._cell, self._pbc), None)
 
+    def get_property(self, name: str, atoms: Optional[Atoms] = None, allow_calculation: bool = True):
+        """ASE's :meth:`~ase.calculators.calculator.Calculator.get_property` under the calculator's lock:
+        the state check, the calculation and the read of its result are one step for other threads."""
+        with self._lock:
+            return super().get_property(name, atoms, allow_calculation)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)  # a lock is not copied (copy.deepcopy of atoms with this calculator)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     def calculate(
         self,
         atoms: Optional[Atoms] = None,
@@ -234,12 +280,21 @@ class SchNetCalculator(Calculator):
         system_changes: Sequence[str] = tuple(all_changes),
     ) -> None:
         """Energy and forces (and stress when asked for) of ``atoms`` into ``self.results``."""
+        with self._lock, torch.inference_mode(False):  # forces need autograd, also inside the caller's inference_mode
+            self._calculate(atoms, properties, system_changes)
+
+    def _calculate(self, atoms: Optional[Atoms], properties: Sequence[str], system_changes: Sequence[str]) -> None:
         # ASE's Calculator.calculate copies `atoms` into self.atoms (and checks a working directory this
         # calculator never writes to); get_property has just made that copy, so it is reused when it
         # still equals `atoms` in everything the energy depends on
         if atoms is not None and (self.atoms is None or self.check_state(atoms)):
             self.atoms = atoms.copy()
         atoms = self.atoms
+        if atoms is None or len(atoms) == 0:
+            raise ValueError(
+                "SchNetCalculator: the Atoms object holds no atoms (len(atoms) == 0): there is no structure to "
+                "compute an energy of; give it atoms (e.g. ase.build.molecule('H2O'))"
+            )
         if self._z is None or _TOPOLOGY_CHANGES.intersection(system_changes):
             self._set_topology(atoms)
         want_stress = "stress" in properties

@@ -104,7 +104,7 @@ def test_model_file_carries_units_and_checksum_and_a_flipped_byte_is_refused(tmp
     path = tmp_path / "model.pt"
     save_model(model, path)
     stored = torch.load(path, weights_only=True)
-    assert stored["format"] == MODEL_FORMAT == "pyg_schnet.model/2"
+    assert stored["format"] == MODEL_FORMAT == "pyg_schnet.model/3"
     assert stored["units"] == {"energy": "kcal/mol", "length": "Angstrom"}
     assert stored["sha256"] == content_digest(stored) and len(stored["sha256"]) == 64
     assert load_model(path).units == {"energy": "kcal/mol", "length": "Angstrom"}
@@ -144,7 +144,7 @@ def test_model_written_in_the_old_format_still_loads(tmp_path):
     torch.testing.assert_close(loaded(z, pos), model.eval()(z, pos), rtol=0, atol=0)
     # a format /2 file must carry its checksum: one without is damaged, not old
     torch.save({**old, "format": MODEL_FORMAT}, tmp_path / "stripped.pt")
-    with pytest.raises(ValueError, match=r"stripped\.pt: format pyg_schnet\.model/2 needs a 'sha256'"):
+    with pytest.raises(ValueError, match=r"stripped\.pt: format pyg_schnet\.model/3 needs a 'sha256'"):
         load_model(tmp_path / "stripped.pt")
     torch.save({**old, "format": "pyg_schnet.model/9"}, tmp_path / "future.pt")
     with pytest.raises(ValueError, match=r"future\.pt: field 'format' is 'pyg_schnet\.model/9'"):
