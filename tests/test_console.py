@@ -172,3 +172,23 @@ def test_an_out_folder_holding_a_run_is_refused_unless_resume_or_overwrite(tiny_
     assert len((out / "log.csv").read_text().splitlines()) == 1 + 3
     main([*flags, "--max-epochs", "1", "--overwrite"])  # replaces: a fresh 1-epoch run
     assert len((out / "log.csv").read_text().splitlines()) == 1 + 1
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--patience", "-3"], r"command line: --patience \(0: off\) must be an integer >= 0, got -3"),
+        (
+            ["--seed", str(2**70)],
+            r"command line: --seed must be an integer from 0 to 2\*\*64 - 1 = 18446744073709551615",
+        ),
+        (["--seed", "-5"], r"--seed must be an integer from 0 to 2\*\*64 - 1 .*got -5"),
+    ],
+)
+def test_training_refuses_a_negative_patience_and_an_out_of_range_seed(tiny_md17, tmp_path, flags, message):
+    """(issue 20) ``--patience -3`` switched early stopping off silently; a seed beyond 2**64 - 1 failed
+    deep in torch ("Overflow when unpacking long long") without naming the flag."""
+    out, root = tmp_path / "run", tmp_path / "data"
+    with pytest.raises(ValueError, match=message):
+        main([*train_md17_flags(tiny_md17, root, out), "--max-epochs", "1", *flags])
+    assert not out.exists() and not root.exists()  # refused before anything was written

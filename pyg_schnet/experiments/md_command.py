@@ -3,9 +3,12 @@
 Reads START (any file ASE reads, or an MD17-layout ``.npz``; ``--frame`` picks one image), attaches
 :class:`pyg_schnet.simulation.ase.SchNetCalculator`, runs :func:`pyg_schnet.simulation.md.run_md` and
 writes into ``--out``:
-``trajectory`` (ASE ``traj`` format), ``energies.csv``, ``energies.png``, ``results.json`` and, with
-``--reference``, ``hr.png``. It prints the total-energy drift and fluctuation (NVE), the bond
-stability verdict (Fu et al. 2023) and, with ``--reference``, the MAE of h(r).
+``trajectory`` (ASE ``traj`` format) and ``energies.csv``, both written as the run goes (they keep
+every frame and row so far whatever ends the run: an error, SIGTERM, ``kill -9``), then
+``energies.png``, ``results.json`` and, with ``--reference``, ``hr.png``. Ctrl-C or SIGTERM stops the
+run after the step in progress and still writes everything. It prints the total-energy drift and
+fluctuation (NVE), the bond stability verdict (Fu et al. 2023) and, with ``--reference``, the MAE of
+h(r); a run that diverges says at which step it blew up.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 import numpy as np
 
 from pyg_schnet import allocator
+from pyg_schnet.io.files import npz_error, open_npz
+from pyg_schnet.models.domain import UNSEEN_ELEMENT_POLICIES
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -98,7 +103,13 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--energy-unit",
         default=None,
-        help="the model's energy unit if not the one recorded in MODEL (kcal/mol for old files)",
+        help="the energy unit of a MODEL that records none (format /1); never overrides a recorded unit",
+    )
+    parser.add_argument(
+        "--unseen-elements",
+        default="warn",
+        choices=UNSEEN_ELEMENT_POLICIES,
+        help="a start structure with an element the model was not trained on: warn, refuse or ignore",
     )
     parser.add_argument("--device", default=None, help="torch device (None: cuda if available, else cpu)")
     parser.add_argument(
@@ -155,13 +166,7 @@ def _npz_start(path: Path, frame: str) -> Atoms:
         raise ValueError(
             f"{path}: --frame {frame!r} is not one frame index; an npz start takes an integer (e.g. 0 or -1)"
         ) from None
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a readable npz file ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: a single array, not an npz archive with fields 'R' and 'z'")
-    with data:
+    with open_npz(path) as data:  # no pickles; numpy's errors name the file
         missing = [key for key in ("R", "z") if key not in data.files]
         if missing:
             raise ValueError(
@@ -208,7 +213,10 @@ def stability_setup(
     if split is not None:
         from pyg_schnet.datasets.split import SplitIndices
 
-        train = SplitIndices.load(split).train.numpy()
+        try:
+            train = SplitIndices.load(split).train.numpy()
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:  # numpy's errors do not name the file
+            raise npz_error(split, exc) from exc
         if train.size == 0 or train.max() >= len(frames):
             raise ValueError(
                 f"{split}: training indices up to {train.max() if train.size else None} do not fit "
@@ -223,7 +231,7 @@ def stability_setup(
             "the reference must hold the same atoms in the same order"
         )
     if reference.suffix == ".npz":
-        with np.load(reference) as data:
+        with open_npz(reference) as data:
             if "z" in data and not np.array_equal(np.asarray(data["z"]).ravel(), atoms.numbers):
                 raise ValueError(
                     f"{reference}: atomic numbers {np.asarray(data['z']).ravel().tolist()} differ "
@@ -247,15 +255,35 @@ def stability_setup(
     return monitor, sim, ref
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse flags no run can use, naming the flag, before any file is read or written."""
+    from pyg_schnet.experiments.runner import check_seed
+    from pyg_schnet.validation import check_finite, check_positive_int
+
+    owner = "command line"
+    check_seed(args.seed)
+    if args.max_minutes is not None:
+        check_finite(owner, "--max-minutes", args.max_minutes, low=0.0)
+    check_finite(owner, "--bond-tolerance (Angstrom)", args.bond_tolerance, low=0.0)
+    if args.threads is not None:
+        check_positive_int(owner, "--threads", args.threads)
+    if args.reference_frames is not None:
+        check_positive_int(owner, "--reference-frames", args.reference_frames)
+
+
 def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[str, Any]:
-    """Runs what the flags say; prints the summary and returns what ``results.json`` holds."""
+    """Runs what the flags say; prints the summary and returns what ``results.json`` holds.
+
+    ``--out`` is locked (:class:`pyg_schnet.io.run_lock.RunLock`) from the start of the run to
+    ``results.json``: a second run into the same folder is refused; a run that fails before it has
+    written anything leaves no folder it created."""
     import torch
 
     from pyg_schnet.io.devices import describe_device, resolve_device
-    from pyg_schnet.io.files import write_json
+    from pyg_schnet.io.run_lock import RunLock
     from pyg_schnet.simulation.ase import SchNetCalculator, cpu_threads
-    from pyg_schnet.simulation.md.simulate import run_md
 
+    check_arguments(args)
     device = resolve_device(args.device, "pyg-schnet md --device")  # before any file is read
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -265,6 +293,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     calc = SchNetCalculator(
         args.model,
         energy_unit=args.energy_unit,
+        unseen_elements=args.unseen_elements,
         device=device,
         dtype=getattr(torch, args.dtype),
         threads=args.threads,
@@ -277,6 +306,24 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
     monitor, hist, ref_hist = stability_setup(
         atoms, args.reference, args.reference_frames, args.bond_tolerance, args.reference_split
     )
+    with RunLock(args.out):
+        return _simulate(args, command, atoms, calc, device_text, monitor, hist, ref_hist)
+
+
+def _simulate(
+    args: argparse.Namespace,
+    command: Optional[List[str]],
+    atoms: Atoms,
+    calc: Any,
+    device_text: str,
+    monitor: Any,
+    hist: Any,
+    ref_hist: Any,
+) -> Dict[str, Any]:
+    """The run of :func:`run` once its inputs are read and ``--out`` is locked."""
+    from pyg_schnet.io.files import write_json
+    from pyg_schnet.simulation.md.simulate import run_md
+
     print(
         f"MD {args.ensemble.upper()}: {len(atoms)} atoms ({atoms.get_chemical_formula()}) from {args.start}, "
         f"{args.steps} steps of {args.dt:g} fs = {args.steps * args.dt / 1000:g} ps at {args.temperature:g} K, "
@@ -308,6 +355,12 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
         f"{result.ms_per_step:.3f} ms/step"
         + ("" if result.stop_reason == "completed" else f"; stopped: {result.stop_reason}")
     ]
+    if result.blow_up is not None:
+        lines.append(result.blow_up.summary())
+    if result.interrupted:
+        signal_name = "SIGTERM" if result.stop_reason == "terminated" else "SIGINT (Ctrl-C)"
+        kept = ", ".join(sorted(Path(p).name for p in result.files.values())) or "nothing"
+        lines.append(f"{signal_name}: the run stopped cleanly after step {result.steps_done}; written: {kept}")
     if result.drift is not None:
         lines.append(result.drift.summary())
     lines.append(
@@ -337,6 +390,7 @@ def run(args: argparse.Namespace, command: Optional[List[str]] = None) -> Dict[s
         "steps_done": result.steps_done,
         "simulated_ps": result.simulated_ps,
         "stop_reason": result.stop_reason,
+        "blow_up": None if result.blow_up is None else result.blow_up.summary(),
         "wall_s": result.wall_s,
         "ms_per_step": result.ms_per_step,
         "drift": None

@@ -12,7 +12,10 @@ builds its data sets and split, then calls :func:`run_experiment`, which
 6. prints the test errors beside the paper's numbers for the same row.
 
 All settings are validated (:func:`check_arguments`) before anything is written, into the output
-folder or the data folder; ``results.json`` lists only files that exist.
+folder or the data folder; ``results.json`` lists only files that exist. From before the first file
+to the last, the output folder is locked (:func:`out_folder_lock`): a second run into it, even one
+with ``--overwrite``, is refused naming the run that writes there, and the lock of a killed run is
+taken over.
 
 Under ``torchrun`` (see docs/distributed.md) every rank runs all of this: the protocols start the
 process group (:func:`setup_distributed`) and let rank 0 prepare the data first, training and testing
@@ -23,21 +26,24 @@ run data-parallel (:mod:`pyg_schnet.train.distributed`), and rank 0 alone prints
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import math
+import numbers
 import platform
 import shlex
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
 
 from pyg_schnet.io.devices import describe_device, resolve_device
 from pyg_schnet.io.files import write_json
+from pyg_schnet.io.run_lock import RunLock
 from pyg_schnet.train import distributed
 from pyg_schnet.train.predict import BATCHING_CHOICES
 from pyg_schnet.train.standardize import standardize_model
@@ -181,12 +187,30 @@ def check_arguments(args: argparse.Namespace, rho: float) -> TrainConfig:
     """
     if getattr(args, "threads", None) is not None:
         check_positive_int("command line", "--threads", args.threads)
+    if getattr(args, "patience", None) is not None:
+        check_positive_int("command line", "--patience (0: off)", args.patience, minimum=0)
+    if getattr(args, "seed", None) is not None:
+        check_seed(args.seed)
     check_out_folder(args)
     config = train_config(args, rho)
     from pyg_schnet.models.config import PAPER_CONFIG
 
     check_model_config({**PAPER_CONFIG, **model_overrides(args)})
     return config
+
+
+#: Largest seed accepted: the largest numpy's and torch's generators both take (torch: 64-bit unsigned).
+MAX_SEED = 2**64 - 1
+
+
+def check_seed(value: Any, flag: str = "--seed") -> None:
+    """Raise :class:`ValueError` naming ``flag`` unless ``value`` is an integer in ``0 .. MAX_SEED``
+    (beyond that torch's generator overflows, below 0 numpy's refuses, both without naming the flag)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not 0 <= value <= MAX_SEED:
+        raise ValueError(
+            f"command line: {flag} must be an integer from 0 to 2**64 - 1 = {MAX_SEED} (the seeds numpy's and "
+            f"torch's generators accept), got {value!r}"
+        )
 
 
 #: Files a training run writes into its output folder (besides ``parity_<test set>.png``); one of them
@@ -219,6 +243,38 @@ def check_out_folder(args: argparse.Namespace) -> None:
             f"{args.out} already holds a training run ({names}): pass --resume to continue it, --overwrite to "
             "replace it, or choose another --out"
         )
+
+
+@contextlib.contextmanager
+def out_folder_lock(args: argparse.Namespace, info: distributed.DistInfo) -> Iterator[None]:
+    """Hold the lock of ``--out`` (:class:`pyg_schnet.io.run_lock.RunLock`) for the block: one run
+    writes there at a time. Rank 0 alone, the writer, takes it (and then checks the folder again:
+    a run may have finished there since :func:`check_out_folder`); every rank raises rank 0's error,
+    so none waits for a rank that stopped.
+
+    Raises:
+        RunFolderLocked: another live run writes into ``--out`` (naming it and the holder).
+        FileExistsError: a run appeared in ``--out`` meanwhile (see :func:`check_out_folder`).
+    """
+    lock = RunLock(Path(args.out)) if info.is_main else None
+    error: Optional[BaseException] = None
+    if lock is not None:
+        try:
+            lock.acquire()
+            check_out_folder(args)
+        except (RuntimeError, OSError, ValueError) as exc:
+            lock.release(failed=True)
+            error = exc
+    error = distributed.broadcast_object(error, info)
+    if error is not None:
+        raise error
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        if lock is not None:
+            lock.release(failed=failed)  # a failed run leaves no empty folder it created
 
 
 def clear_run(out: Path) -> List[Path]:
@@ -302,116 +358,121 @@ def run_experiment(
     say = print if info.is_main else (lambda *_, **__: None)  # rank 0 alone prints and writes
     config.device = distributed.local_device(config.device, info)
     out = Path(args.out)
+    with out_folder_lock(args, info):  # before the first file is written into --out, held to the end
+        if getattr(args, "overwrite", False) and info.is_main:
+            removed = clear_run(out)
+            if removed:
+                say(f"--overwrite: removed the earlier run's {', '.join(path.name for path in removed)} from {out}")
+        seed_everything(args.seed)
+        model = SchNet.from_paper(**model_overrides(args))
+        mean, std = standardize_model(model, train_set, atomref)
+        split_dict = {"train": split.train, "val": split.val, "test": split.test}
+        # the protocols train in kcal/mol; a data set that says otherwise is refused by the trainer
+        trainer = Trainer(model, train_set, val_set, out, config, split=split_dict, units="kcal/mol")
+        out.mkdir(parents=True, exist_ok=True)
+        if info.is_main:
+            split.save(out / "split.npz")
+        n_train, n_val, n_test_total = len(train_set), len(val_set), sum(len(s) for s in test_sets.values())
+        say(
+            f"{label}: {n_train} train, {n_val} validation, "
+            + ", ".join(f"{len(s)} test ({name})" for name, s in test_sets.items())
+            + f"; seed {args.seed}; device {describe_device(config.device)}"
+            + (f"; {info.world_size} processes ({info.backend})" if info.enabled else "")
+        )
 
-    if getattr(args, "overwrite", False) and info.is_main:
-        removed = clear_run(out)
-        if removed:
-            say(f"--overwrite: removed the earlier run's {', '.join(path.name for path in removed)} from {out}")
-    seed_everything(args.seed)
-    model = SchNet.from_paper(**model_overrides(args))
-    mean, std = standardize_model(model, train_set, atomref)
-    split_dict = {"train": split.train, "val": split.val, "test": split.test}
-    # the protocols train in kcal/mol; a data set that says otherwise is refused by the trainer
-    trainer = Trainer(model, train_set, val_set, out, config, split=split_dict, units="kcal/mol")
-    out.mkdir(parents=True, exist_ok=True)
-    if info.is_main:
-        split.save(out / "split.npz")
-    n_train, n_val, n_test_total = len(train_set), len(val_set), sum(len(s) for s in test_sets.values())
-    say(
-        f"{label}: {n_train} train, {n_val} validation, "
-        + ", ".join(f"{len(s)} test ({name})" for name, s in test_sets.items())
-        + f"; seed {args.seed}; device {describe_device(config.device)}"
-        + (f"; {info.world_size} processes ({info.backend})" if info.enabled else "")
-    )
+        fit = trainer.fit(resume=args.resume)
+        say(
+            f"training stopped ({fit.stopped}) after {fit.epochs} epochs, {fit.steps} steps, "
+            f"{fit.elapsed_s / 60:.1f} min; best validation epoch {fit.best_epoch}"
+        )
 
-    fit = trainer.fit(resume=args.resume)
-    say(
-        f"training stopped ({fit.stopped}) after {fit.epochs} epochs, {fit.steps} steps, "
-        f"{fit.elapsed_s / 60:.1f} min; best validation epoch {fit.best_epoch}"
-    )
+        best = trainer.best_model()
+        tests: Dict[str, Dict[str, float]] = {}
+        files: Dict[str, str] = {
+            "model": "model.pt",
+            "checkpoint": "checkpoint.pt",
+            "log": "log.csv",
+            "split": "split.npz",
+        }
+        plots_ok = True
+        if info.is_main:
+            try:
+                plot_learning_curves(trainer.history, out / "learning_curves.png", title=label)
+                files["learning_curves"] = "learning_curves.png"
+            except ImportError as exc:  # matplotlib is the optional 'plot' extra
+                plots_ok = False
+                print(f"no plots: {exc}")
+        plots_ok = distributed.broadcast_object(plots_ok, info)  # every rank keeps predictions, or none
+        for name, dataset in test_sets.items():
+            acc = trainer.evaluate(dataset, model=best, keep_predictions=plots_ok)  # sharded, all-reduced
+            tests[name] = acc.compute()
+            if plots_ok and info.is_main:
+                png = f"parity_{name}.png"
+                plot_parity(acc.concatenated(), out / png, title=f"{label} — {name}", metrics=tests[name])
+                files[f"parity_{name}"] = png
 
-    best = trainer.best_model()
-    tests: Dict[str, Dict[str, float]] = {}
-    files: Dict[str, str] = {"model": "model.pt", "checkpoint": "checkpoint.pt", "log": "log.csv", "split": "split.npz"}
-    plots_ok = True
-    if info.is_main:
+        single = len(test_sets) == 1
+        results: Dict[str, Any] = {
+            "benchmark": benchmark,
+            "row": label,
+            "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": shlex.join(command if command is not None else [Path(sys.executable).name, *sys.argv]),
+            "config": {"train": asdict(config), "model": dict(best.config), "args": vars(args)},
+            "data": dict(data_source),
+            "split": {
+                "seed": args.seed,
+                "n_train": n_train,
+                "n_val": n_val,
+                "n_test": n_test_total,
+                "test_sets": {name: len(s) for name, s in test_sets.items()},
+                "file": "split.npz",
+            },
+            "standardization": {
+                "mean_per_atom": mean,
+                "std_per_atom": std,
+                "atomref": atomref is not None,
+                "unit": "kcal/mol",
+            },
+            "training": {
+                "epochs": fit.epochs,
+                "steps": fit.steps,
+                "stopped": fit.stopped,
+                "best_epoch": fit.best_epoch,
+                "best_val": fit.best_val,
+                "train_time_s": fit.elapsed_s,
+                "batching": fit.batching,
+                "resumed_from_epoch": fit.resumed_from_epoch,
+            },
+            "test": next(iter(tests.values())) if single else tests,
+            "units": {"energy": "kcal/mol", "force": "kcal/mol/Angstrom"},
+            "paper": next(iter(paper.values()), {}) if single else dict(paper),
+            "wall_time_s": time.monotonic() - started,
+            "device": describe_device(config.device),
+            "distributed": info.as_record(),
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            "platform": platform.platform(),
+            "files": {key: name for key, name in files.items() if (out / name).is_file()},
+        }
         try:
-            plot_learning_curves(trainer.history, out / "learning_curves.png", title=label)
-            files["learning_curves"] = "learning_curves.png"
-        except ImportError as exc:  # matplotlib is the optional 'plot' extra
-            plots_ok = False
-            print(f"no plots: {exc}")
-    plots_ok = distributed.broadcast_object(plots_ok, info)  # every rank keeps predictions, or none
-    for name, dataset in test_sets.items():
-        acc = trainer.evaluate(dataset, model=best, keep_predictions=plots_ok)  # sharded, all-reduced
-        tests[name] = acc.compute()
-        if plots_ok and info.is_main:
-            png = f"parity_{name}.png"
-            plot_parity(acc.concatenated(), out / png, title=f"{label} — {name}", metrics=tests[name])
-            files[f"parity_{name}"] = png
+            import torch_geometric
 
-    single = len(test_sets) == 1
-    results: Dict[str, Any] = {
-        "benchmark": benchmark,
-        "row": label,
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": shlex.join(command if command is not None else [Path(sys.executable).name, *sys.argv]),
-        "config": {"train": asdict(config), "model": dict(best.config), "args": vars(args)},
-        "data": dict(data_source),
-        "split": {
-            "seed": args.seed,
-            "n_train": n_train,
-            "n_val": n_val,
-            "n_test": n_test_total,
-            "test_sets": {name: len(s) for name, s in test_sets.items()},
-            "file": "split.npz",
-        },
-        "standardization": {
-            "mean_per_atom": mean,
-            "std_per_atom": std,
-            "atomref": atomref is not None,
-            "unit": "kcal/mol",
-        },
-        "training": {
-            "epochs": fit.epochs,
-            "steps": fit.steps,
-            "stopped": fit.stopped,
-            "best_epoch": fit.best_epoch,
-            "best_val": fit.best_val,
-            "train_time_s": fit.elapsed_s,
-            "batching": fit.batching,
-            "resumed_from_epoch": fit.resumed_from_epoch,
-        },
-        "test": next(iter(tests.values())) if single else tests,
-        "units": {"energy": "kcal/mol", "force": "kcal/mol/Angstrom"},
-        "paper": next(iter(paper.values()), {}) if single else dict(paper),
-        "wall_time_s": time.monotonic() - started,
-        "device": describe_device(config.device),
-        "distributed": info.as_record(),
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-        "files": {key: name for key, name in files.items() if (out / name).is_file()},
-    }
-    try:
-        import torch_geometric
+            results["torch_geometric_version"] = torch_geometric.__version__
+        except ImportError:  # pragma: no cover
+            pass
+        if extra:
+            results.update(extra)
+        if not info.is_main:
+            return results
+        write_json(results, out / "results.json")
 
-        results["torch_geometric_version"] = torch_geometric.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    if extra:
-        results.update(extra)
-    if not info.is_main:
+        for name, metrics in tests.items():
+            print(comparison_line(label if single else f"{label} [{name}]", metrics, paper.get(name, {})))
+        written = results["files"]
+        print(
+            f"results: {out / 'results.json'}; "
+            + "; ".join(f"{key}: {out / written[key]}" for key in ("model", "log") if key in written)
+        )
+        if plots_ok:
+            print("plots: " + ", ".join(str(out / f) for f in written.values() if f.endswith(".png")))
         return results
-    write_json(results, out / "results.json")
-
-    for name, metrics in tests.items():
-        print(comparison_line(label if single else f"{label} [{name}]", metrics, paper.get(name, {})))
-    written = results["files"]
-    print(
-        f"results: {out / 'results.json'}; "
-        + "; ".join(f"{key}: {out / written[key]}" for key in ("model", "log") if key in written)
-    )
-    if plots_ok:
-        print("plots: " + ", ".join(str(out / f) for f in written.values() if f.endswith(".png")))
-    return results

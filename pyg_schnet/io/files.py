@@ -15,9 +15,11 @@ import io
 import json
 import math
 import os
+import zipfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, List, Mapping, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -99,7 +101,7 @@ def remove_stale_temporaries(folder: PathLike) -> List[Path]:
         if not (entry.name.startswith(".") and TMP_MARKER in entry.name and entry.is_file()):
             continue
         owner = entry.name.rsplit(TMP_MARKER, 1)[1]
-        if owner.isdigit() and int(owner) != os.getpid() and _process_alive(int(owner)):
+        if owner.isdigit() and int(owner) != os.getpid() and process_alive(int(owner)):
             continue  # another live process is writing this file right now
         with contextlib.suppress(FileNotFoundError):
             entry.unlink()
@@ -107,7 +109,7 @@ def remove_stale_temporaries(folder: PathLike) -> List[Path]:
     return removed
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether a process with id ``pid`` may exist (best effort; ``True`` where it cannot be told)."""
     if os.name != "posix":  # signal 0 is not a probe on Windows; keep the file (it is never trusted)
         return True
@@ -139,3 +141,36 @@ def write_json(obj: Mapping[str, Any], path: PathLike) -> Path:
     """Atomic, pretty JSON (NaN written as null)."""
     text = json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n"
     return atomic_write_text(path, text)
+
+
+def npz_error(path: PathLike, exc: BaseException) -> ValueError:
+    """A :class:`ValueError` naming ``path`` for what :func:`numpy.load` raised reading it (an archive
+    that is not one, pickled Python objects, an object array inside); ``exc`` itself when it already
+    names the file."""
+    text = str(exc)
+    if isinstance(exc, ValueError) and os.fspath(path) in text:
+        return exc
+    if "pickle" in text:
+        return ValueError(
+            f"{os.fspath(path)}: holds pickled Python objects (or is no npz archive, which numpy then reads as a "
+            "pickle); these are never loaded, since unpickling can run code: save plain numeric arrays with np.savez"
+        )
+    return ValueError(f"{os.fspath(path)}: not a readable npz file ({type(exc).__name__}: {text})")
+
+
+@contextlib.contextmanager
+def open_npz(path: PathLike) -> Iterator[Any]:
+    """:func:`numpy.load` of an ``.npz`` archive without pickles, as a context manager; whatever numpy
+    raises reading the file or an array of it becomes a :class:`ValueError` naming ``path``
+    (:func:`npz_error`)."""
+    try:
+        data = np.load(os.fspath(path), allow_pickle=False)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        raise npz_error(path, exc) from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{os.fspath(path)}: a single array, not an npz archive of named fields")
+    with data:
+        try:
+            yield data
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+            raise npz_error(path, exc) from exc

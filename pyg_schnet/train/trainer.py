@@ -44,10 +44,19 @@ from tqdm.auto import tqdm
 
 from pyg_schnet.batching.auto import measure_batching
 from pyg_schnet.datasets.transforms import energy_unit_of
-from pyg_schnet.io.files import atomic_torch_save, atomic_write, remove_stale_temporaries
-from pyg_schnet.io.model_file import CHECKPOINT_FORMAT, CHECKPOINT_FORMATS, load_verified, save_model, seal
+from pyg_schnet.io.files import atomic_write, remove_stale_temporaries
+from pyg_schnet.io.model_file import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_FORMATS,
+    load_verified,
+    save_model,
+    seal,
+    write_payload,
+)
+from pyg_schnet.io.run_lock import RunLock
 from pyg_schnet.io.units import HOW_TO_SET_UNITS, check_units, unit_value
 from pyg_schnet.train import distributed
+from pyg_schnet.train.domain import training_domain_of
 from pyg_schnet.train.loss import energy_force_loss
 from pyg_schnet.train.metrics import ErrorAccumulator, evaluate
 from pyg_schnet.train.predict import BATCHING_MODES, check_batching, predict
@@ -167,6 +176,8 @@ class TrainConfig:
             check_finite(owner, "max_minutes (or None)", self.max_minutes, low=0.0, low_open=True)
         if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool):
             raise ValueError(f"{owner}: seed must be an integer, got {self.seed!r}")
+        if not 0 <= self.seed <= 2**64 - 1:  # what torch.manual_seed and numpy accept
+            raise ValueError(f"{owner}: seed must be between 0 and 2**64 - 1, got {self.seed!r}")
         check_batching(self.batching, allow_auto=True)
         check_device(owner, self.device)
 
@@ -290,7 +301,10 @@ class Trainer:
     """Trains a SchNet on ``train_dataset`` with early stopping on ``val_dataset``.
 
     Files written to ``out_dir``: ``checkpoint.pt`` (every epoch), ``log.csv`` (every epoch) and
-    ``model.pt`` (the EMA weights of the best validation epoch, whenever it improves).
+    ``model.pt`` (the EMA weights of the best validation epoch, whenever it improves). The model's
+    training domain (elements, structure sizes, closest pair, per-atom energy range of the training set;
+    :func:`pyg_schnet.train.domain.training_domain_of`, one pass when the trainer is built) is set as
+    ``model.training_domain`` and saved in ``model.pt``.
 
     When a process group is initialised with more than one process (``torchrun``, see
     :func:`pyg_schnet.train.distributed.init_from_env`), the trainer runs data-parallel: every rank
@@ -329,6 +343,8 @@ class Trainer:
         if len(val_dataset) == 0:
             raise ValueError("the validation set is empty")
         model.units = training_units(model, train_dataset, units)
+        # what the model is trained on (elements, sizes, energy range), saved with it in model.pt
+        model.training_domain = training_domain_of(train_dataset)
         self.device = torch.device(self.config.device)
         self.model = model.to(self.device)
         self.train_dataset = train_dataset
@@ -420,8 +436,9 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path:
-        """Write :meth:`state_dict` with its checksum (:func:`~.checkpoint.seal`) atomically."""
-        return atomic_torch_save(seal(self.state_dict()), self.checkpoint_path)
+        """Write :meth:`state_dict` with its checksum (:func:`~.checkpoint.seal`) atomically (an
+        :class:`OSError` such as a full disk names the file and leaves the previous checkpoint)."""
+        return write_payload(seal(self.state_dict()), self.checkpoint_path, "checkpoint")
 
     def load_checkpoint(self, path: Optional[os.PathLike | str] = None) -> None:
         """Restores a :meth:`state_dict` written by :meth:`save_checkpoint` (weights-only load,
@@ -681,7 +698,16 @@ class Trainer:
         (a fresh run when it does not exist yet).
 
         In a data-parallel run every rank calls this; rank 0 alone writes, every rank reads the
-        checkpoint (``out_dir`` must be on a file system all ranks see) and all stop together."""
+        checkpoint (``out_dir`` must be on a file system all ranks see) and all stop together.
+        Rank 0 holds the output folder's :class:`~pyg_schnet.io.run_lock.RunLock` while it trains, so a
+        second run into the same folder is refused (re-entrant under ``run_experiment``, which takes it
+        first)."""
+        if not self.dist.is_main:
+            return self._fit(resume)
+        with RunLock(self.out_dir):
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> FitResult:
         main = self.dist.is_main
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if main:  # rank 0 alone writes here, so it alone clears what killed writers left

@@ -117,3 +117,11 @@ def test_standardization_refuses_a_non_finite_training_energy():
     with pytest.raises(ValueError, match=r"training example 5 has energy nan: cannot standardise"):
         standardize_model(model, data)
     assert float(model.mean) == 0.0  # nothing was set
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 2**70])
+def test_train_config_refuses_a_seed_torch_and_numpy_cannot_take(seed):
+    from pyg_schnet.train import TrainConfig
+
+    with pytest.raises(ValueError, match=r"seed must be between 0 and 2\*\*64 - 1"):
+        TrainConfig(seed=seed)

@@ -19,6 +19,9 @@ from typing import Iterable, Optional, Tuple
 import numpy as np
 from ase import Atoms, units
 
+from pyg_schnet.io.files import open_npz
+from pyg_schnet.validation import check_finite
+
 #: Deviation from the reference range (Angstrom) beyond which a bond is broken (Fu et al. 2023).
 BOND_TOLERANCE = 0.5
 
@@ -131,13 +134,15 @@ class Instability:
     length: float
     low: float
     high: float
+    #: the monitor's tolerance (Angstrom) that the bond exceeded
+    tolerance: float = BOND_TOLERANCE
 
     def summary(self) -> str:
         i, j = self.pair
         return (
             f"unstable at {self.time_fs / 1000:g} ps: bond {i}-{j} is {self.length:.3f} A, "
             f"outside its reference range [{self.low:.3f}, {self.high:.3f}] A by more than "
-            f"{BOND_TOLERANCE} A"
+            f"{self.tolerance:g} A"
         )
 
 
@@ -147,8 +152,11 @@ class StabilityMonitor:
     Args:
         pairs: bonded pairs ``[B, 2]`` (:func:`bonded_pairs` of the start structure).
         low, high: reference range of each bond ``[B]`` (:func:`bond_ranges`).
-        tolerance: allowed excursion beyond the range, Angstrom.
+        tolerance: allowed excursion beyond the range, Angstrom (finite, >= 0).
         cell, pbc: for minimum-image distances in periodic systems.
+
+    Raises:
+        ValueError: a negative or non-finite ``tolerance``.
     """
 
     def __init__(
@@ -163,6 +171,7 @@ class StabilityMonitor:
         self.pairs = np.asarray(pairs)
         self.low = np.asarray(low, dtype=np.float64)
         self.high = np.asarray(high, dtype=np.float64)
+        check_finite("StabilityMonitor", "tolerance (Angstrom)", tolerance, low=0.0)
         self.tolerance = float(tolerance)
         self.cell, self.pbc = cell, pbc
         self.instability: Optional[Instability] = None
@@ -182,7 +191,12 @@ class StabilityMonitor:
         if excess[worst] > self.tolerance:
             i, j = (int(k) for k in self.pairs[worst])
             self.instability = Instability(
-                float(time_fs), (i, j), float(lengths[worst]), float(self.low[worst]), float(self.high[worst])
+                float(time_fs),
+                (i, j),
+                float(lengths[worst]),
+                float(self.low[worst]),
+                float(self.high[worst]),
+                self.tolerance,
             )
             return False
         return True
@@ -251,7 +265,7 @@ def reference_frames(path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such reference file")
     if path.suffix == ".npz":
-        with np.load(path) as data:
+        with open_npz(path) as data:  # no pickles; numpy's errors name the file
             if "R" not in data:
                 raise ValueError(
                     f"{path}: no field 'R' (positions [frames, atoms, 3]) in this npz; fields: {sorted(data.files)}"

@@ -1,4 +1,4 @@
-"""What an MD run measured (:class:`MDResult`) and the columns of its ``energies.csv``."""
+"""What an MD run measured (:class:`MDResult`, :class:`BlowUp`) and the rows of its ``energies.csv``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,34 @@ from pyg_schnet.simulation.md.analysis import EnergyDrift, Instability
 
 #: Columns of ``energies.csv``, in order.
 CSV_COLUMNS = ("time_fs", "potential_eV", "kinetic_eV", "total_eV", "temperature_K")
+
+
+def csv_header() -> str:
+    """The first line of ``energies.csv``."""
+    return ",".join(CSV_COLUMNS) + "\n"
+
+
+def csv_row(time_fs: float, potential_eV: float, kinetic_eV: float, temperature_K: float) -> str:
+    """One line of ``energies.csv`` (the total is potential + kinetic)."""
+    total = potential_eV + kinetic_eV
+    return f"{time_fs:.6g},{potential_eV:.10f},{kinetic_eV:.10f},{total:.10f},{temperature_K:.6f}\n"
+
+
+@dataclass(frozen=True)
+class BlowUp:
+    """The step at which a run diverged: an atom beyond ``MAX_ABS_POSITION`` (10,000 Angstrom) or a
+    non-finite position or energy (``detail`` says which)."""
+
+    step: int
+    time_fs: float
+    detail: str
+
+    def summary(self) -> str:
+        return (
+            f"the simulation blew up at step {self.step} ({self.time_fs / 1000:g} ps): {self.detail}. The start "
+            "structure was accepted, the integration diverged: try a shorter time step or a lower temperature; "
+            "the model may also be unreliable where the run went"
+        )
 
 
 @dataclass
@@ -36,10 +64,13 @@ class MDResult:
     hr_mae: Optional[float] = None
     files: Dict[str, str] = field(default_factory=dict)
     target_temperature_K: Optional[float] = None
+    #: where the run diverged, when ``stop_reason`` is ``'blew up'``
+    blow_up: Optional[BlowUp] = None
 
     @property
     def interrupted(self) -> bool:
-        return self.stop_reason == "interrupted"
+        """Ended early by Ctrl-C (SIGINT) or SIGTERM."""
+        return self.stop_reason in ("interrupted", "terminated")
 
     @property
     def total_eV(self) -> np.ndarray:
@@ -60,7 +91,7 @@ class MDResult:
 
     def csv_text(self) -> str:
         buf = io.StringIO()
-        buf.write(",".join(CSV_COLUMNS) + "\n")
-        for row in zip(self.time_fs, self.potential_eV, self.kinetic_eV, self.total_eV, self.temperature_K):
-            buf.write(f"{row[0]:.6g},{row[1]:.10f},{row[2]:.10f},{row[3]:.10f},{row[4]:.6f}\n")
+        buf.write(csv_header())
+        for row in zip(self.time_fs, self.potential_eV, self.kinetic_eV, self.temperature_K):
+            buf.write(csv_row(*(float(x) for x in row)))
         return buf.getvalue()
