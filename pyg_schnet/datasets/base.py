@@ -38,6 +38,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -55,7 +56,13 @@ from pyg_schnet.datasets.download import (
     fetch_url,
     open_tar_stream,
 )
-from pyg_schnet.datasets.errors import DownloadVerificationError, ProcessedFileError, RawFileError, RawFilesMissingError
+from pyg_schnet.datasets.errors import (
+    DownloadVerificationError,
+    DuplicateFramesWarning,
+    ProcessedFileError,
+    RawFileError,
+    RawFilesMissingError,
+)
 from pyg_schnet.datasets.processed import (
     ProcessedContent,
     describe,
@@ -64,7 +71,8 @@ from pyg_schnet.datasets.processed import (
     save_processed,
     stale_reason,
 )
-from pyg_schnet.datasets.split import SplitIndices, random_split
+from pyg_schnet.datasets.raw_files import check_no_link_loop
+from pyg_schnet.datasets.split import SplitIndices, describe_repeats, random_split, repeated_frames
 from pyg_schnet.datasets.table import MIN_ATOM_DISTANCE, AtomsTable
 
 __all__ = [
@@ -131,6 +139,10 @@ class AtomsDataset(InMemoryDataset):
         log: bool = True,
     ) -> None:
         root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+        check_no_link_loop(root, f"{self.__class__.__name__}: data root")
+        for name in self._raw_names():
+            check_no_link_loop(os.path.join(root, "raw", name), f"{self.__class__.__name__}: raw file")
+        check_no_link_loop(os.path.join(root, "processed"), f"{self.__class__.__name__}: processed folder")
         for folder in ("raw", "processed"):
             removed = remove_stale_temporaries(os.path.join(root, folder))
             for path in removed:
@@ -173,6 +185,10 @@ class AtomsDataset(InMemoryDataset):
     def processing_summary(self) -> Dict[str, object]:
         """Counts worth reporting after :meth:`read_raw` (written next to the processed file)."""
         return {}
+
+    def check_table(self, table: AtomsTable) -> None:
+        """Checks of this data set's own on a validated table (e.g. ISO17's composition); raise
+        :class:`RawFileError` naming the file and the row. The default checks nothing."""
 
     def verify_download(self, remote: RemoteFile, path: Path) -> None:
         """Check a freshly downloaded file before it is moved into ``root/raw``.
@@ -397,7 +413,16 @@ class AtomsDataset(InMemoryDataset):
         if len(table) == 0:
             raise RawFileError(f"{self.__class__.__name__}: the raw files under {self.raw_dir} hold no molecules")
         table.validate(self.min_atom_distance)
+        self.check_table(table)
         summary = dict(self.processing_summary())
+        repeats = describe_repeats(repeated_frames(table.atom_fields["z"], table.atom_fields["pos"], table.num_atoms))
+        if repeats is not None:
+            summary["repeated_frames"] = repeats
+            self._say(
+                f"{self.__class__.__name__}: {table.source}: {repeats}; random_split(..., unique=True) splits "
+                "the distinct ones only",
+                warn=True,
+            )
         if self.pre_filter is None and self.pre_transform is None:
             data, slices = table.collated()
         else:
@@ -433,8 +458,46 @@ class AtomsDataset(InMemoryDataset):
     # ----------------------------------------------------------------------------------------
     # Splits
     # ----------------------------------------------------------------------------------------
+    def repeated_frames(self) -> Tensor:
+        """For each example of this data set (in its order), the position of the first example with the
+        same atoms and bit-for-bit the same positions (:func:`~pyg_schnet.datasets.split.repeated_frames`)."""
+        if getattr(self, "_repeats", None) is None:
+            data, slices = self._data, self.slices
+            self._repeats = repeated_frames(data.z, data.pos, slices["pos"].diff())
+        first = self._repeats
+        if self._indices is None:
+            return first
+        chosen = torch.as_tensor(list(self.indices()), dtype=torch.long)
+        groups = first[chosen]
+        _, inverse = torch.unique(groups, return_inverse=True)
+        earliest = torch.full((int(inverse.max()) + 1 if inverse.numel() else 0,), len(chosen), dtype=torch.long)
+        earliest = earliest.scatter_reduce(0, inverse, torch.arange(len(chosen)), reduce="amin")
+        return earliest[inverse]
+
     def random_split(
-        self, n_train: int, n_val: int = 1000, seed: int = 0, n_test: Optional[int] = None
+        self, n_train: int, n_val: int = 1000, seed: int = 0, n_test: Optional[int] = None, unique: bool = False
     ) -> SplitIndices:
-        """The paper's protocol on this data set: see :func:`pyg_schnet.datasets.random_split`."""
+        """The paper's protocol on this data set: see :func:`pyg_schnet.datasets.random_split`.
+
+        Examples that repeat an earlier one (:meth:`repeated_frames`) would land in training and test
+        alike: with ``unique=False`` that gives a :class:`~pyg_schnet.datasets.errors.DuplicateFramesWarning`
+        naming how many and the first ones; ``unique=True`` splits the distinct examples only (the first
+        copy of each; the sizes count distinct examples).
+        """
+        first = self.repeated_frames()
+        own = first == torch.arange(first.numel())
+        if bool(own.all()):
+            return random_split(len(self), n_train, n_val=n_val, seed=seed, n_test=n_test)
+        if unique:
+            return random_split(
+                len(self), n_train, n_val=n_val, seed=seed, n_test=n_test, distinct=own.nonzero().flatten()
+            )
+        warnings.warn(
+            DuplicateFramesWarning(
+                f"{self.__class__.__name__}: {describe_repeats(first, 'examples')}: a random split puts copies of "
+                "one example into both the training and the test set; pass unique=True to split the distinct "
+                "examples only"
+            ),
+            stacklevel=2,
+        )
         return random_split(len(self), n_train, n_val=n_val, seed=seed, n_test=n_test)

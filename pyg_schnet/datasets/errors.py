@@ -18,3 +18,13 @@ class DownloadVerificationError(OSError):
 
 class ProcessedFileError(ValueError):
     """A processed file cannot be trusted (not tensors-only, another layout, unreadable); it is rebuilt."""
+
+
+class SymlinkLoopError(OSError):
+    """A path (a data root, a raw file or a folder on the way to it) runs through a symbolic link loop;
+    the message names the link and the loop."""
+
+
+class DuplicateFramesWarning(UserWarning):
+    """Frames of a data set repeat (identical atoms and positions): a random split may put copies of
+    one frame into both the training and the test set."""

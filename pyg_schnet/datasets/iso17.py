@@ -37,6 +37,8 @@ ISO17_URL = "http://quantum-machine.org/datasets/iso17.tar.gz"
 SPLITS: Tuple[str, ...] = ("reference", "reference_eq", "test_within", "test_other", "test_eq")
 ID_FILES: Tuple[str, str] = ("train_ids.txt", "validation_ids.txt")
 NUM_ATOMS = 19
+#: ISO17's composition, C7O2H10: atomic number -> atoms per molecule.
+COMPOSITION: Dict[int, int] = {6: 7, 8: 2, 1: 10}
 #: The paper's validation size when the archive's id lists are absent (section 5).
 DEFAULT_NUM_VAL = 1000
 
@@ -84,9 +86,11 @@ def read_ase_db(path: PathLike, energy_key: str = "total_energy", force_key: str
     """Read every row of an ASE database: ``z``, ``pos``, ``force`` per atom; ``energy``, ``idx`` per row.
 
     ``idx`` is the row's database id (1-based). An empty database, a missing key, an energy that is
-    not a number, or forces that are not numbers of the positions' shape raise :class:`RawFileError`
-    naming the file, the row id and the key. The table names each molecule by its row id, so that
-    :meth:`AtomsTable.validate` (atomic numbers, finiteness, coordinate bound, coincident atoms) does too.
+    not a number, forces that are not numbers of the positions' shape, or a row stored periodic (a
+    ``pbc`` flag set: the table holds molecules, whose cell would be dropped) raise
+    :class:`RawFileError` naming the file, the row id and the key. The table names each molecule by
+    its row id, so that :meth:`AtomsTable.validate` (atomic numbers, finiteness, coordinate bound,
+    coincident atoms) does too.
     """
     import ase.db
 
@@ -104,6 +108,13 @@ def read_ase_db(path: PathLike, energy_key: str = "total_energy", force_key: str
             for row in db.select():
                 z = np.asarray(row.numbers, dtype=np.int64)
                 pos = np.asarray(row.positions, dtype=np.float64)
+                pbc = np.asarray(row.pbc, dtype=bool)
+                if pbc.any():
+                    raise RawFileError(
+                        f"{path}: row id {row.id} is stored periodic (pbc {pbc.tolist()}, cell "
+                        f"{np.asarray(row.cell).tolist()}); this data set holds molecules, and reading the row "
+                        "as one would drop its periodic images"
+                    )
                 if energy_key not in row.key_value_pairs:
                     raise RawFileError(
                         f"{path}: row id {row.id} has no key '{energy_key}' (keys: {sorted(row.key_value_pairs)})"
@@ -146,6 +157,15 @@ def read_ase_db(path: PathLike, energy_key: str = "total_energy", force_key: str
             "force": f"data '{force_key}'",
         },
     )
+
+
+def _formula(z: Tensor) -> str:
+    """Hill-like formula of atomic numbers ``z`` in ISO17's order (C, O, H, then the others)."""
+    from ase.data import chemical_symbols
+
+    values, counts = torch.unique(z, return_counts=True)
+    order = sorted(zip(values.tolist(), counts.tolist()), key=lambda vc: ([6, 8, 1] + [vc[0]]).index(vc[0]))
+    return "".join(f"{chemical_symbols[v]}{c if c > 1 else ''}" for v, c in order)
 
 
 def read_id_list(path: PathLike) -> List[int]:
@@ -229,6 +249,19 @@ class ISO17(AtomsDataset):
                 f"{int(table.num_atoms[g])} atoms; ISO17 molecules (C7O2H10) have {NUM_ATOMS}"
             )
         return table
+
+    def check_table(self, table: AtomsTable) -> None:
+        """Every row is C7O2H10 (after the generic checks, so that e.g. an atomic number 0 is named as such)."""
+        z = table.atom_fields["z"].reshape(-1, NUM_ATOMS)
+        counts = torch.stack([(z == element).sum(dim=1) for element in COMPOSITION], dim=1)
+        wrong = torch.nonzero((counts != torch.tensor(list(COMPOSITION.values()))).any(dim=1)).flatten()
+        if wrong.numel():
+            g = int(wrong[0])
+            raise RawFileError(
+                f"{self.raw_paths[0]}: row id {int(table.graph_fields['idx'][g])} is {_formula(z[g])}, not "
+                f"C7O2H10 (every ISO17 molecule is an isomer of C7O2H10); {wrong.numel()} row(s) of "
+                f"{len(table)} differ"
+            )
 
     def processing_summary(self) -> Dict[str, object]:
         return {"split": self.split}

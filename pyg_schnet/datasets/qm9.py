@@ -116,7 +116,10 @@ def parse_qm9_xyz(text: str, source: str) -> Qm9Record:
     Raises :class:`~pyg_schnet.datasets.base.RawFileError` naming ``source`` and the 1-based line; an
     atom count (line 1) that disagrees with the number of atom lines is named as such. Values are
     checked (finite, bounded, no coincident atoms) by :meth:`AtomsTable.validate` after parsing.
+    Lines may end in ``\n``, ``\r\n`` or a lone ``\r`` (old Mac text files): all are read alike.
     """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "*^" in text:
         text = text.replace("*^", "e")
     lines = text.split("\n")
@@ -244,15 +247,22 @@ def parse_uncharacterized(path: PathLike) -> List[int]:
 def iter_qm9_archive(path: PathLike, on_ignored: Optional[Callable[[str], None]] = None):
     """Stream ``(member_name, Qm9Record)`` from the tar.bz2 archive without unpacking it.
 
-    Regular members that are not ``dsgdb9nsd_<id>.xyz`` are reported to ``on_ignored``. A corrupt
-    or truncated archive raises :class:`RawFileError` naming the archive and the last member read.
+    Regular members that are not ``dsgdb9nsd_<id>.xyz`` are reported to ``on_ignored``; folders are
+    skipped. Links (symbolic or hard) and special files hold no record of their own: they raise
+    :class:`RawFileError` naming every such member (after the whole archive was read, so the
+    message lists them all), never a silently shorter data set. A corrupt or truncated archive
+    raises :class:`RawFileError` naming the archive and the last member read.
     """
     path = os.fspath(path)
     last = None
+    not_files: List[str] = []
     try:
         with open_tar_stream(path) as tar:
             for member in tar:
+                if member.isdir():
+                    continue
                 if not member.isfile():
+                    not_files.append(_describe_member(member))
                     continue
                 name = member.name
                 match = _MEMBER_ID.search(name)
@@ -279,6 +289,23 @@ def iter_qm9_archive(path: PathLike, on_ignored: Optional[Callable[[str], None]]
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         after = f" after member {last}" if last else " at its start"
         raise RawFileError(f"{path}: corrupt or truncated archive{after}: {exc}") from exc
+    if not_files:
+        shown = "; ".join(not_files[:10]) + (f"; and {len(not_files) - 10} more" if len(not_files) > 10 else "")
+        raise RawFileError(
+            f"{path}: {len(not_files)} member(s) are not regular files and hold no record of their own: {shown}. "
+            "The published archive holds only regular files; repack it with the files themselves "
+            "(e.g. tar --dereference --hard-dereference)"
+        )
+
+
+def _describe_member(member: tarfile.TarInfo) -> str:
+    """``name (symbolic link to target)`` and the like, for a tar member that is not a regular file."""
+    if member.issym():
+        return f"{member.name} (symbolic link to {member.linkname})"
+    if member.islnk():
+        return f"{member.name} (hard link to {member.linkname})"
+    kinds = {tarfile.FIFOTYPE: "FIFO", tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device"}
+    return f"{member.name} ({kinds.get(member.type, f'tar member type {member.type!r}')})"
 
 
 class _ClassOrInstanceMethod:

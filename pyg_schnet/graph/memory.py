@@ -1,15 +1,28 @@
-r"""Memory guard of the all-pairs graph: its size grows as :math:`n^2` in the atoms of a structure, so
-its memory is estimated before it is built and a batch above the limit is refused with the advice to
-set a cutoff (never truncated)."""
+r"""Memory guards of the interaction graph: the all-pairs graph grows as :math:`n^2` in the atoms of a
+structure, a periodic graph as :math:`n^2 r_c^3 / V` (atoms times the images within the cutoff), so
+their memory is estimated before they are built and a batch above the limit is refused with advice
+(never truncated)."""
 
 from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from pyg_schnet import backend
+from pyg_schnet.graph.periodic import check_search_memory, expected_pairs
+
+
+def graph_bytes(
+    num_pairs: float, num_gaussians: int, num_filters: int, num_interactions: int, dtype: torch.dtype, with_grad: bool
+) -> int:
+    """Estimated peak memory (bytes) of the model on a graph of ``num_pairs`` unordered pairs (the
+    per-pair cost of :func:`all_pairs_bytes`)."""
+    per_pair = 4 * num_gaussians + (10 * num_filters * num_interactions if with_grad else 4 * num_filters)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    return int(num_pairs * per_pair * itemsize)
 
 
 def all_pairs_bytes(
@@ -32,9 +45,7 @@ def all_pairs_bytes(
     """
     counts = torch.bincount(batch).double() if batch.numel() else batch.new_zeros(1).double()
     num_pairs = float((counts * (counts - 1) / 2).sum())
-    per_pair = 4 * num_gaussians + (10 * num_filters * num_interactions if with_grad else 4 * num_filters)
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    return int(num_pairs * per_pair * itemsize)
+    return graph_bytes(num_pairs, num_gaussians, num_filters, num_interactions, dtype, with_grad)
 
 
 def check_all_pairs_memory(
@@ -59,4 +70,54 @@ def check_all_pairs_memory(
             f"{limit / 2**30:.1f} GiB: build the model with a cutoff (e.g. cutoff=5.0), use smaller "
             "batches, or raise the limit with the environment variable PYG_SCHNET_MAX_GRAPH_BYTES "
             "(read on import), pyg_schnet.backend.MAX_GRAPH_BYTES or the model's representation.max_graph_bytes"
+        )
+
+
+def periodic_graph_pairs(batch: Tensor, cell: Tensor, pbc: Tensor, cutoff: float) -> float:
+    """Expected unordered pairs of the periodic structures of a batch
+    (:func:`pyg_schnet.graph.periodic.expected_pairs` per structure; molecules of the batch are not counted)."""
+    counts = torch.bincount(batch, minlength=cell.size(0)).cpu().numpy()
+    cells = cell.detach().cpu().double().numpy()
+    flags = pbc.cpu().numpy().astype(bool)
+    total = 0.0
+    for pattern in np.unique(flags[flags.any(axis=1)], axis=0):
+        members = np.nonzero((flags == pattern).all(axis=1) & (counts > 0))[0]
+        total += float(np.sum(expected_pairs(counts[members], cells[members], pattern, cutoff)))
+    return total
+
+
+def check_periodic_memory(
+    batch: Tensor,
+    cell: Tensor,
+    pbc: Tensor,
+    cutoff: float,
+    num_gaussians: int,
+    num_filters: int,
+    num_interactions: int,
+    dtype: torch.dtype,
+    with_grad: bool,
+    limit: Optional[int] = None,
+) -> None:
+    """Raise :class:`MemoryError` before a periodic graph whose estimate (:func:`graph_bytes` of the
+    expected pairs, :func:`periodic_graph_pairs`) exceeds the limit (as :func:`check_all_pairs_memory`).
+
+    The cells are checked first (:func:`pyg_schnet.graph.periodic.check_search_memory`: a degenerate
+    cell raises its own :class:`ValueError`, and the search's memory its own :class:`MemoryError`), so
+    the model can call this before :func:`~pyg_schnet.graph.build_periodic_pairs` at no extra cost
+    (that check's result is remembered).
+    """
+    counts = torch.bincount(batch, minlength=cell.size(0)).tolist()
+    flags = pbc.cpu().numpy().astype(bool)
+    graphs = [g for g in range(len(counts)) if flags[g].any()]
+    num_pairs = check_search_memory(graphs, counts, cell.detach().cpu().double().numpy(), flags, cutoff)
+    estimate = graph_bytes(num_pairs, num_gaussians, num_filters, num_interactions, dtype, with_grad)
+    limit = backend.graph_memory_limit(limit)
+    if estimate > limit:
+        raise MemoryError(
+            f"the periodic graph of this batch ({batch.numel()} atoms, cutoff {cutoff:g} Angstrom) holds about "
+            f"{num_pairs:.3g} pairs ({2 * num_pairs / max(batch.numel(), 1):.3g} neighbours per atom) and needs "
+            f"about {estimate / 2**30:.1f} GiB, more than the limit of {limit / 2**30:.1f} GiB: check the cells "
+            "and positions (units? too many atoms per volume?), lower the cutoff, use smaller batches, or raise "
+            "the limit with the environment variable PYG_SCHNET_MAX_GRAPH_BYTES (read on import), "
+            "pyg_schnet.backend.MAX_GRAPH_BYTES or the model's representation.max_graph_bytes"
         )

@@ -85,3 +85,12 @@ def test_scale_units_qm9_target_and_errors():
         ScaleUnits(1.0, target="E")
     with pytest.raises(ValueError, match="finite and non-zero"):
         ScaleUnits(0.0)
+
+
+def test_split_file_with_pickled_arrays_is_refused_naming_the_file(tmp_path):
+    from pyg_schnet.datasets.split import SplitIndices
+
+    path = tmp_path / "split.npz"
+    np.savez(path, train=np.array([object()], dtype=object), val=np.arange(2), test=np.arange(2))
+    with pytest.raises(ValueError, match=r"split\.npz"):
+        SplitIndices.load(path)

@@ -113,6 +113,12 @@ def build_parser(
         help="an MD17 npz elsewhere (e.g. ../shared/data/md17/md17_ethanol.npz): linked, "
         "not copied, into ROOT/raw under the name the data set expects",
     )
+    parser.add_argument(
+        "--unique-frames",
+        action="store_true",
+        help="split only the distinct frames: frames that repeat an earlier one bit for bit are left out "
+        "(without it, a file with repeats warns, as copies would land in training and test alike)",
+    )
     add_common_arguments(parser, out=out, patience=1000, n_val=None)
     parser.set_defaults(root=Path(root) if root is not None else None)
     return parser
@@ -127,7 +133,9 @@ def run(
     extra: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """One Table 2 row from parsed flags; returns the results dict (also written to ``OUT/results.json``)."""
-    from pyg_schnet.datasets import MD17, random_split
+    import torch
+
+    from pyg_schnet.datasets import MD17
 
     check_arguments(args, args.rho)  # before the link, the data folder and the output folder
     root = args.root if args.root is not None else Path(DEFAULT_ROOT)
@@ -136,10 +144,13 @@ def run(
     # under torchrun rank 0 links and processes first; a link to a file that cannot be opened is removed
     with distributed.main_process_first(info), raw_file_link(args.raw_file, root, name):
         dataset = MD17(root, args.molecule)
-    n_train, n_val, n_test, note = md17_split_sizes(len(dataset), args.n_train, args.n_val, args.n_test)
+    num_frames = len(dataset)
+    if args.unique_frames:
+        num_frames = int((dataset.repeated_frames() == torch.arange(len(dataset))).sum())
+    n_train, n_val, n_test, note = md17_split_sizes(num_frames, args.n_train, args.n_val, args.n_test)
     if note and info.is_main:
         print(f"note: {note}")
-    split = random_split(len(dataset), n_train, n_val=n_val, seed=args.seed, n_test=n_test)
+    split = dataset.random_split(n_train, n_val=n_val, seed=args.seed, n_test=n_test, unique=args.unique_frames)
     paper = md17_row(dataset.molecule, n_train, args.rho) if not dataset.revised else {}
     what = "energies only" if args.rho == 0 else f"energies + forces (rho = {args.rho:g})"
     label = f"{label_prefix} {args.molecule}, N = {n_train:,}, {what}"
@@ -150,6 +161,7 @@ def run(
         "root": str(Path(root).resolve()),
         "files": [file_record(raw_path)],
         "num_frames": len(dataset),
+        "num_distinct_frames": num_frames if args.unique_frames else None,
         "split_note": note,
     }
     return run_experiment(
