@@ -13,6 +13,11 @@ all-pairs graph memory     :data:`MAX_GRAPH_BYTES` (4 GiB, or           ``SchNet
                            ``$PYG_SCHNET_MAX_GRAPH_BYTES``)             .max_graph_bytes``
 =========================  ==========================================  ==============================
 
+The value checks of model inputs have their own switch, next to the checks:
+:func:`pyg_schnet.validation.trusted_inputs` (a context manager, per thread; the trainer's steps run
+inside it, on data validated when it was loaded), which leaves only the shape and dtype checks, so a
+training step reads nothing from the device.
+
 Environment variables are read once, when this module is imported (:func:`read_environment` reads
 them again): ``PYG_SCHNET_MAX_GRAPH_BYTES`` (bytes). The variables of data sets and distributed
 training (``PYG_SCHNET_OFFLINE``, ``PYG_SCHNET_DIST_BACKEND``, ``PYG_SCHNET_DIST_TIMEOUT_S``) belong

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Mapping, Optional, Tuple
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -16,6 +18,33 @@ from torch import Tensor
 MAX_ABS_POSITION = 1.0e4
 #: Largest atomic number of a known element (oganesson).
 MAX_ATOMIC_NUMBER = 118
+
+
+_TRUSTED: ContextVar[bool] = ContextVar("pyg_schnet_trusted_inputs", default=False)
+
+
+@contextmanager
+def trusted_inputs() -> Iterator[None]:
+    """Run the block with the *value* checks of model inputs off: the one switch of this module.
+
+    Inside it, :func:`check_inputs`, :func:`check_distinct_positions` and the dense path's
+    :func:`~pyg_schnet.models.dense.check_dense_inputs` check only shapes and dtypes (Python, free) and
+    skip what reads the device (atomic numbers in range, finite and bounded positions, a well-formed
+    batch vector, coincident atoms): each of those costs a host synchronisation per forward. It is
+    meant for data validated when it was loaded (:meth:`pyg_schnet.datasets.table.AtomsTable.validate`
+    checks the same, and more), i.e. the trainer's steps; every other call keeps all checks. The switch
+    is a :class:`contextvars.ContextVar`: it holds for the current thread (or task) only.
+    """
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def inputs_trusted() -> bool:
+    """Whether the value checks are off (inside :func:`trusted_inputs`)."""
+    return _TRUSTED.get()
 
 
 def _where(batch: Tensor, atom: int) -> str:
@@ -49,7 +78,8 @@ def check_inputs(z: Tensor, pos: Tensor, batch: Optional[Tensor], max_z: int) ->
         ValueError: wrong shapes or dtypes, a bad batch vector, atomic numbers outside the embedding,
             non-finite or absurdly large positions, each time naming the first atom at fault.
 
-    On valid input the checks cost one device-to-host synchronisation.
+    On valid input the checks cost one device-to-host synchronisation; inside :func:`trusted_inputs`
+    only shapes and dtypes are checked (none).
     """
     _require_tensor("z", z)
     _require_tensor("pos", pos)
@@ -73,7 +103,7 @@ def check_inputs(z: Tensor, pos: Tensor, batch: Optional[Tensor], max_z: int) ->
         if batch.size(0) != z.size(0):
             raise ValueError(f"batch has {batch.size(0)} entries but z has {z.size(0)} atoms")
         batch = batch.long()
-    if z.numel() == 0:
+    if z.numel() == 0 or inputs_trusted():
         return batch
     step = batch[1:] - batch[:-1]
     bad_batch = (batch[0] != 0) | ((step < 0) | (step > 1)).any()
@@ -223,7 +253,10 @@ def check_standardization(mean: Any, std: Any, atomref: Optional[Tensor] = None)
 
 
 def check_distinct_positions(distances: Tensor, edge_index: Tensor, batch: Tensor) -> None:
-    """Raise :class:`ValueError` when two distinct atoms of a molecule sit at the same position."""
+    """Raise :class:`ValueError` when two distinct atoms of a molecule sit at the same position
+    (not checked inside :func:`trusted_inputs`)."""
+    if inputs_trusted():
+        return
     same = distances == 0
     if bool(same.any()):
         e = int(same.nonzero()[0])

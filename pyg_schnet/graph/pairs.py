@@ -12,17 +12,162 @@ image offset ``S`` to each pair: :func:`build_periodic_pairs` returns pairs ``(i
 
 An all-pairs graph grows as :math:`n^2`: :mod:`pyg_schnet.graph.memory` estimates its memory before it
 is built.
+
+**Sizes known on the host.** Every size above (molecules, atoms per molecule, pairs) is read from the
+``batch`` vector, which lives on the device: on an accelerator each read waits for the device. A
+:class:`HostLayout` carries the sizes of a batch as Python numbers (from PyG's ``Batch._slice_dict``,
+which stays on the CPU after ``batch.to(device)``), and optionally the range of its pair distances
+computed from positions still on the host. Given one, :func:`build_pairs` builds the all-pairs graph on
+the host (the same pairs in the same order as :func:`full_pairs`) and, for molecules of at most
+:data:`ALL_PAIRS_MAX_ATOMS` atoms, uses it under a cutoff too: pairs beyond the cutoff get exactly zero
+filter and zero derivative from the cosine cutoff (:class:`~pyg_schnet.nn.CosineCutoff`), so energies,
+forces and weight gradients are those of the radius graph, with no data-dependent edge count.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import functools
+import math
+from typing import Any, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from pyg_schnet import backend
+from pyg_schnet.graph.memory import check_all_pairs_memory
 from pyg_schnet.graph.periodic import periodic_pairs
+
+#: With a cutoff and a :class:`HostLayout`, molecules of at most this many atoms keep all their pairs
+#: (pairs beyond the cutoff add exact zeros; at most 496 pairs per molecule), larger ones get the radius
+#: graph (a data-dependent number of edges: one host synchronisation on an accelerator).
+ALL_PAIRS_MAX_ATOMS = 32
+
+
+@functools.lru_cache(maxsize=64)
+def _molecule_pairs(num_atoms: int) -> np.ndarray:
+    """Pairs ``(j, i)``, ``j < i``, of one molecule ``[2, n (n - 1) / 2]`` ordered by ``i`` then ``j``
+    (the order of :func:`full_pairs`)."""
+    i, j = np.tril_indices(num_atoms, -1)
+    return np.stack([j, i]).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=32)
+def host_all_pairs(counts: Tuple[int, ...]) -> np.ndarray:
+    """:func:`full_pairs` of molecules of ``counts`` atoms, computed on the host ``[2, P]`` (cached:
+    do not write to it)."""
+    parts, start = [], 0
+    for n in counts:
+        if n > 1:
+            parts.append(_molecule_pairs(n) + start)
+        start += n
+    return np.concatenate(parts, axis=1) if parts else np.zeros((2, 0), dtype=np.int64)
+
+
+class HostLayout:
+    r"""The sizes of a batch of molecules as Python numbers, known without reading the device.
+
+    Args:
+        counts: atoms of each molecule, in batch order (the ``batch`` vector numbers them ``0..G-1``).
+        distance_range: ``(d_min, d_max)`` of the pair distances of the batch (Angstrom) when the
+            positions were known on the host, else ``None``.
+
+    Attributes:
+        num_graphs, num_atoms, largest (atoms of the largest molecule), num_all_pairs
+        (:math:`\sum_m n_m (n_m - 1) / 2`).
+    """
+
+    def __init__(self, counts: Sequence[int], distance_range: Optional[Tuple[float, float]] = None) -> None:
+        self.counts: Tuple[int, ...] = tuple(int(n) for n in counts)
+        if any(n < 0 for n in self.counts):
+            raise ValueError(f"HostLayout: atom counts must be >= 0, got {self.counts}")
+        self.num_graphs = len(self.counts)
+        self.num_atoms = sum(self.counts)
+        self.largest = max(self.counts, default=0)
+        self.num_all_pairs = sum(n * (n - 1) // 2 for n in self.counts)
+        self.distance_range = distance_range
+
+    def __repr__(self) -> str:
+        return (
+            f"HostLayout({self.num_graphs} molecules, {self.num_atoms} atoms, largest {self.largest}, "
+            f"distance_range={self.distance_range})"
+        )
+
+    @classmethod
+    def of_batch(cls, batch: Any) -> Optional["HostLayout"]:
+        """The layout of a PyG ``Batch``, from its ``_slice_dict`` (a CPU tensor of atom offsets that
+        collation writes and ``batch.to(device)`` leaves on the CPU); ``None`` for anything else (a
+        single ``Data``, a batch built by hand). The distance range is filled in when ``batch.pos`` is
+        on the CPU (:meth:`from_host_positions`)."""
+        slices = getattr(batch, "_slice_dict", None)
+        offsets = slices.get("z", slices.get("pos")) if isinstance(slices, dict) else None
+        if not isinstance(offsets, Tensor) or offsets.device.type != "cpu" or offsets.dim() != 1:
+            return None
+        counts = np.diff(offsets.numpy()).tolist()
+        z = getattr(batch, "z", None)
+        if not isinstance(z, Tensor) or z.dim() != 1 or z.numel() != sum(counts):
+            return None
+        pos = getattr(batch, "pos", None)
+        if isinstance(pos, Tensor) and pos.device.type == "cpu":
+            return cls.from_host_positions(counts, pos)
+        return cls(counts)
+
+    @classmethod
+    def from_host_positions(cls, counts: Sequence[int], pos: Tensor) -> "HostLayout":
+        """The layout with the distance range of all pairs of each molecule, computed from the CPU
+        tensor ``pos`` ``[N, 3]`` (Angstrom) in float64 on the host."""
+        if pos.device.type != "cpu":
+            raise ValueError(f"HostLayout.from_host_positions needs positions on the CPU, got {pos.device}")
+        layout = cls(counts)
+        if pos.shape != (layout.num_atoms, 3):
+            raise ValueError(
+                f"HostLayout: pos must be [{layout.num_atoms}, 3] for these counts, got {tuple(pos.shape)}"
+            )
+        pairs = host_all_pairs(layout.counts)
+        if pairs.shape[1]:
+            r = pos.detach().numpy().astype(np.float64, copy=False)
+            d = np.linalg.norm(r[pairs[1]] - r[pairs[0]], axis=1)
+            d_min, d_max = float(d.min()), float(d.max())
+            if math.isfinite(d_min) and math.isfinite(d_max):  # NaN or inf: left to the model's checks
+                layout.distance_range = (d_min, d_max)
+        return layout
+
+    def all_pairs(self, device: torch.device) -> Tensor:
+        """:func:`full_pairs` of this layout ``[2, P]`` on ``device``, built on the host (no read of the
+        device; copied without waiting for it)."""
+        # a copy: the cached host array must not be shared with a tensor someone may write to
+        return torch.from_numpy(host_all_pairs(self.counts).copy()).to(device, non_blocking=True)
+
+    def check_atoms(self, num_atoms: int) -> None:
+        """Raise :class:`ValueError` unless the layout describes ``num_atoms`` atoms."""
+        if num_atoms != self.num_atoms:
+            raise ValueError(
+                f"the HostLayout describes {self.num_atoms} atoms in {self.num_graphs} molecules, "
+                f"but the inputs have {num_atoms} atoms"
+            )
+
+    def covers(self, cutoff: Optional[float], max_num_neighbors: Optional[int]) -> bool:
+        """Whether :func:`build_pairs` may use :meth:`all_pairs`: no cutoff, or molecules of at most
+        :data:`ALL_PAIRS_MAX_ATOMS` atoms; and no ``max_num_neighbors`` that some atom could exceed."""
+        if cutoff is not None and self.largest > ALL_PAIRS_MAX_ATOMS:
+            return False
+        return max_num_neighbors is None or max_num_neighbors >= self.largest - 1
+
+    def window_range(self, cutoff: Optional[float]) -> Tuple[float, float]:
+        """The distances whose Gaussians matter (Angstrom): the batch's range, capped at the cutoff
+        (beyond it the filter is zero); ``(0, cutoff)`` or ``(0, inf)`` (every centre) without a range."""
+        high = math.inf if cutoff is None else float(cutoff)
+        if self.distance_range is None:
+            return 0.0, high
+        d_min, d_max = self.distance_range
+        d_max = min(d_max, high)
+        return min(d_min, d_max), d_max
+
+    def check_all_pairs_memory(self, **estimate: Any) -> None:
+        """:func:`pyg_schnet.graph.check_all_pairs_memory` (keyword arguments after ``batch``) for this
+        layout, computed on the host."""
+        counts = torch.tensor(self.counts, dtype=torch.long)
+        check_all_pairs_memory(torch.repeat_interleave(torch.arange(self.num_graphs), counts), **estimate)
 
 
 def full_graph(batch: Tensor) -> Tensor:
@@ -87,17 +232,27 @@ def build_pairs(
     batch: Tensor,
     cutoff: Optional[float] = None,
     max_num_neighbors: Optional[int] = None,
+    layout: Optional[HostLayout] = None,
 ) -> Tensor:
     """Like :func:`build_graph`, but each unordered pair once (``[2, P]``, row 0 < row 1).
 
     Distances, Gaussian expansions and cfconv filters are symmetric, ``W(d_ij) = W(d_ji)``: computing
     them per pair and mirroring (:func:`mirror`) halves that work. ``build_graph`` is
     ``mirror(build_pairs(...))`` up to the order of the edges.
+
+    With a :class:`HostLayout` of the batch, the all-pairs graph is built on the host, also under a
+    cutoff for small molecules (:meth:`HostLayout.covers`; pairs beyond the cutoff then carry zero
+    filters, see the module docstring); nothing reads the device.
     """
+    if layout is not None and layout.covers(cutoff, max_num_neighbors):
+        return layout.all_pairs(pos.device)
     if cutoff is None:
         pairs = full_pairs(batch)
     else:
-        largest = int(torch.bincount(batch).max()) if batch.numel() else 1
+        if layout is not None:
+            largest = max(layout.largest, 1)
+        else:
+            largest = int(torch.bincount(batch).max()) if batch.numel() else 1
         # a centre has at most (largest - 1) neighbours, so this limit can never drop one
         edge_index = radius_graph(pos, float(cutoff), batch, max_num_neighbors=max(largest - 1, 1))
         pairs = edge_index[:, edge_index[0] < edge_index[1]]

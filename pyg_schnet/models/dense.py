@@ -33,7 +33,7 @@ from torch import Tensor
 from pyg_schnet.models.representation import SchNetRepresentation
 from pyg_schnet.models.response import energy_and_forces
 from pyg_schnet.nn import AtomwiseEnergy, fused
-from pyg_schnet.validation import MAX_ABS_POSITION
+from pyg_schnet.validation import MAX_ABS_POSITION, inputs_trusted
 
 
 class DenseModel(Protocol):
@@ -56,7 +56,8 @@ def check_dense_inputs(z: Tensor, pos: Tensor, mask: Tensor, max_z: int) -> None
     """Validate a dense batch: shapes and dtypes, then atomic numbers and positions of real atoms.
 
     Raises :class:`ValueError` naming the molecule (row) and slot (column) at fault. Padding slots are
-    not checked: their contents are ignored.
+    not checked: their contents are ignored. Inside :func:`pyg_schnet.validation.trusted_inputs` only
+    shapes and dtypes are checked (no host synchronisation).
     """
     if z.dim() != 2 or z.dtype.is_floating_point or z.dtype == torch.bool:
         raise ValueError(
@@ -74,6 +75,8 @@ def check_dense_inputs(z: Tensor, pos: Tensor, mask: Tensor, max_z: int) -> None
             f"z {tuple(z.shape)}, pos {tuple(pos.shape)} and mask {tuple(mask.shape)} must agree on "
             "[num_molecules, max_atoms]"
         )
+    if inputs_trusted():
+        return
     bad_z = mask & ((z < 1) | (z >= max_z))
     if bool(bad_z.any()):
         b, n = (int(v) for v in bad_z.nonzero()[0])
@@ -120,14 +123,14 @@ def dense_pairs(pos: Tensor, mask: Tensor, cutoff: Optional[float] = None) -> De
 
     Masked pairs get :data:`_SAFE_DISTANCE` instead, chosen before the square root so that neither
     the value nor its gradient is ever infinite or NaN. Raises :class:`ValueError` when two real atoms
-    of a molecule coincide.
+    of a molecule coincide (not checked inside :func:`pyg_schnet.validation.trusted_inputs`).
     """
     i, j, to_square = slot_pairs(mask.size(1), mask.device)
     real = mask[:, i] & mask[:, j]
     vec = pos[:, i] - pos[:, j]
     squared = (vec * vec).sum(dim=-1)
     same = real & (squared == 0)
-    if bool(same.any()):
+    if not inputs_trusted() and bool(same.any()):
         b, p = (int(v) for v in same.nonzero()[0])
         raise ValueError(
             f"atoms in slots {int(i[p])} and {int(j[p])} of molecule {b} are at the same position "
@@ -139,13 +142,16 @@ def dense_pairs(pos: Tensor, mask: Tensor, cutoff: Optional[float] = None) -> De
     return DensePairs(real, distances, to_square)
 
 
-def dense_atom_features(model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
+def dense_atom_features(
+    model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor, distance_range: Optional[Tuple[float, float]] = None
+) -> Tensor:
     """Atom features ``[B, N, hidden_channels]`` after the interaction blocks (padding rows meaningless).
 
     ``z`` and ``pos`` must already be zero on padding (see :func:`dense_energy`). Distances, Gaussian
     expansions and filters are computed once per pair ``i < j`` (they are symmetric), then laid out
     as ``[B, N, N, F]`` with zeros on the diagonal and on masked pairs, and the cfconv sum over ``j``
-    is a product and a sum over that axis.
+    is a product and a sum over that axis. ``distance_range``: bounds of the real pairs' distances known
+    on the host, for the Gaussian window (else read from the device).
     """
     rep = model.representation
     batch_size, num_slots = mask.shape
@@ -153,7 +159,10 @@ def dense_atom_features(model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor)
     weight = pairs.mask.unsqueeze(-1).to(pos.dtype)  # [B, P, 1]
     convs = rep.convs
     if rep.uses_fast_filters():  # Gaussian window, one first layer
-        flat = fused.fused_filters(rep.rbf, convs, pairs.distances.reshape(-1))
+        if distance_range is not None and rep.cutoff is not None:  # beyond the cutoff the filter is zero
+            distance_range = (min(distance_range[0], rep.cutoff), min(distance_range[1], rep.cutoff))
+        # masked pairs (distance 1 Angstrom) get weight 0 below: their filters need not be exact
+        flat = fused.fused_filters(rep.rbf, convs, pairs.distances.reshape(-1), distance_range)
         filters = [W.view(batch_size, pairs.distances.size(1), W.size(-1)) for W in flat]
     else:
         rbf = rep.rbf(pairs.distances)  # [B, P, K]
@@ -169,20 +178,25 @@ def dense_atom_features(model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor)
     return x
 
 
-def dense_energy(model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
-    r"""Total energy per molecule ``[B]``: :math:`E_b = \sum_{i:\,\mathrm{mask}_{bi}} e(\mathbf{x}_{bi}, Z_{bi})`."""
+def dense_energy(
+    model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor, distance_range: Optional[Tuple[float, float]] = None
+) -> Tensor:
+    r"""Total energy per molecule ``[B]``: :math:`E_b = \sum_{i:\,\mathrm{mask}_{bi}} e(\mathbf{x}_{bi}, Z_{bi})`
+    (``distance_range``: see :func:`dense_atom_features`)."""
     check_dense_inputs(z, pos, mask, model.max_z)
     z = torch.where(mask, z.long(), 0)
     pos = torch.where(mask.unsqueeze(-1), pos, torch.zeros_like(pos)).to(model.head.mean.dtype)  # differentiable
-    x = dense_atom_features(model, z, pos, mask)
+    x = dense_atom_features(model, z, pos, mask, distance_range)
     atom_energies = model.head.atom_energies(x, z)  # [B, N]
     return torch.where(mask, atom_energies, torch.zeros_like(atom_energies)).sum(dim=1)
 
 
-def dense_energy_and_forces(model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
+def dense_energy_and_forces(
+    model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor, distance_range: Optional[Tuple[float, float]] = None
+) -> Tuple[Tensor, Tensor]:
     r"""Energies ``[B]`` and forces :math:`-\partial E / \partial \mathbf{r}` ``[B, N, 3]`` (zero on padding).
 
     Like :meth:`pyg_schnet.SchNet.energy_and_forces`: the forces keep their graph in training mode
     (double backward for a force loss) and both results are detached in eval mode.
     """
-    return energy_and_forces(lambda p: dense_energy(model, z, p, mask), pos, model.training)
+    return energy_and_forces(lambda p: dense_energy(model, z, p, mask, distance_range), pos, model.training)

@@ -78,22 +78,40 @@ of the positions at the last rebuild, rebuilt when an atom has moved more than s
 synchronisation per call); pairs beyond :math:`r_c` carry exactly zero filter (:math:`f_c = 0`) and zero
 derivative, so the result does not depend on the skin.
 
-Errors. ``z`` is validated once (:func:`pyg_schnet.validation.check_inputs`). Per call only the
-shape of ``pos`` is checked in Python; the result's finiteness is checked with one host
-synchronisation, and a non-finite result re-runs the model's own checks on the positions
-(non-finite coordinates, two atoms at the same place) to raise their error naming the atom.
+Errors. ``z`` is validated once (:func:`pyg_schnet.validation.check_inputs`). Per call the shape of
+``pos`` is checked in Python. Positions given as a CPU tensor (what the ASE calculator passes) are
+checked on the host before they go to the device: finite, within
+:data:`~pyg_schnet.validation.MAX_ABS_POSITION`, no two atoms at the same place (from the pair
+distances, which also give the Gaussian window); a fault re-runs the model's own checks to raise
+their error naming the atom. Nothing is then read from the device (no host synchronisation) when the
+pair list is fixed (no cutoff, or at most :data:`ALL_PAIRS_MAX_ATOMS` atoms) and the weights are
+finite (checked once, by :meth:`MDEvaluator.refresh`). A non-finite result is then possible only by
+overflow inside the model (finite weights, valid positions); callers that copy the results to the
+host check them there (:class:`~pyg_schnet.simulation.ase.SchNetCalculator`). Positions on the device,
+a Verlet list or non-finite weights: the range and the result's finiteness are read from the device
+(one or two synchronisations), and a non-finite result raises as above.
+
+Table size. ``"tabulated"`` needs :math:`d_{\text{end}}/h` intervals of :math:`4 L F_f` coefficients:
+for a small :math:`\gamma` the Gaussian window width, hence :math:`d_{\text{end}}`, grows as
+:math:`\gamma^{-1/2}` (3.4 GB at :math:`\gamma = 10^{-4}`, 142 GB at :math:`10^{-9}` with the default
+spacing). The memory of building it (:func:`table_bytes`) is computed before anything is allocated;
+above :data:`MAX_TABLE_BYTES` the evaluator falls back to ``"exact"`` with a
+:class:`TabulationFallbackWarning` saying why (:attr:`MDEvaluator.fallback_reason`).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from pyg_schnet.graph import build_pairs, edge_distances, full_pairs
+from pyg_schnet.graph.pairs import host_all_pairs
 from pyg_schnet.models.representation import SchNetRepresentation
 from pyg_schnet.models.schnet import SchNet
 from pyg_schnet.models.weights import SchNetWeights
@@ -104,6 +122,29 @@ from pyg_schnet.nn.radial import gaussians
 from pyg_schnet.validation import MAX_ABS_POSITION, check_distinct_positions, check_inputs
 
 _MODES = ("exact", "tabulated")
+
+#: Largest memory (bytes) that building the ``"tabulated"`` filter table may take
+#: (:func:`table_bytes`); above it the evaluator computes the filters exactly instead. The paper's
+#: Gaussians (gamma = 10, 301 centres up to 30 Angstrom, h = 0.005 Angstrom, 3 blocks of 64 filters)
+#: need about 0.1 GB.
+MAX_TABLE_BYTES = 1 << 30
+
+
+class TabulationFallbackWarning(UserWarning):
+    """``MDEvaluator(mode="tabulated")`` computes the filters exactly because their table would take
+    more than :data:`MAX_TABLE_BYTES` (the message gives the sizes)."""
+
+
+def table_bytes(end: float, spacing: float, num_gaussians: int, num_filters_total: int) -> int:
+    r"""Peak memory (bytes) of building the filter table: :math:`G = \lceil d_{\text{end}} / h \rceil`
+    intervals, float64 node values of the Gaussians, their derivatives and the filter pre-activations
+    and values with derivatives (about :math:`(G + 1)(3K + 8 L F_f) \cdot 8` bytes), the coefficients
+    :math:`G \cdot 4 L F_f \cdot 8` twice (float64, then the computation dtype)."""
+    intervals = max(math.ceil(end / spacing), 1) if math.isfinite(end / spacing) else math.inf
+    nodes = (intervals + 1) * (3 * num_gaussians + 8 * num_filters_total) * 8
+    coefficients = intervals * 4 * num_filters_total * 8 * 2
+    total = nodes + coefficients
+    return int(total) if math.isfinite(total) else 1 << 62
 
 
 def _has_hooks(module: nn.Module) -> Optional[str]:
@@ -228,6 +269,8 @@ class MDEvaluator:
         spacing: grid spacing :math:`h` (Angstrom) of ``"tabulated"``; the default 0.005 Angstrom
             keeps the filter error near float32 rounding for the paper's Gaussians (gamma = 10).
         skin: Verlet skin (Angstrom) of the pair list of a model with a cutoff.
+        max_table_bytes: memory limit of the ``"tabulated"`` table (default :data:`MAX_TABLE_BYTES`);
+            a table above it falls back to ``"exact"`` with a :class:`TabulationFallbackWarning`.
 
     Call: ``evaluator(pos, cell=None, pbc=None) -> (energy [1], forces [N, 3])``, positions in
     Angstrom, energy in the model's unit, forces in energy unit per Angstrom.
@@ -244,6 +287,7 @@ class MDEvaluator:
         dtype: Optional[torch.dtype] = None,
         spacing: float = 0.005,
         skin: float = 1.0,
+        max_table_bytes: Optional[int] = None,
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"MDEvaluator: mode must be one of {_MODES}, got {mode!r}")
@@ -263,6 +307,9 @@ class MDEvaluator:
         check_inputs(z, torch.zeros(z.numel(), 3, device=device), None, model.max_z)
         self.model = model
         self.mode = mode
+        #: Why ``mode`` is ``"exact"`` although ``"tabulated"`` was asked for (``None``: it is not).
+        self.fallback_reason: Optional[str] = None
+        self.max_table_bytes = MAX_TABLE_BYTES if max_table_bytes is None else int(max_table_bytes)
         self.dtype = dtype if dtype is not None else model.head.mean.dtype
         self.spacing = float(spacing)
         self.skin = float(skin)
@@ -322,19 +369,38 @@ class MDEvaluator:
             self._edge_cache: Optional[_Edges] = None
             self._ref_pos: Optional[Tensor] = None
             self._table: Optional[Tensor] = None
+            # one read of the device per refresh: with finite weights a call needs none (module docstring)
+            self._weights_finite = bool(
+                torch.stack(
+                    [torch.isfinite(t).all() for t in self.model.state_dict().values() if t.is_floating_point()]
+                ).all()
+            )
             if self.mode == "tabulated" and blocks:
-                self._build_table()
+                reason = self._table_too_large()
+                if reason is None:
+                    self._build_table()
+                else:
+                    self.mode, self.fallback_reason = "exact", reason
+                    warnings.warn(f"MDEvaluator: {reason}", TabulationFallbackWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ filters
-    def _filters_exact(self, d: Tensor, filters: Optional["_FilterWeights"] = None) -> Tuple[Tensor, Tensor]:
-        """Filters ``[L, P, Ff]`` and their derivatives in ``d`` (forward mode), windowed Gaussians."""
+    def _filters_exact(
+        self, d: Tensor, filters: Optional["_FilterWeights"] = None, window: Optional[Tuple[int, int]] = None
+    ) -> Tuple[Tensor, Tensor]:
+        """Filters ``[L, P, Ff]`` and their derivatives in ``d`` (forward mode), windowed Gaussians
+        (``window``: the centres ``lo, hi`` known on the host, else read from the distances)."""
         fw = filters if filters is not None else self.filters
         assert fw is not None
         weights = self.weights
-        try:
-            lo, hi = fused.distance_window(weights.rbf_start, weights.rbf_stop, weights.num_gaussians, self.gamma, d)
-        except (ValueError, OverflowError):  # non-finite distances: the result is checked afterwards
-            lo, hi = 0, weights.num_gaussians
+        if window is not None:
+            lo, hi = window
+        else:
+            try:
+                lo, hi = fused.distance_window(
+                    weights.rbf_start, weights.rbf_stop, weights.num_gaussians, self.gamma, d
+                )
+            except (ValueError, OverflowError):  # non-finite distances: the result is checked afterwards
+                lo, hi = 0, weights.num_gaussians
         t = d.unsqueeze(-1) - fw.centers[lo:hi]
         e = gaussians(t, self.gamma)
         de = (e * t).mul_(-2.0 * self.gamma)
@@ -357,6 +423,21 @@ class MDEvaluator:
         if self.cutoff is not None:
             return float(self.cutoff)
         return max(self.weights.rbf_stop, self.weights.rbf_start) + fused.gaussian_width(self.gamma)
+
+    def _table_too_large(self) -> Optional[str]:
+        """Why the table cannot be built within :attr:`max_table_bytes` (``None``: it can)."""
+        end, h = self._table_end(), self.spacing
+        width = self.num_blocks * self.num_filters
+        need = table_bytes(end, h, self.weights.num_gaussians, width)
+        if need <= self.max_table_bytes:
+            return None
+        return (
+            f"the filter table of mode='tabulated' would span 0..{end:.4g} Angstrom in {math.ceil(end / h):,} "
+            f"intervals of {h:g} Angstrom (gamma = {self.gamma:g} Angstrom^-2: each Gaussian reaches "
+            f"{fused.gaussian_width(self.gamma):.4g} Angstrom) and take about {need / 2**30:.3g} GiB to build, more "
+            f"than the limit of {self.max_table_bytes / 2**30:.3g} GiB (max_table_bytes): computing the "
+            "filters exactly instead (mode='exact', the model's numbers to rounding)"
+        )
 
     def _build_table(self) -> None:
         """Cubic coefficients ``[G, 4, L*Ff]`` per grid interval of the filters of all blocks (float64)."""
@@ -438,17 +519,48 @@ class MDEvaluator:
             shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos).__name__
             raise ValueError(f"MDEvaluator: pos must be a tensor [{self.num_atoms}, 3] (Angstrom), got {shape}")
         with torch.inference_mode():
-            p = pos.detach().to(self.x0.device, self.dtype)
-            energy, forces = self._evaluate(p)
+            host = pos.device.type == "cpu" and self._fixed_pairs()
+            window = self._host_checks(pos) if host else None  # raises for bad positions
+            p = pos.detach().to(self.x0.device, self.dtype, non_blocking=host)
+            energy, forces = self._evaluate(p, window)
             # NaN positions give a NaN result; absurd ones are refused as the model does
-            if (
+            if not (host and self._weights_finite) and (
                 not math.isfinite(float(forces.sum() + energy))
                 or float(torch.linalg.vector_norm(p, math.inf)) > MAX_ABS_POSITION
             ):
                 self._diagnose(pos)
         return energy, forces
 
-    def _evaluate(self, pos: Tensor) -> Tuple[Tensor, Tensor]:
+    def _fixed_pairs(self) -> bool:
+        """Whether the pair list is all pairs of the molecule, built once (see :meth:`_edges`)."""
+        return self.cutoff is None or self.num_atoms <= ALL_PAIRS_MAX_ATOMS
+
+    def _host_checks(self, pos: Tensor) -> Optional[Tuple[int, int]]:
+        """Check positions given as a CPU tensor on the host, in the evaluator's dtype (as the device
+        will see them): finite, within ``MAX_ABS_POSITION``, no two atoms at the same place (else the
+        model's error, :meth:`_diagnose`); return the Gaussian window of their pair distances (capped at
+        the cutoff: the filters are zero beyond it), ``None`` for the tabulated filters."""
+        if pos.device.type != "cpu":
+            raise ValueError(f"MDEvaluator._host_checks needs positions on the CPU, got {pos.device}")
+        r = pos.detach().to(self.dtype).numpy()
+        if r.size and not (np.abs(r) <= MAX_ABS_POSITION).all():  # NaN compares false
+            self._diagnose(pos)
+        pairs = host_all_pairs((self.num_atoms,))
+        if not pairs.shape[1]:
+            return None
+        d = np.linalg.norm(r[pairs[1]] - r[pairs[0]], axis=1)
+        d_min = float(d.min())
+        if d_min == 0.0:
+            self._diagnose(pos)
+        if self.mode != "exact":
+            return None
+        weights = self.weights
+        d_max = float(d.max()) if self.cutoff is None else min(float(d.max()), self.cutoff)
+        return fused.range_window(
+            weights.rbf_start, weights.rbf_stop, weights.num_gaussians, self.gamma, (min(d_min, d_max), d_max)
+        )
+
+    def _evaluate(self, pos: Tensor, window: Optional[Tuple[int, int]] = None) -> Tuple[Tensor, Tensor]:
         if not self.num_blocks:  # the embedding alone: no distance enters the energy
             energy = torch.addmv(
                 self.const, softplus(torch.addmm(self.hb1, self.x0, self.H1t)).sum(0, keepdim=True), self.v_std
@@ -458,7 +570,7 @@ class MDEvaluator:
         vec = edges.difference(pos)  # [E, 3]: r_src - r_dst per directed edge
         d = torch.linalg.vector_norm(vec, dim=1)
         if self.mode == "exact":  # the filter network once per pair, then both directions
-            w, dw = self._filters_exact(d[: d.numel() // 2])
+            w, dw = self._filters_exact(d[: d.numel() // 2], window=window)
             w, dw = torch.cat([w, w], 1), torch.cat([dw, dw], 1)  # [L, E, Ff]
         else:  # a table look-up per edge costs less than the copies
             w, dw = self._filters_tabulated(d)

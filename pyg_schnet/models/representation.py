@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, List, NamedTuple, Optional, cast
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, cast
 
 import torch
 from torch import Tensor, nn
 
 from pyg_schnet import backend
 from pyg_schnet.graph import build_pairs, build_periodic_pairs, check_all_pairs_memory, edge_distances, mirror
+from pyg_schnet.graph.memory import check_periodic_memory
+from pyg_schnet.graph.pairs import HostLayout
 from pyg_schnet.graph.periodic import check_distinct_images
 from pyg_schnet.models.config import SchNetConfig, resolve_config
 from pyg_schnet.nn import CFConv, GaussianRBF, InteractionBlock, fused
@@ -21,11 +23,15 @@ class Graph(NamedTuple):
     ``edge_index`` ``[2, 2P]`` holds every interacting pair in both directions, the second half being
     the first reversed; ``edge_weight`` (distances, Angstrom) ``[P]`` and ``edge_attr`` (their
     Gaussian expansion) ``[P, K]`` are given once per pair (see ``CFConv(..., mirrored=True)``).
+    ``distance_range``: bounds (Angstrom) of the distances whose filters matter, known on the host
+    (from a :class:`~pyg_schnet.graph.pairs.HostLayout`), else ``None`` (the fast filters then read the
+    range from the device).
     """
 
     edge_index: Tensor
     edge_weight: Tensor
     edge_attr: Optional[Tensor]
+    distance_range: Optional[Tuple[float, float]] = None
 
 
 class SchNetRepresentation(nn.Module):
@@ -87,6 +93,7 @@ class SchNetRepresentation(nn.Module):
         cell: Optional[Tensor] = None,
         pbc: Optional[Tensor] = None,
         expand: bool = True,
+        layout: Optional[HostLayout] = None,
     ) -> Graph:
         """Build the interaction graph, check that no two atoms coincide, expand the distances
         (unless ``expand=False``: the fast path expands them itself, see :meth:`interact`).
@@ -96,34 +103,64 @@ class SchNetRepresentation(nn.Module):
         image within the cutoff, distances differentiable in ``pos`` and ``cell``. ``cell=None``
         is the molecular path. With ``cutoff=None`` the memory of the all-pairs graph is estimated
         first (:func:`pyg_schnet.graph.check_all_pairs_memory`).
+
+        ``layout``: the batch's sizes (and distance range) known on the host
+        (:class:`~pyg_schnet.graph.pairs.HostLayout`): the molecular graph is then built without reading
+        the device (:func:`pyg_schnet.graph.build_pairs`), and so is the Gaussian window. Ignored for
+        periodic structures.
         """
         if cell is not None and pbc is not None:
+            if self.cutoff is not None:  # build_periodic_pairs refuses cutoff=None itself
+                check_periodic_memory(
+                    batch,
+                    cell,
+                    pbc,
+                    float(self.cutoff),
+                    num_gaussians=self.rbf.num_gaussians,
+                    num_filters=self.blocks[0].conv.channels if len(self.interactions) else 0,
+                    num_interactions=len(self.interactions),
+                    dtype=pos.dtype,
+                    with_grad=torch.is_grad_enabled(),
+                    limit=self.max_graph_bytes,
+                )
             pairs, shifts = build_periodic_pairs(pos, batch, cell, pbc, self.cutoff, self.max_num_neighbors)
             distances = edge_distances(pos, pairs, shifts, cell, batch)
             check_distinct_images(distances, pairs, shifts, batch)
+            layout = None
         else:
             if self.cutoff is None:
-                check_all_pairs_memory(
-                    batch,
-                    self.rbf.num_gaussians,
-                    self.blocks[0].conv.channels if len(self.interactions) else 0,
-                    len(self.interactions),
-                    pos.dtype,
-                    torch.is_grad_enabled(),
-                    self.max_graph_bytes,
+                estimate: Dict[str, Any] = dict(
+                    num_gaussians=self.rbf.num_gaussians,
+                    num_filters=self.blocks[0].conv.channels if len(self.interactions) else 0,
+                    num_interactions=len(self.interactions),
+                    dtype=pos.dtype,
+                    with_grad=torch.is_grad_enabled(),
+                    limit=self.max_graph_bytes,
                 )
-            pairs = build_pairs(pos, batch, self.cutoff, self.max_num_neighbors)
+                if layout is not None:
+                    layout.check_all_pairs_memory(**estimate)
+                else:
+                    check_all_pairs_memory(batch, **estimate)
+            pairs = build_pairs(pos, batch, self.cutoff, self.max_num_neighbors, layout)
             distances = edge_distances(pos, pairs)
             check_distinct_positions(distances, pairs, batch)
-        return Graph(mirror(pairs), distances, self.rbf(distances) if expand else None)
+        distance_range = layout.window_range(self.cutoff) if layout is not None else None
+        return Graph(mirror(pairs), distances, self.rbf(distances) if expand else None, distance_range)
 
     def forward(
-        self, z: Tensor, pos: Tensor, batch: Tensor, cell: Optional[Tensor] = None, pbc: Optional[Tensor] = None
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Tensor,
+        cell: Optional[Tensor] = None,
+        pbc: Optional[Tensor] = None,
+        layout: Optional[HostLayout] = None,
     ) -> Tensor:
         """Atom features ``[N, hidden_channels]`` for atomic numbers ``z``, positions ``pos`` (Angstrom),
-        optionally periodic (``cell`` ``[G, 3, 3]``, ``pbc`` ``[G, 3]``; see :meth:`graph`)."""
+        optionally periodic (``cell`` ``[G, 3, 3]``, ``pbc`` ``[G, 3]``; see :meth:`graph`, also for
+        ``layout``)."""
         fast = self.uses_fast_filters()
-        g = self.graph(pos, batch, cell, pbc, expand=not fast)
+        g = self.graph(pos, batch, cell, pbc, expand=not fast, layout=layout)
         return self.interact(self.embedding(z), g, fast)
 
     def uses_fast_filters(self) -> bool:
@@ -139,7 +176,7 @@ class SchNetRepresentation(nn.Module):
         else each block expands and filters on its own (the reference path).
         """
         if fast:
-            filters = fused.fused_filters(self.rbf, self.convs, g.edge_weight)
+            filters = fused.fused_filters(self.rbf, self.convs, g.edge_weight, g.distance_range)
             for block, W in zip(self.blocks, filters):
                 x = block(x, g.edge_index, g.edge_weight, None, mirrored=True, filters=W)
             return x

@@ -8,6 +8,18 @@ import torch
 from torch import Tensor
 
 
+def check_autograd_available(what: str) -> None:
+    """Raise a :class:`RuntimeError` that says why when ``what`` (forces, stress) is asked for under
+    :func:`torch.inference_mode`, which switches autograd off for good (``torch.no_grad`` does not:
+    gradients with respect to the positions are switched back on inside)."""
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            f"{what} under torch.inference_mode(): forces (and stress) are -dE/dpos computed by autograd, "
+            "which inference_mode switches off. Call it outside inference_mode (torch.no_grad() is fine); "
+            "for energies alone call model(z, pos). SchNetCalculator handles inference_mode itself."
+        )
+
+
 def energy_and_forces(energy_fn: Callable[[Tensor], Tensor], pos: Tensor, training: bool) -> Tuple[Tensor, Tensor]:
     r"""Energies ``energy_fn(pos)`` and forces :math:`\mathbf{F} = -\partial E / \partial \mathbf{r}`.
 
@@ -17,6 +29,7 @@ def energy_and_forces(energy_fn: Callable[[Tensor], Tensor], pos: Tensor, traini
     weights (double backward); otherwise both results are detached. Positions the energy does not
     depend on (a lone atom, padding) get zero force.
     """
+    check_autograd_available("energy_and_forces")
     if not pos.requires_grad:
         pos = pos.detach().requires_grad_(True)
     with torch.enable_grad():
@@ -51,6 +64,7 @@ def energy_forces_stress(
     volume, else :class:`ValueError` names it. ``training`` keeps the graph (``create_graph=True``)
     as in :func:`energy_and_forces`; otherwise the results are detached.
     """
+    check_autograd_available("energy_forces_stress")
     num_graphs = cell.size(0)
     not_periodic = ~pbc.any(dim=1)
     if bool(not_periodic.any()):

@@ -6,9 +6,11 @@ from typing import Any, Dict, Optional, Tuple
 
 from torch import Tensor, nn
 
+from pyg_schnet.graph.pairs import HostLayout
 from pyg_schnet.graph.periodic import check_cell_and_pbc
 from pyg_schnet.models.config import PAPER_CONFIG, SchNetConfig, resolve_config  # noqa: F401  (PAPER_CONFIG: 0.2 name)
 from pyg_schnet.models.dense import dense_energy, dense_energy_and_forces
+from pyg_schnet.models.domain import TrainingDomain
 from pyg_schnet.models.representation import SchNetRepresentation
 from pyg_schnet.models.response import energy_and_forces, energy_forces_stress
 from pyg_schnet.models.weights import BlockWeights, DenseWeights, SchNetWeights
@@ -41,6 +43,10 @@ class SchNet(nn.Module):
     #: (from the data), by :func:`pyg_schnet.load_model` (from the file) or by the user; saving or
     #: converting a model without them is refused (:func:`pyg_schnet.io.units.model_units`).
     units: Optional[Dict[str, str]] = None
+    #: What the model was trained on (elements, sizes, energy range): set by the trainer (from its
+    #: training set) and by :func:`pyg_schnet.load_model` (from the file); ``None``: unknown (a model
+    #: file of format /1 or /2, or a model not trained by the trainer). See :mod:`pyg_schnet.models.domain`.
+    training_domain: Optional[TrainingDomain] = None
 
     def __init__(self, config: Optional[SchNetConfig] = None, **options: Any) -> None:
         super().__init__()
@@ -85,6 +91,8 @@ class SchNet(nn.Module):
         batch: Optional[Tensor] = None,
         cell: Optional[Tensor] = None,
         pbc: Optional[Tensor] = None,
+        *,
+        layout: Optional[HostLayout] = None,
     ) -> Tensor:
         """Total energy per structure ``[num_graphs]``.
 
@@ -97,11 +105,24 @@ class SchNet(nn.Module):
             pbc: periodic axes ``[G, 3]`` bool; structures with all ``False`` are molecules (their
                 cell is ignored), so a batch can mix periodic and molecular structures. A periodic
                 structure interacts with every image within the cutoff and needs a finite cutoff.
+            layout: the sizes of the batch known on the host
+                (:class:`~pyg_schnet.graph.pairs.HostLayout`, e.g. ``HostLayout.of_batch(batch)`` of a PyG
+                batch): with it nothing is read from the device to size the graph, the energies or the
+                Gaussian window (no host synchronisation on an accelerator; see
+                :func:`pyg_schnet.validation.trusted_inputs` for the input checks). Same results.
         """
+        if layout is not None:
+            layout.check_atoms(z.size(0) if isinstance(z, Tensor) and z.dim() else -1)
         z, pos, batch = prepare_inputs(z, pos, batch, self.max_z, self.head.mean.dtype)
-        num_graphs = int(batch.max()) + 1 if batch.numel() else 0
+        if layout is not None:
+            num_graphs = layout.num_graphs
+        else:
+            num_graphs = int(batch.max()) + 1 if batch.numel() else 0
         cell, pbc = self._check_periodic(cell, pbc, num_graphs, pos)
-        x = self.representation(z, pos, batch, cell, pbc)
+        if layout is None:  # a replaced representation may not know the keyword
+            x = self.representation(z, pos, batch, cell, pbc)
+        else:
+            x = self.representation(z, pos, batch, cell, pbc, layout=layout)
         return self.head(x, z, batch, num_graphs)
 
     def _check_periodic(
@@ -124,14 +145,18 @@ class SchNet(nn.Module):
         batch: Optional[Tensor] = None,
         cell: Optional[Tensor] = None,
         pbc: Optional[Tensor] = None,
+        *,
+        layout: Optional[HostLayout] = None,
     ) -> Tuple[Tensor, Tensor]:
         r"""Energies ``[num_graphs]`` and forces :math:`-\partial E / \partial \mathbf{r}` ``[N, 3]``.
 
-        ``cell`` / ``pbc`` as in :meth:`forward`. In training mode the forces keep their graph
-        (``create_graph=True``), so a loss on them can be back-propagated to the weights (double
+        ``cell`` / ``pbc`` / ``layout`` as in :meth:`forward`. In training mode the forces keep their
+        graph (``create_graph=True``), so a loss on them can be back-propagated to the weights (double
         backward). In eval mode both results are detached.
         """
-        return energy_and_forces(lambda p: self(z, p, batch, cell, pbc), pos, self.training)
+        if layout is None:  # a subclass's forward may not know the keyword
+            return energy_and_forces(lambda p: self(z, p, batch, cell, pbc), pos, self.training)
+        return energy_and_forces(lambda p: self(z, p, batch, cell, pbc, layout=layout), pos, self.training)
 
     def energy_forces_stress(
         self,
@@ -205,20 +230,27 @@ class SchNet(nn.Module):
             f"{k}={v}" for k, v in self.config.items() if k in ("hidden_channels", "num_interactions", "cutoff")
         )
 
-    def forward_dense(self, z: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
+    def forward_dense(
+        self, z: Tensor, pos: Tensor, mask: Tensor, *, distance_range: Optional[Tuple[float, float]] = None
+    ) -> Tensor:
         """Total energy per molecule ``[B]`` of a dense (padded) batch, with the same parameters.
 
         Args:
             z: atomic numbers ``[B, N_max]`` (ignored on padding).
             pos: positions ``[B, N_max, 3]`` in Angstrom (ignored on padding).
             mask: ``[B, N_max]`` bool, ``True`` on real atoms. See :func:`pyg_schnet.batching.to_dense`.
+            distance_range: ``(d_min, d_max)`` of the real pairs' distances when known on the host
+                (:meth:`pyg_schnet.graph.pairs.HostLayout.window_range`): the Gaussian window then
+                reads nothing from the device.
         """
-        return dense_energy(self, z, pos, mask)
+        return dense_energy(self, z, pos, mask, distance_range)
 
-    def energy_and_forces_dense(self, z: Tensor, pos: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
+    def energy_and_forces_dense(
+        self, z: Tensor, pos: Tensor, mask: Tensor, *, distance_range: Optional[Tuple[float, float]] = None
+    ) -> Tuple[Tensor, Tensor]:
         r"""Energies ``[B]`` and forces ``[B, N_max, 3]`` (zero on padding) of a dense batch.
 
         Same conventions as :meth:`energy_and_forces`: ``create_graph`` in training mode, detached
-        results in eval mode.
+        results in eval mode; ``distance_range`` as in :meth:`forward_dense`.
         """
-        return dense_energy_and_forces(self, z, pos, mask)
+        return dense_energy_and_forces(self, z, pos, mask, distance_range)

@@ -23,6 +23,12 @@ resolution of an O(1) value. ``tests/nn/test_fast_paths.py`` checks energies, fo
 parameter gradients of a force loss against the reference path (1e-10 in float64, 1e-5 relative in
 float32).
 
+Host synchronisation: the window's distance range is read from the device (one synchronisation per
+call) unless the caller knows it on the host: ``fused_filters(..., distance_range=(d_min, d_max))``
+(:meth:`pyg_schnet.graph.pairs.HostLayout.window_range`: the batch's pair distances computed from
+positions still on the CPU, capped at the cutoff, beyond which the filters are zero; ``(0, inf)``
+keeps every centre when nothing is known).
+
 The fast path is on by default; the switch lives in :mod:`pyg_schnet.backend`
 (:func:`~pyg_schnet.backend.reference_path`, a context manager, or
 :func:`~pyg_schnet.backend.set_fast_path` select the plain modules for the process, e.g. to compare
@@ -32,7 +38,7 @@ the two; ``model.representation.fast_filters`` for one model).
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -107,10 +113,30 @@ def distance_window(start: float, stop: float, num_gaussians: int, gamma: float,
     return window_bounds(start, stop, num_gaussians, gamma, d_min, d_max)
 
 
-def gaussian_window(rbf: GaussianRBF, distances: Tensor) -> Tuple[int, int]:
+def range_window(
+    start: float, stop: float, num_gaussians: int, gamma: float, distance_range: Tuple[float, float]
+) -> Tuple[int, int]:
+    """:func:`window_bounds` for distances known (on the host) to lie in ``distance_range``
+    ``(d_min, d_max)``: no device read. An infinite bound (nothing known) widens the window to every
+    centre on that side."""
+    d_min, d_max = (float(d) for d in distance_range)
+    low = d_min if math.isfinite(d_min) else d_max
+    high = d_max if math.isfinite(d_max) else low
+    if not math.isfinite(low):
+        return 0, num_gaussians
+    lo, hi = window_bounds(start, stop, num_gaussians, gamma, low, high)
+    return (lo if math.isfinite(d_min) else 0), (hi if math.isfinite(d_max) else num_gaussians)
+
+
+def gaussian_window(
+    rbf: GaussianRBF, distances: Tensor, distance_range: Optional[Tuple[float, float]] = None
+) -> Tuple[int, int]:
     r"""Indices ``lo, hi`` of the centres of ``rbf`` that can be non-negligible for some distance in
     ``distances``: every centre outside ``[lo, hi)`` is farther than :math:`w = \sqrt{-\ln t/\gamma}`
-    from all of them (:func:`distance_window`)."""
+    from all of them (:func:`distance_window`, one host synchronisation), or from every distance in
+    ``distance_range`` when the caller knows it (:func:`range_window`, none)."""
+    if distance_range is not None:
+        return range_window(rbf.start, rbf.stop, rbf.num_gaussians, rbf.gamma, distance_range)
     return distance_window(rbf.start, rbf.stop, rbf.num_gaussians, rbf.gamma, distances)
 
 
@@ -119,13 +145,22 @@ def windowed_expansion(rbf: GaussianRBF, distances: Tensor, lo: int, hi: int) ->
     return gaussians(distances.unsqueeze(-1) - rbf.centers[lo:hi].to(distances.dtype), rbf.gamma)
 
 
-def fused_filters(rbf: GaussianRBF, convs: Sequence[CFConv], distances: Tensor) -> List[Tensor]:
+def fused_filters(
+    rbf: GaussianRBF,
+    convs: Sequence[CFConv],
+    distances: Tensor,
+    distance_range: Optional[Tuple[float, float]] = None,
+) -> List[Tensor]:
     r"""Filters :math:`W_l(d) f_c(d)` ``[P, F_l]`` of every cfconv in ``convs`` for the pair distances
     ``[P]`` (Angstrom): what ``conv.filters(distances, rbf(distances))`` returns for each, computed
-    with the Gaussian window and one stacked first layer (see the module docstring)."""
+    with the Gaussian window and one stacked first layer (see the module docstring).
+
+    ``distance_range`` ``(d_min, d_max)``: bounds of the distances whose filters matter, known on the
+    host (:meth:`pyg_schnet.graph.HostLayout.window_range`); then the window reads nothing from the
+    device. Distances outside it must have a zero filter (beyond every block's cutoff)."""
     if not convs:
         return []
-    lo, hi = gaussian_window(rbf, distances)
+    lo, hi = gaussian_window(rbf, distances, distance_range)
     expansion = windowed_expansion(rbf, distances, lo, hi)  # [P, K']
     firsts = [conv.filter_network.first for conv in convs]
     weight = torch.cat([layer.weight[:, lo:hi] for layer in firsts], dim=0)  # [sum F_l, K']

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import threading
 import warnings
@@ -304,13 +305,21 @@ class SchNetCalculator(Calculator):
                 f"{atoms.pbc.tolist()}; set a cell and pbc=True to compute it"
             )
         positions = atoms.positions if self._length == 1.0 else atoms.positions / self._length
-        pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
+        # the MD evaluator checks positions on the host and moves them to its device itself, so a call
+        # reads nothing back from the device but its two results
+        pos = torch.as_tensor(positions, dtype=self.dtype, device=None if self._evaluator is not None else self.device)
         with cpu_threads(self.threads_for(len(atoms)) if self.device.type == "cpu" else None):
             energy, forces, stress = self._compute(pos, want_stress)
         e = float(energy.detach().to("cpu", torch.float64)[0]) * self._energy_factor
         self.results["energy"] = e
         self.results["free_energy"] = e
         self.results["forces"] = forces.detach().to("cpu", torch.float64).numpy() * self._force_factor
+        if not (math.isfinite(e) and np.isfinite(self.results["forces"]).all()):  # on the host copies: free
+            self.results.clear()
+            raise FloatingPointError(
+                f"SchNetCalculator: the model returned a non-finite energy ({e}) or forces for these "
+                f"{len(atoms)} atoms (an overflow: atoms far outside the training geometries?); nothing is cached"
+            )
         if stress is not None:
             full = stress.detach().to("cpu", torch.float64).numpy()[0] * self._stress_factor
             self.results["stress"] = full_3x3_to_voigt_6_stress(full)

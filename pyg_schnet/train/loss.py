@@ -70,7 +70,9 @@ def per_molecule_loss(
     squared = (force_true.double() - force_pred.double()).square().sum(dim=-1)  # |F_i - F_hat_i|^2
     per_molecule = torch.zeros(num_graphs, dtype=torch.float64, device=squared.device)
     per_molecule.index_add_(0, batch, squared)
-    num_atoms = torch.bincount(batch, minlength=num_graphs).to(torch.float64)
+    # atoms per molecule by a sum of ones: a known output size (bincount reads the batch's maximum)
+    num_atoms = torch.zeros(num_graphs, dtype=torch.float64, device=squared.device)
+    num_atoms.index_add_(0, batch, torch.ones_like(squared))
     return loss + rho * per_molecule / num_atoms
 
 

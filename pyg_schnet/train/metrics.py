@@ -14,6 +14,7 @@ from typing import Dict, Iterable, List, Optional
 import torch
 from torch import Tensor, nn
 
+from pyg_schnet.graph.pairs import HostLayout
 from pyg_schnet.train.loss import per_molecule_loss
 from pyg_schnet.train.predict import predict
 
@@ -21,7 +22,9 @@ from pyg_schnet.train.predict import predict
 class ErrorAccumulator:
     """Running sums of absolute and squared errors, and of the Eq. 5 loss.
 
-    Call :meth:`update` once per batch and :meth:`compute` at the end. With ``keep_predictions``
+    Call :meth:`update` once per batch and :meth:`compute` at the end; the sums stay on the batches'
+    device until :meth:`compute` or :meth:`totals` reads them (one host synchronisation, not one per
+    batch). With ``keep_predictions``
     the (detached, CPU, float64) predictions and targets are kept for parity plots.
     ``energy_weight`` weighs the energy term of the accumulated loss (:func:`per_molecule_loss`).
 
@@ -38,17 +41,23 @@ class ErrorAccumulator:
         self.keep_predictions = keep_predictions
         self.num_molecules = 0
         self.num_components = 0
-        self._energy_abs = 0.0
-        self._energy_sq = 0.0
-        self._force_abs = 0.0
-        self._force_sq = 0.0
-        self._loss = 0.0
+        # energy_abs, energy_sq, force_abs, force_sq, loss: float64 on the device of the first batch,
+        # so that update() never reads the device (no host synchronisation per training step)
+        self._sums: Optional[Tensor] = None
         self.predictions: Dict[str, List[Tensor]] = {
             "energy_pred": [],
             "energy_true": [],
             "force_pred": [],
             "force_true": [],
         }
+
+    def _add(self, *terms: Tensor) -> None:
+        """Adds the five sums (in the order of :data:`TOTALS` after the two counts) on their device."""
+        step = torch.stack([t.reshape(()) for t in terms])
+        self._sums = step if self._sums is None else self._sums + step.to(self._sums.device)
+
+    def _host_sums(self) -> List[float]:
+        return [0.0] * 5 if self._sums is None else [float(v) for v in self._sums.cpu()]
 
     @torch.no_grad()
     def update(
@@ -63,20 +72,18 @@ class ErrorAccumulator:
         energy_true = energy_true.detach().reshape(-1).double()
         diff = energy_pred - energy_true
         self.num_molecules += diff.numel()
-        self._energy_abs += float(diff.abs().sum())
-        self._energy_sq += float(diff.square().sum())
         with_forces = force_pred is not None and force_true is not None
+        zero = diff.new_zeros(())
+        force_abs = force_sq = zero
         if with_forces:
             force_pred = force_pred.detach().double()
             force_true = force_true.detach().double()
             fdiff = force_pred - force_true
             self.num_components += fdiff.numel()
-            self._force_abs += float(fdiff.abs().sum())
-            self._force_sq += float(fdiff.square().sum())
+            force_abs, force_sq = fdiff.abs().sum(), fdiff.square().sum()
         rho = self.rho if with_forces else 0.0
-        self._loss += float(
-            per_molecule_loss(energy_pred, energy_true, batch, rho, force_pred, force_true, self.energy_weight).sum()
-        )
+        loss = per_molecule_loss(energy_pred, energy_true, batch, rho, force_pred, force_true, self.energy_weight).sum()
+        self._add(diff.abs().sum(), diff.square().sum(), force_abs, force_sq, loss)
         if self.keep_predictions:
             self.predictions["energy_pred"].append(energy_pred.cpu())
             self.predictions["energy_true"].append(energy_true.cpu())
@@ -87,18 +94,7 @@ class ErrorAccumulator:
     def totals(self) -> Tensor:
         """The running sums as a float64 vector in the order of :data:`TOTALS` (counts are exact in
         float64 up to 2^53)."""
-        return torch.tensor(
-            [
-                self.num_molecules,
-                self.num_components,
-                self._energy_abs,
-                self._energy_sq,
-                self._force_abs,
-                self._force_sq,
-                self._loss,
-            ],
-            dtype=torch.float64,
-        )
+        return torch.tensor([self.num_molecules, self.num_components, *self._host_sums()], dtype=torch.float64)
 
     def set_totals(self, totals: Tensor) -> None:
         """Replaces the running sums by ``totals`` (a vector as returned by :meth:`totals`)."""
@@ -106,7 +102,7 @@ class ErrorAccumulator:
         if len(values) != len(self.TOTALS):
             raise ValueError(f"expected {len(self.TOTALS)} totals {self.TOTALS}, got {len(values)}")
         self.num_molecules, self.num_components = int(values[0]), int(values[1])
-        self._energy_abs, self._energy_sq, self._force_abs, self._force_sq, self._loss = values[2:]
+        self._sums = torch.tensor(values[2:], dtype=torch.float64)
 
     def compute(self) -> Dict[str, float]:
         """``energy_mae``, ``energy_rmse``, ``force_mae``, ``force_rmse`` (NaN without forces),
@@ -114,12 +110,13 @@ class ErrorAccumulator:
         if self.num_molecules == 0:
             raise ValueError("no molecules were accumulated; is the data set or split empty?")
         n, c = self.num_molecules, self.num_components
+        energy_abs, energy_sq, force_abs, force_sq, loss = self._host_sums()  # the one read of the device
         return {
-            "energy_mae": self._energy_abs / n,
-            "energy_rmse": math.sqrt(self._energy_sq / n),
-            "force_mae": self._force_abs / c if c else float("nan"),
-            "force_rmse": math.sqrt(self._force_sq / c) if c else float("nan"),
-            "loss": self._loss / n,
+            "energy_mae": energy_abs / n,
+            "energy_rmse": math.sqrt(energy_sq / n),
+            "force_mae": force_abs / c if c else float("nan"),
+            "force_rmse": math.sqrt(force_sq / c) if c else float("nan"),
+            "loss": loss / n,
             "num_molecules": n,
         }
 
@@ -149,12 +146,13 @@ def evaluate(
     model.eval()
     acc = ErrorAccumulator(rho=rho, keep_predictions=keep_predictions, energy_weight=energy_weight)
     for batch in loader:
+        layout = HostLayout.of_batch(batch)  # sizes and pair distances read on the host, before the transfer
         batch = batch.to(device)
         if with_forces:
-            energy, forces = predict(model, batch, with_forces=True, batching=batching)
+            energy, forces = predict(model, batch, with_forces=True, batching=batching, layout=layout)
             acc.update(energy, batch.energy, batch.batch, forces, batch.force)
         else:
             with torch.no_grad():
-                energy, _ = predict(model, batch, with_forces=False, batching=batching)
+                energy, _ = predict(model, batch, with_forces=False, batching=batching, layout=layout)
             acc.update(energy, batch.energy, batch.batch)
     return acc

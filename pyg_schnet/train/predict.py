@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Optional, Tuple
 
 from torch import Tensor, nn
 
-from pyg_schnet.batching.dense import to_dense, to_sparse
+from pyg_schnet.batching.dense import dense_slots, to_dense, to_sparse
+from pyg_schnet.graph.pairs import HostLayout
 
 #: Batching schemes :func:`predict` accepts. ``'sparse'`` is PyG's: the atoms of all molecules in one
 #: list with a ``batch`` vector. ``'dense'`` pads the molecules to ``[B, N_max]``
@@ -25,7 +28,19 @@ def check_batching(batching: str, allow_auto: bool = False) -> str:
     return batching
 
 
-def predict(model: nn.Module, batch, with_forces: bool, batching: str = "sparse") -> Tuple[Tensor, Optional[Tensor]]:
+@functools.lru_cache(maxsize=None)
+def _takes_keyword(method, name: str) -> bool:
+    """Whether the function ``method`` accepts the keyword argument ``name``."""
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def predict(
+    model: nn.Module, batch, with_forces: bool, batching: str = "sparse", layout: Optional[HostLayout] = None
+) -> Tuple[Tensor, Optional[Tensor]]:
     """Energies (and forces) of a PyG mini-batch.
 
     Args:
@@ -35,20 +50,35 @@ def predict(model: nn.Module, batch, with_forces: bool, batching: str = "sparse"
         with_forces: also return ``F = -dE/dpos``; in training mode the graph is kept so a force loss
             can be back-propagated.
         batching: ``'sparse'`` or ``'dense'`` (see :data:`BATCHING_MODES`); both give the same numbers.
+        layout: the batch's sizes and distance range known on the host
+            (:class:`~pyg_schnet.graph.pairs.HostLayout`; default :meth:`HostLayout.of_batch` of
+            ``batch``, whose distance range needs ``batch.pos`` still on the CPU: make it before
+            ``batch.to(device)``). With a layout, and inside :func:`pyg_schnet.validation.trusted_inputs`,
+            a training step reads nothing from the device (``tests/test_host_syncs.py``).
 
     Returns:
         ``(energy [G], forces [N, 3] or None)`` in the model's units; forces in the order of
         ``batch.pos`` for either mode.
     """
     check_batching(batching)
+    if layout is None:
+        layout = HostLayout.of_batch(batch)
     if batching == "dense":
-        dense = to_dense(batch)
+        dense = to_dense(batch, layout=layout)
+        method = model.energy_and_forces_dense if with_forces else model.forward_dense
+        extra = {}
+        if layout is not None and _takes_keyword(getattr(type(model), method.__name__), "distance_range"):
+            extra["distance_range"] = layout.window_range(None)
         if with_forces:
-            energy, forces = model.energy_and_forces_dense(dense.z, dense.pos, dense.mask)
-            return energy, to_sparse(forces, dense.mask)
-        return model.forward_dense(dense.z, dense.pos, dense.mask), None
+            energy, forces = method(dense.z, dense.pos, dense.mask, **extra)
+            index = None if layout is None else dense_slots(layout).to(forces.device, non_blocking=True)
+            return energy, to_sparse(forces, dense.mask, index)
+        return method(dense.z, dense.pos, dense.mask, **extra), None
     # periodic structures carry cell [G, 3, 3] and pbc [G, 3]; molecules need neither
-    periodic = {"cell": batch.cell, "pbc": batch.pbc} if getattr(batch, "pbc", None) is not None else {}
+    kwargs = {"cell": batch.cell, "pbc": batch.pbc} if getattr(batch, "pbc", None) is not None else {}
+    method = type(model).energy_and_forces if with_forces else type(model).forward
+    if layout is not None and _takes_keyword(method, "layout") and _takes_keyword(type(model).forward, "layout"):
+        kwargs["layout"] = layout
     if with_forces:
-        return model.energy_and_forces(batch.z, batch.pos, batch.batch, **periodic)
-    return model(batch.z, batch.pos, batch.batch, **periodic), None
+        return model.energy_and_forces(batch.z, batch.pos, batch.batch, **kwargs)
+    return model(batch.z, batch.pos, batch.batch, **kwargs), None

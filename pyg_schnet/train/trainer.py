@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from pyg_schnet.batching.auto import measure_batching
 from pyg_schnet.datasets.transforms import energy_unit_of
+from pyg_schnet.graph.pairs import HostLayout
 from pyg_schnet.io.files import atomic_write, remove_stale_temporaries
 from pyg_schnet.io.model_file import (
     CHECKPOINT_FORMAT,
@@ -61,7 +62,46 @@ from pyg_schnet.train.loss import energy_force_loss
 from pyg_schnet.train.metrics import ErrorAccumulator, evaluate
 from pyg_schnet.train.predict import BATCHING_MODES, check_batching, predict
 from pyg_schnet.train.state import rng_state, seed_everything, set_rng_state
-from pyg_schnet.validation import check_device, check_finite, check_positive_int
+from pyg_schnet.validation import check_device, check_finite, check_positive_int, trusted_inputs
+
+#: Mini-batches between two reads of :class:`FirstNonFinite` (and at the end of every epoch): the
+#: steps between them run without waiting for the device.
+NON_FINITE_CHECK_EVERY = 10
+
+
+class FirstNonFinite:
+    """The first non-finite training loss of an epoch, recorded on the loss's device.
+
+    :meth:`add` keeps the 1-based mini-batch index and the value of the first loss that is not finite
+    without reading the device, so a training step makes no host synchronisation (a GPU's launch queue
+    never drains); :meth:`first` reads the record (one synchronisation), every
+    :data:`NON_FINITE_CHECK_EVERY` mini-batches. The steps after a bad one until that read only touch
+    weights that are then discarded: the error is raised before anything of the epoch is written.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._index: Optional[Tensor] = None
+        self._value: Optional[Tensor] = None
+
+    def add(self, loss: Tensor) -> None:
+        loss = loss.detach().reshape(()).double()
+        self.count += 1
+        if self._index is None:
+            self._index = torch.zeros((), dtype=torch.float64, device=loss.device)
+            self._value = torch.zeros((), dtype=torch.float64, device=loss.device)
+        assert self._value is not None
+        newly = (self._index == 0) & ~torch.isfinite(loss)
+        self._index = torch.where(newly, float(self.count), self._index)
+        self._value = torch.where(newly, loss, self._value)
+
+    def first(self) -> Optional[Tuple[int, float]]:
+        """``(mini-batch index, loss)`` of the first non-finite loss so far, ``None`` when all were finite."""
+        if self._index is None or self._value is None:
+            return None
+        index, value = torch.stack([self._index, self._value]).cpu().tolist()
+        return (int(index), value) if index else None
+
 
 #: Columns of the per-epoch CSV log (``log.csv``), in order.
 LOG_COLUMNS = (
@@ -345,6 +385,14 @@ class Trainer:
         model.units = training_units(model, train_dataset, units)
         # what the model is trained on (elements, sizes, energy range), saved with it in model.pt
         model.training_domain = training_domain_of(train_dataset)
+        # training steps run with trusted inputs (no per-step device reads): the one check they skip
+        # that load-time validation does not cover is the model's own range of atomic numbers
+        max_z = (getattr(model, "config", None) or {}).get("max_z")
+        if max_z is not None and model.training_domain.elements and max(model.training_domain.elements) >= max_z:
+            raise ValueError(
+                f"the training set holds atomic number {max(model.training_domain.elements)}, but the model "
+                f"embeds 1 .. {max_z - 1} (max_z = {max_z}); build it with a larger max_z"
+            )
         self.device = torch.device(self.config.device)
         self.model = model.to(self.device)
         self.train_dataset = train_dataset
@@ -520,8 +568,12 @@ class Trainer:
         if self.ddp is not None:  # batch is this rank's LocalBatch; None below when its slice is empty
             batch, loss, energy, forces = distributed.shard_loss(self.ddp, batch, self.dist, self.device, self.batching)
         else:
+            layout = HostLayout.of_batch(batch)  # sizes and pair distances on the host, before the transfer
             batch = batch.to(self.device)
-            energy, forces = predict(self.model, batch, with_forces=self.train_forces, batching=self.batching)
+            with trusted_inputs():  # validated at load time (AtomsTable.validate) and in __init__
+                energy, forces = predict(
+                    self.model, batch, with_forces=self.train_forces, batching=self.batching, layout=layout
+                )
             loss = energy_force_loss(
                 energy,
                 batch.energy,
@@ -589,20 +641,15 @@ class Trainer:
             disable=None if self.config.progress and self.dist.is_main else True,
             mininterval=0.5,
         )
+        watch = FirstNonFinite()
         for i, batch in enumerate(bar):
             batch, energy, forces, loss = self._train_step(batch)
             if batch is not None:  # None: this rank's slice of the global batch was empty
                 acc.update(energy, batch.energy, batch.batch, forces, batch.force if forces is not None else None)
             # data-parallel: the loss of the whole global batch (all-reduced), so all ranks stop together
-            loss = distributed.global_batch_loss(loss, self.dist)
-            # the accumulator has just synchronised with the device, so this costs no extra wait
-            if not bool(torch.isfinite(loss)):
-                bar.close()
-                raise self._non_finite(
-                    f"the training loss is {float(loss)} (mini-batch {i + 1} of the epoch)",
-                    self.train_dataset,
-                    "training",
-                )
+            watch.add(distributed.global_batch_loss(loss, self.dist))
+            if i % NON_FINITE_CHECK_EVERY == 0:  # the one read of the device in these steps
+                self._raise_if_non_finite(watch, bar)
             if i % 10 == 0 and acc.num_molecules > 0 and not bar.disable:
                 m = acc.compute()
                 postfix = {"loss": f"{m['loss']:.4g}", "E_mae": f"{m['energy_mae']:.3g}"}
@@ -614,8 +661,23 @@ class Trainer:
             ):
                 cut_short = True
                 break
+        self._raise_if_non_finite(watch, bar)
         bar.close()
         return distributed.reduce_errors(acc, self.dist).compute(), cut_short
+
+    def _raise_if_non_finite(self, watch: "FirstNonFinite", bar) -> None:
+        """Raise :class:`NonFiniteError` for the first mini-batch of this epoch whose loss was not finite."""
+        first = watch.first()
+        if first is None:
+            return
+        index, value = first
+        bar.close()
+        raise self._non_finite(
+            f"the training loss is {value} (mini-batch {index} of the epoch)",
+            self.train_dataset,
+            "training",
+            step=self.step - (watch.count - index),
+        )
 
     @staticmethod
     def _log_row(row: Dict[str, Any]) -> Dict[str, Any]:
@@ -640,12 +702,12 @@ class Trainer:
         atomic_write(self.log_path, write, binary=False)
         self._log_synced = True
 
-    def _non_finite(self, what: str, dataset=None, name: str = "") -> NonFiniteError:
-        """The error for a non-finite ``what`` at the current epoch and step, naming the first example
-        of ``dataset`` with a non-finite target or position when there is one."""
+    def _non_finite(self, what: str, dataset=None, name: str = "", step: Optional[int] = None) -> NonFiniteError:
+        """The error for a non-finite ``what`` at the current epoch and step (or ``step``), naming the
+        first example of ``dataset`` with a non-finite target or position when there is one."""
         hint = _first_non_finite_example(dataset, name) if dataset is not None else ""
         return NonFiniteError(
-            f"training stopped at epoch {self.epoch + 1}, step {self.step}: {what}. "
+            f"training stopped at epoch {self.epoch + 1}, step {self.step if step is None else step}: {what}. "
             + (
                 hint
                 or "Typical causes: a learning rate too high, or absurd energies, forces or coordinates in the data. "

@@ -194,3 +194,79 @@ def test_tabulated_beyond_the_table(cfg):
     torch.testing.assert_close(e_tab, e, rtol=0, atol=1e-8)
     torch.testing.assert_close(f_tab, f, rtol=0, atol=1e-6)
     assert f_tab[2].abs().max() < 1e-12  # the far atom feels no force
+
+
+def test_tabulated_table_too_large_falls_back_to_exact(molecules):
+    """Issue 20, item 9: a small gamma widens every Gaussian (the table spans 0..964 Angstrom at 1e-4,
+    0..295,000 at 1e-9): the size is computed before anything is allocated and the evaluator computes
+    the filters exactly, saying why."""
+    z, pos = molecules[1]
+    for gamma in (1e-4, 1e-9):
+        model = model_of(gamma=gamma)
+        with pytest.warns(inference.TabulationFallbackWarning, match=r"GiB.*max_table_bytes.*mode='exact'"):
+            ev = MDEvaluator(model, z, mode="tabulated")
+        assert ev.mode == "exact" and ev._table is None
+        assert f"gamma = {gamma:g}" in ev.fallback_reason
+        assert_same(ev(pos), MDEvaluator(model, z)(pos), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="not in tabulated mode"):
+        ev.tabulation_error_bound()
+
+
+def test_table_limit_is_a_bound_on_what_is_built(molecules):
+    z, pos = molecules[1]
+    model = model_of()
+    ev = MDEvaluator(model, z, mode="tabulated")  # the paper's Gaussians: well within the default limit
+    assert ev.mode == "tabulated" and ev.fallback_reason is None
+    width = ev.num_blocks * ev.num_filters
+    need = inference.table_bytes(ev._table_end(), ev.spacing, ev.weights.num_gaussians, width)
+    assert 2 * ev._table.numel() * 8 <= need <= inference.MAX_TABLE_BYTES
+    with pytest.warns(inference.TabulationFallbackWarning, match="limit of"):
+        small = MDEvaluator(model, z, mode="tabulated", max_table_bytes=need - 1)
+    assert small.mode == "exact"
+
+
+def test_calculator_tabulated_small_gamma_warns_and_computes_exactly(molecules):
+    from ase import Atoms
+
+    from pyg_schnet.simulation.ase import SchNetCalculator
+
+    z, pos = molecules[1]
+    model = model_of(gamma=1e-4)
+    model.units = {"energy": "kcal/mol", "length": "Angstrom"}
+    atoms = Atoms(numbers=z.numpy(), positions=pos.numpy())
+    atoms.calc = SchNetCalculator(model, method="tabulated")
+    with pytest.warns(inference.TabulationFallbackWarning, match="gamma = 0.0001"):
+        energy = atoms.get_potential_energy()
+    exact = atoms.copy()
+    exact.calc = SchNetCalculator(model, method="exact")
+    assert energy == exact.get_potential_energy()
+
+
+def test_non_finite_weights_still_raise_on_the_host_path(molecules):
+    """With positions on the host the result is not read from the device; weights that are not finite
+    (checked once, at refresh) bring the check back."""
+    z, pos = molecules[1]
+    model = model_of()
+    with torch.no_grad():
+        model.head.hidden_layer.weight[0, 0] = float("inf")
+    ev = MDEvaluator(model, z)
+    assert not ev._weights_finite
+    with pytest.raises(FloatingPointError, match="not finite for finite, distinct positions"):
+        ev(pos)
+
+
+def test_forces_under_inference_mode_say_why_they_cannot_be_computed():
+    model = SchNet(hidden_channels=8, num_filters=8, num_interactions=1, num_gaussians=10, cutoff=3.0).double()
+    z = torch.tensor([8, 1, 1])
+    pos = torch.tensor([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]], dtype=torch.float64)
+    with torch.no_grad():  # not the problem: gradients for the positions are switched on inside
+        _, forces = model.energy_and_forces(z, pos)
+    assert torch.isfinite(forces).all()
+    with (
+        torch.inference_mode(),
+        pytest.raises(RuntimeError, match=r"energy_and_forces under torch\.inference_mode\(\)"),
+    ):
+        model.energy_and_forces(z, pos)
+    cell = 5.0 * torch.eye(3, dtype=torch.float64)[None]
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"energy_forces_stress under torch\.inference_mode"):
+        model.energy_forces_stress(z, pos, None, cell, torch.ones(1, 3, dtype=torch.bool))

@@ -192,3 +192,12 @@ def test_tilted_but_searchable_cell_gives_ases_pairs_and_those_of_its_reduced_ce
     rd = edge_distances(pos, rpairs, rshifts, torch.as_tensor(reduced)[None], batch)
     assert sorted(d.tolist()) == pytest.approx(sorted(rd.tolist()), abs=1e-12)
     assert len(list(itertools.islice(ours, 1)))  # the structure has pairs at all
+
+
+def test_model_refuses_a_periodic_graph_beyond_its_memory_limit():
+    model = small_model()
+    model.representation.max_graph_bytes = 2**20
+    pos = torch.as_tensor(np.random.default_rng(0).uniform(0, 4, (64, 3)))
+    cell = (4.0 * torch.eye(3, dtype=torch.float64))[None]
+    with pytest.raises(MemoryError, match=r"the periodic graph of this batch \(64 atoms, cutoff 4 Angstrom\)"):
+        model(torch.full((64,), 6), pos, None, cell, torch.ones(1, 3, dtype=torch.bool))

@@ -10,6 +10,7 @@ import torch
 
 from pyg_schnet import SchNet
 from pyg_schnet.batching.dense import to_dense_atoms
+from pyg_schnet.graph.pairs import HostLayout
 from pyg_schnet.nn import CFConv, GaussianRBF, fused, reference_path
 
 # small widths keep the tests fast; the Gaussian grids are the paper's (301 on 0-30 A) and the
@@ -36,16 +37,16 @@ def _batch(molecules, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor, t
 
 
 def _force_training(
-    model: SchNet, z: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor, dense: bool = False
+    model: SchNet, z: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor, dense: bool = False, **kwargs
 ) -> Dict[str, torch.Tensor]:
     """Energies, forces and the gradients of an energy + force loss with respect to every parameter
     (``dense``: through the padded path, ``batch`` then being the mask)."""
     model.train()
     model.zero_grad(set_to_none=True)
     if dense:
-        energy, forces = model.energy_and_forces_dense(z, pos, batch)
+        energy, forces = model.energy_and_forces_dense(z, pos, batch, **kwargs)
     else:
-        energy, forces = model.energy_and_forces(z, pos, batch)
+        energy, forces = model.energy_and_forces(z, pos, batch, **kwargs)
     loss = (
         (energy**2).sum()
         + (forces**2).sum()
@@ -59,10 +60,16 @@ def _force_training(
 
 
 def _compare(
-    model: SchNet, dtype: torch.dtype, z: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor, dense: bool = False
+    model: SchNet,
+    dtype: torch.dtype,
+    z: torch.Tensor,
+    pos: torch.Tensor,
+    batch: torch.Tensor,
+    dense: bool = False,
+    **kwargs,
 ) -> None:
     assert fused.fast_path_enabled()
-    fast = _force_training(model, z, pos, batch, dense)
+    fast = _force_training(model, z, pos, batch, dense, **kwargs)
     with reference_path():
         assert not fused.fast_path_enabled()
         ref = _force_training(model, z, pos, batch, dense)
@@ -90,6 +97,28 @@ def test_fast_path_equals_reference_energy_forces_and_double_backward(molecules,
             if p.dim() == 1:
                 p.normal_(0.0, 0.3)
     _compare(model, dtype, z, pos, batch)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_host_layout_path_equals_reference(molecules, name: str, dtype: torch.dtype) -> None:
+    """Sizes, all-pairs graph (also under a cutoff: pairs beyond it get zero filters) and the Gaussian
+    window's distance range known on the host (HostLayout): the reference path's numbers."""
+    torch.manual_seed(0)
+    model = SchNet(**CONFIGS[name]).to(dtype)
+    z, pos, batch = _batch(molecules, dtype)
+    layout = HostLayout.from_host_positions(torch.bincount(batch).tolist(), pos)
+    _compare(model, dtype, z, pos, batch, layout=layout)
+    # nothing known about the distances: every centre (or those up to the cutoff)
+    _compare(model, dtype, z, pos, batch, layout=HostLayout(layout.counts))
+
+
+@pytest.mark.parametrize("bounds, window", [((0.0, float("inf")), (0, 301)), ((1.0, 2.0), (0, 52))])
+def test_range_window_from_host_bounds(bounds, window) -> None:
+    assert fused.range_window(0.0, 30.0, 301, 10.0, bounds) == window
+    d = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    if bounds[1] < float("inf"):  # the same window as the one read from the distances
+        assert fused.distance_window(0.0, 30.0, 301, 10.0, d) == window
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
