@@ -38,8 +38,11 @@ check: setup
 test: check
 	$(PY) -m pytest -q
 
+# the embedded demo: a fixed 6,600 optimizer steps (every machine trains the same model; about 4.5 min
+# on one thread here); flags through DEMO_FLAGS, e.g. `make demo DEMO_FLAGS="--steps 660"`
+DEMO_FLAGS ?=
 demo: setup
-	$(PY) -m pyg_schnet.experiments.demo
+	$(PY) -m pyg_schnet.experiments.demo $(DEMO_FLAGS)
 
 # sparse vs dense batching against PyG's SchNet (and SchNetPack where importable); see docs/benchmarks.md
 bench-batching: setup

@@ -70,4 +70,8 @@ BATCHING = ModelConfig("batching", 64, 64, 3, 301, 0.0, 30.0, 10.0, 30.0, 32)
 #: The scale benchmark: the common widths with a fixed 5 A cutoff and 50 Gaussians on 0-5 A.
 SCALE = ModelConfig("scale", 128, 128, 6, 50, 0.0, 5.0, 10.0, 5.0, 64)
 
-CONFIGS: Dict[str, ModelConfig] = {c.name: c for c in (PAPER, COMMON, BATCHING, SCALE)}
+#: Periodic structures (``benchmarks/compiled_inference.py``): the paper's widths with 50 Gaussians on
+#: 0-5 A and a 5 A cosine cutoff (the model of ``benchmarks/periodic.py``'s timed call).
+PERIODIC = ModelConfig("periodic", 64, 64, 3, 50, 0.0, 5.0, 10.0, 5.0, 32)
+
+CONFIGS: Dict[str, ModelConfig] = {c.name: c for c in (PAPER, COMMON, BATCHING, SCALE, PERIODIC)}

@@ -86,6 +86,7 @@ def periodic_graph_pairs(batch: Tensor, cell: Tensor, pbc: Tensor, cutoff: float
     return total
 
 
+@torch.compiler.disable  # reads the batch's sizes and cells on the host
 def check_periodic_memory(
     batch: Tensor,
     cell: Tensor,

@@ -310,6 +310,7 @@ def half_pairs(i: np.ndarray, j: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     return (i < j) | ((i == j) & first_positive)
 
 
+@torch.compiler.disable  # host-side NumPy search: torch.compile runs it eagerly
 def periodic_pairs(
     pos: Tensor, batch: Tensor, cell: Tensor, pbc: Tensor, cutoff: float, graphs: Tensor
 ) -> Tuple[Tensor, Tensor]:
@@ -343,6 +344,7 @@ def periodic_pairs(
     return pairs, shifts
 
 
+@torch.compiler.disable  # host-side NumPy search: torch.compile runs it eagerly
 def check_search_memory(
     graphs: Sequence[int], counts: Sequence[int], cell: np.ndarray, pbc: np.ndarray, cutoff: float
 ) -> float:

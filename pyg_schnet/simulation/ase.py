@@ -41,6 +41,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from torch import nn
 
 from pyg_schnet.io.units import resolve_units, unit_value
+from pyg_schnet.models import compiled
 from pyg_schnet.models.domain import UNSEEN_ELEMENT_POLICIES, check_elements
 from pyg_schnet.models.md_evaluator import MDEvaluator, supports
 from pyg_schnet.validation import check_positive_int
@@ -110,6 +111,13 @@ class SchNetCalculator(Calculator):
             the atom), ``"error"`` (:class:`~pyg_schnet.models.domain.UnseenElementError`) or
             ``"ignore"``. Checked when the atomic numbers change; models whose file records no domain
             (formats /1 and /2) are not checked.
+        compile: ``False`` (default): eager; ``True`` or a mode of :data:`pyg_schnet.models.compiled.MODES`
+            (``True``: :data:`~pyg_schnet.models.compiled.DEFAULT_MODE`): the energy-and-forces call
+            runs through ``torch.compile`` (:func:`~pyg_schnet.models.compiled.compile_evaluator` for
+            molecules, :func:`~pyg_schnet.models.compiled.compile_energy_and_forces` for the autograd
+            path), with the same numbers; the first call after a change of atoms compiles (tens of
+            seconds on a CPU, docs/benchmarks.md "Compiled inference"); eager with one
+            :class:`~pyg_schnet.models.compiled.CompileFallbackWarning` where inductor cannot run.
         threads: CPU threads of each call; ``None`` (default): one thread for structures of at most
             :data:`SMALL_SYSTEM_ATOMS` atoms (measured on 2 cores: ethanol MD took 10-16x as long on two
             threads as on one; docs/simulation.md, "Threads"), torch's setting for larger ones. The
@@ -141,6 +149,7 @@ class SchNetCalculator(Calculator):
         dtype: torch.dtype = torch.float64,
         method: str = "exact",
         threads: Optional[int] = None,
+        compile: Union[bool, str] = False,
         unseen_elements: str = "warn",
         **kwargs,
     ) -> None:
@@ -155,6 +164,12 @@ class SchNetCalculator(Calculator):
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
         self.method = method
+        if compile is True:
+            compile = compiled.DEFAULT_MODE
+        if compile is not False and compile not in compiled.MODES:
+            raise ValueError(f"compile must be False, True or one of {compiled.MODES}, got {compile!r}")
+        #: the torch.compile mode of the energy-and-forces call (``None``: eager)
+        self.compile_mode: Optional[str] = compile or None
         if unseen_elements not in UNSEEN_ELEMENT_POLICIES:
             raise ValueError(f"unseen_elements must be one of {UNSEEN_ELEMENT_POLICIES}, got {unseen_elements!r}")
         self.unseen_elements = unseen_elements
@@ -189,7 +204,12 @@ class SchNetCalculator(Calculator):
         self._cell: Optional[torch.Tensor] = None
         self._pbc: Optional[torch.Tensor] = None
         self._periodic = False
-        self._evaluator: Optional[MDEvaluator] = None
+        self._evaluator: Optional[Union[MDEvaluator, compiled.CompiledEvaluator]] = None
+        self._energy_and_forces = (
+            self.model.energy_and_forces
+            if self.compile_mode is None
+            else compiled.compile_energy_and_forces(self.model, self.compile_mode)
+        )
         #: Why molecules go through the model's autograd path although ``method`` asked for the
         #: evaluator (``None``: they do not, or ``method="autograd"``).
         self.fallback_reason: Optional[str] = supports(self.model) if method != "autograd" else None
@@ -240,6 +260,8 @@ class SchNetCalculator(Calculator):
         self._evaluator = None
         if not self._periodic and self.method != "autograd" and self.fallback_reason is None:
             self._evaluator = MDEvaluator(self.model, self._z, mode=self.method, dtype=self.dtype)
+            if self.compile_mode is not None:
+                self._evaluator = compiled.compile_evaluator(self._evaluator, self.compile_mode)
 
     def threads_for(self, num_atoms: int) -> Optional[int]:
         """The CPU threads a call on ``num_atoms`` atoms runs with: ``threads`` when given, else one for
@@ -254,10 +276,10 @@ class SchNetCalculator(Calculator):
         if self._evaluator is not None:
             return (*self._evaluator(pos), None)
         if not self._periodic:
-            return (*model.energy_and_forces(self._z, pos), None)
+            return (*self._energy_and_forces(self._z, pos), None)
         if want_stress:
             return model.energy_forces_stress(self._z, pos, None, self._cell, self._pbc)
-        return (*model.energy_and_forces(self._z, pos, None, self._cell, self._pbc), None)
+        return (*self._energy_and_forces(self._z, pos, None, self._cell, self._pbc), None)
 
     def get_property(self, name: str, atoms: Optional[Atoms] = None, allow_calculation: bool = True):
         """ASE's :meth:`~ase.calculators.calculator.Calculator.get_property` under the calculator's lock:
