@@ -54,6 +54,8 @@ class PeerCase:
     title: str
     #: ``SchNetCalculator(method=...)`` of our MD call (``'exact'`` or ``'tabulated'``)
     method: str = "exact"
+    #: consecutive calls per implementation and round (``None``: :data:`MD_BLOCK` for the MD call, else 1)
+    block: Optional[int] = None
 
 
 CASES: Tuple[PeerCase, ...] = (
@@ -69,6 +71,23 @@ CASES: Tuple[PeerCase, ...] = (
         1,
         "one ethanol, E+F eval (MD call; ours: tabulated filters)",
         method="tabulated",
+    ),
+    PeerCase(
+        "md_call_interleaved",
+        "ethanol",
+        "md_call",
+        1,
+        "one ethanol, E+F eval (MD call, one call at a time interleaved with the peers')",
+        block=1,
+    ),
+    PeerCase(
+        "md_call_tabulated_interleaved",
+        "ethanol",
+        "md_call",
+        1,
+        "one ethanol, E+F eval (MD call, one call at a time; ours: tabulated filters)",
+        method="tabulated",
+        block=1,
     ),
 )
 CASE_NAMES = tuple(c.name for c in CASES)
@@ -216,7 +235,7 @@ def run_config(
             atoms = f"{min(sizes)}-{max(sizes)}" if min(sizes) != max(sizes) else str(sizes[0])
             notes = {}
             count, source = bs, molecule_cases[case.molecules].description
-        block = MD_BLOCK if case.mode == "md_call" else 1
+        block = case.block or (MD_BLOCK if case.mode == "md_call" else 1)
         calls = (md_repeats or 10 * repeats) if case.mode == "md_call" else repeats
         rounds = max(1, calls // block)
         measured = measure(steps, device, warmup, rounds, items=count, block=block)
@@ -290,7 +309,8 @@ def markdown(report: Dict[str, Any]) -> str:
         + environment.allocator_note(meta)
         + ".  ",
         f"Median of {meta['repeats']} interleaved steps ({meta.get('md_repeats') or 10 * meta['repeats']} for the MD "
-        f"call, in alternating blocks of {MD_BLOCK} consecutive calls per implementation) after {meta['warmup']} "
+        f"call, in alternating blocks of {MD_BLOCK} consecutive calls per implementation, or one call at a time "
+        f"where the row says so) after {meta['warmup']} "
         "warm-up steps; ratio = peer time / our time (above 1: ours is faster), "
         "from wall-clock time and, in brackets, from the process's CPU time per step (less disturbed when "
         "other jobs share the cores).",
