@@ -1,4 +1,4 @@
-"""Deprecated (0.3.0): moved to :mod:`pyg_schnet.backend`; removed in 0.4."""
+"""Deprecated (0.3.0): moved to :mod:`pyg_schnet.backend`; removed in 0.5."""
 
 from pyg_schnet._compat import alias
 

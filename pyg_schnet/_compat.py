@@ -1,6 +1,6 @@
 """The import paths of 0.2 that moved in 0.3.0 (the layered package): each still works for one release,
 through a thin module at the old place that warns once (:class:`DeprecationWarning`) and hands over
-the new module. They are removed in 0.4.
+the new module. They are removed in 0.5.
 
 A leaf module at the old path calls :func:`alias`, which puts the new module itself under the old
 name in :data:`sys.modules` (so ``monkeypatch.setattr(old_module, ...)`` and ``isinstance`` see the
@@ -61,7 +61,7 @@ MOVED: Dict[str, Tuple[str, ...]] = {
 def _warn(old: str) -> None:
     new = MOVED[old][0]
     warnings.warn(
-        f"{old} moved to {new} in pyg-schnet 0.3.0; the old import path is removed in 0.4",
+        f"{old} moved to {new} in pyg-schnet 0.3.0; the old import path is removed in 0.5",
         DeprecationWarning,
         stacklevel=4,
     )

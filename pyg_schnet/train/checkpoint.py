@@ -1,5 +1,5 @@
 """Deprecated (0.3.0): moved to :mod:`pyg_schnet.io.model_file` (and ``io.units``, ``io.files``,
-``train.state``); removed in 0.4."""
+``train.state``); removed in 0.5."""
 
 from pyg_schnet._compat import forward
 

@@ -1,5 +1,5 @@
 """Deprecated (0.3.0): moved to :mod:`pyg_schnet.experiments.runner` (and ``io.devices``, ``io.files``,
-``io.records``, ``datasets.raw_files``); removed in 0.4."""
+``io.records``, ``datasets.raw_files``); removed in 0.5."""
 
 from pyg_schnet._compat import forward
 
