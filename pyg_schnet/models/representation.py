@@ -109,34 +109,23 @@ class SchNetRepresentation(nn.Module):
         the device (:func:`pyg_schnet.graph.build_pairs`), and so is the Gaussian window. Ignored for
         periodic structures.
         """
+        estimate: Dict[str, Any] = dict(  # of the graph's memory, before it is built
+            num_gaussians=self.rbf.num_gaussians,
+            num_filters=self.blocks[0].conv.channels if len(self.interactions) else 0,
+            num_interactions=len(self.interactions),
+            dtype=pos.dtype,
+            with_grad=torch.is_grad_enabled(),
+            limit=self.max_graph_bytes,
+        )
         if cell is not None and pbc is not None:
             if self.cutoff is not None:  # build_periodic_pairs refuses cutoff=None itself
-                check_periodic_memory(
-                    batch,
-                    cell,
-                    pbc,
-                    float(self.cutoff),
-                    num_gaussians=self.rbf.num_gaussians,
-                    num_filters=self.blocks[0].conv.channels if len(self.interactions) else 0,
-                    num_interactions=len(self.interactions),
-                    dtype=pos.dtype,
-                    with_grad=torch.is_grad_enabled(),
-                    limit=self.max_graph_bytes,
-                )
+                check_periodic_memory(batch, cell, pbc, float(self.cutoff), **estimate)
             pairs, shifts = build_periodic_pairs(pos, batch, cell, pbc, self.cutoff, self.max_num_neighbors)
             distances = edge_distances(pos, pairs, shifts, cell, batch)
             check_distinct_images(distances, pairs, shifts, batch)
             layout = None
         else:
             if self.cutoff is None:
-                estimate: Dict[str, Any] = dict(
-                    num_gaussians=self.rbf.num_gaussians,
-                    num_filters=self.blocks[0].conv.channels if len(self.interactions) else 0,
-                    num_interactions=len(self.interactions),
-                    dtype=pos.dtype,
-                    with_grad=torch.is_grad_enabled(),
-                    limit=self.max_graph_bytes,
-                )
                 if layout is not None:
                     layout.check_all_pairs_memory(**estimate)
                 else:
