@@ -82,9 +82,11 @@ def _pip_show(tmp_path, *flags):
 
 
 def _pip_version():
-    import pip
+    # from the metadata, not `import pip`: pip imports the standard library's distutils, after which
+    # setuptools (which torch.compile's C++ builder imports) refuses to load in this process
+    from importlib.metadata import version
 
-    return tuple(int(p) for p in re.findall(r"\d+", pip.__version__)[:2])
+    return tuple(int(p) for p in re.findall(r"\d+", version("pip"))[:2])
 
 
 @pytest.mark.skipif(_pip_version() < (25, 0), reason="pip < 25.0 prints only the superseded License field")

@@ -131,6 +131,11 @@ class _Compiled:
             self.compiled = None
             inner = exc.inner_exception
             self.fallback_reason = f"the compilation failed ({type(inner).__name__}: {inner})"
+            if "distutils" in str(inner):  # setuptools' check, when the standard library's distutils came first
+                self.fallback_reason += (
+                    "; the standard library's distutils was imported before setuptools in this process (for "
+                    "example by `import pip`), and inductor's C++ builder imports setuptools"
+                )
             _fallback_warning(self.what, self.fallback_reason)
             return self.eager(*args)
         except Exception as exc:
