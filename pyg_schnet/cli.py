@@ -3,6 +3,7 @@
 .. code-block:: text
 
     pyg-schnet train md17|qm9|iso17 [flags]   # the paper's protocols (= benchmarks/{md17,qm9,iso17}.py)
+    pyg-schnet train md22 [flags]             # MD22 with the MD17 protocol (= benchmarks/md22.py)
     pyg-schnet evaluate MODEL --dataset md17|qm9|iso17 --root DIR [flags]
     pyg-schnet md MODEL START --steps N [flags]  # MD through ASE (pyg_schnet.experiments.md_command)
     pyg-schnet demo [flags]                      # the embedded demo (= make demo)
@@ -18,14 +19,18 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 PROG = "pyg-schnet"
-TRAIN_PROTOCOLS = ("md17", "qm9", "iso17")
+TRAIN_PROTOCOLS = ("md17", "qm9", "iso17", "md22")
 
 
 def _train(argv: List[str]) -> Any:
     import importlib
 
     parser = argparse.ArgumentParser(prog=f"{PROG} train", description="Train SchNet with a paper protocol.")
-    parser.add_argument("protocol", choices=TRAIN_PROTOCOLS, help="md17 (Table 2), qm9 (Table 1), iso17 (Table 3)")
+    parser.add_argument(
+        "protocol",
+        choices=TRAIN_PROTOCOLS,
+        help="md17 (Table 2; rMD17 too), qm9 (Table 1), iso17 (Table 3), md22 (MD22 with the MD17 protocol)",
+    )
     parser.add_argument("flags", nargs=argparse.REMAINDER, help="the protocol's flags (see its --help)")
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()

@@ -1,4 +1,4 @@
-"""QM9, MD17 and ISO17 as PyG in-memory data sets, with the paper's splits and unit conversions.
+"""QM9, MD17 (and rMD17), MD22 and ISO17 as PyG in-memory data sets, with the paper's splits and unit conversions.
 
 Example::
 
@@ -18,6 +18,7 @@ from pyg_schnet.datasets.base import (
 )
 from pyg_schnet.datasets.iso17 import ISO17
 from pyg_schnet.datasets.md17 import MD17
+from pyg_schnet.datasets.md22 import MD22
 from pyg_schnet.datasets.qm9 import QM9
 from pyg_schnet.datasets.split import SplitIndices, random_split
 from pyg_schnet.datasets.transforms import EV_TO_KCAL_PER_MOL, HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL, ScaleUnits
@@ -25,6 +26,7 @@ from pyg_schnet.datasets.transforms import EV_TO_KCAL_PER_MOL, HARTREE_TO_EV, HA
 __all__ = [
     "QM9",
     "MD17",
+    "MD22",
     "ISO17",
     "random_split",
     "SplitIndices",

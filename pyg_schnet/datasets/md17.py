@@ -7,7 +7,10 @@
 * rMD17 (Christensen & von Lilienfeld, 2020; ``"revised <name>"``): the archive ``rmd17.tar.bz2``
   unpacks to ``root/raw/rmd17/npz_data/rmd17_<name>.npz`` with keys ``nuclear_charges`` (n,),
   ``coords`` (M, n, 3) Angstrom, ``energies`` (M,) kcal/mol and ``forces`` (M, n, 3)
-  kcal/mol/Angstrom (PBE/def2-SVP, about 100,000 frames per molecule).
+  kcal/mol/Angstrom (PBE/def2-SVP, about 100,000 frames per molecule). The archive also holds the
+  five official splits ``rmd17/splits/index_train_0K.csv`` and ``index_test_0K.csv`` (K = 1..5;
+  1,000 frame indices each, 0-based positions in every molecule's npz, one integer per line), unpacked
+  with the data into ``root/raw/rmd17/splits`` and read by :meth:`MD17.official_split`.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from pyg_schnet.datasets.base import AtomsDataset, AtomsTable, DownloadVerificationError, RawFileError, RemoteFile
+from pyg_schnet.datasets.iso17 import read_id_list
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -52,6 +57,18 @@ RMD17_FILES: Dict[str, str] = {
     "toluene": "rmd17_toluene.npz",
     "uracil": "rmd17_uracil.npz",
 }
+#: The official rMD17 splits: K = 1..5, files ``rmd17/splits/index_{train,test}_0K.csv`` under ``root/raw``.
+RMD17_SPLITS: Tuple[int, ...] = (1, 2, 3, 4, 5)
+RMD17_SPLIT_DIR = os.path.join("rmd17", "splits")
+
+
+def rmd17_split_files(k: int) -> Tuple[str, str]:
+    """``(train, test)`` paths of official split ``k`` relative to ``root/raw``; ``k`` outside 1..5 is refused."""
+    if isinstance(k, bool) or not isinstance(k, int) or k not in RMD17_SPLITS:
+        raise ValueError(f"rMD17 official split must be one of {list(RMD17_SPLITS)}, got {k!r}")
+    return tuple(os.path.join(RMD17_SPLIT_DIR, f"index_{part}_{k:02d}.csv") for part in ("train", "test"))  # type: ignore[return-value]
+
+
 #: npz keys of each layout: (atomic numbers, positions, energies, forces).
 MD17_KEYS: Tuple[str, str, str, str] = ("z", "R", "E", "F")
 RMD17_KEYS: Tuple[str, str, str, str] = ("nuclear_charges", "coords", "energies", "forces")
@@ -203,6 +220,12 @@ class MD17(AtomsDataset):
         self.molecule, self.revised = canonical_molecule(molecule)
         super().__init__(root, transform, pre_transform, pre_filter, force_reload=force_reload, log=log)
 
+    @staticmethod
+    def raw_file_for(molecule: str) -> str:
+        """The path under ``root/raw`` this class reads for ``molecule`` (``"revised <name>"`` for rMD17)."""
+        key, revised = canonical_molecule(molecule)
+        return os.path.join("rmd17", "npz_data", RMD17_FILES[key]) if revised else MD17_FILES[key][0]
+
     @property
     def raw_file_names(self) -> List[str]:
         if self.revised:
@@ -213,6 +236,7 @@ class MD17(AtomsDataset):
     def remote_files(self) -> Sequence[RemoteFile]:
         if self.revised:
             provides = tuple(os.path.join("rmd17", "npz_data", f) for f in RMD17_FILES.values())
+            provides += tuple(name for k in RMD17_SPLITS for name in rmd17_split_files(k))
             return (RemoteFile(RMD17_URL, RMD17_ARCHIVE, provides=provides, extract=True),)
         filename = MD17_FILES[self.molecule][0]
         return (RemoteFile(GDML_URL + filename, filename),)
@@ -237,6 +261,67 @@ class MD17(AtomsDataset):
 
     def read_raw(self) -> AtomsTable:
         return read_md17_npz(self.raw_paths[0], self.npz_keys)
+
+    # ------------------------------------------------------------------------------------
+    def official_split_paths(self, k: int) -> Tuple[Path, Path]:
+        """``root/raw/rmd17/splits/index_train_0K.csv`` and ``index_test_0K.csv`` of official split ``k``."""
+        if not self.revised:
+            raise ValueError(
+                f"official splits exist for rMD17 only ('revised {self.molecule}'); MD17 {self.molecule!r} "
+                "has none: use random_split()"
+            )
+        train, test = rmd17_split_files(k)
+        return Path(self.raw_dir) / train, Path(self.raw_dir) / test
+
+    def official_split(self, k: int) -> Tuple[Tensor, Tensor]:
+        """The training and test frames of rMD17's official split ``k`` (K = 1..5), as positions in this data set.
+
+        The rMD17 protocol (Christensen & von Lilienfeld, 2020) trains on the 1,000 frames of
+        ``index_train_0K.csv`` and tests on the 1,000 of ``index_test_0K.csv``; the indices are
+        0-based frame positions in the molecule's npz (the same files serve all ten molecules). Every
+        index must be an integer inside ``0..len(self) - 1``, none may repeat and the two lists must not
+        overlap; each error names the file (and the line). A validation set for early stopping is not
+        part of the published split: :mod:`pyg_schnet.experiments.protocols.md17` draws it, seeded,
+        from the frames in neither list, so that training and testing use exactly the published frames.
+
+        Returns:
+            ``(train_idx, test_idx)``, ``torch.long`` tensors in file order, usable as ``dataset[train_idx]``.
+
+        Raises:
+            ValueError: ``k`` outside 1..5, or a non-revised MD17 data set.
+            FileNotFoundError: a split file is absent (names it and the archive it comes from).
+            RawFileError: a malformed file, an index out of range, a repeated index, an overlap.
+        """
+        paths = self.official_split_paths(k)
+        absent = [str(p) for p in paths if not p.is_file()]
+        if absent:
+            raise FileNotFoundError(
+                f"rMD17 official split {k}: {', '.join(absent)} not found; the files come with the archive "
+                f"{RMD17_URL} ({RMD17_ARCHIVE}): unpack it into {self.raw_dir} (rmd17/splits/...)"
+            )
+        if self._indices is not None:
+            raise ValueError("official_split() needs the whole data set, not a subset of it")
+        parts = []
+        for path in paths:
+            seen: Dict[int, int] = {}
+            for line_no, index in enumerate(read_id_list(path), 1):
+                if not 0 <= index < len(self):
+                    raise RawFileError(
+                        f"{path}: index {index} (entry {line_no}) is outside 0..{len(self) - 1}, the frames of "
+                        f"{self.raw_paths[0]}"
+                    )
+                if index in seen:
+                    raise RawFileError(f"{path}: index {index} appears twice (entries {seen[index]} and {line_no})")
+                seen[index] = line_no
+            parts.append(torch.tensor(list(seen), dtype=torch.long))
+        train_idx, test_idx = parts
+        shared = sorted(set(train_idx.tolist()) & set(test_idx.tolist()))
+        if shared:
+            raise RawFileError(
+                f"{paths[0]} and {paths[1]} share {len(shared)} index(es) (first {shared[:5]}): training and "
+                "test frames must differ"
+            )
+        return train_idx, test_idx
 
     def processing_summary(self) -> Dict[str, object]:
         return {"molecule": self.molecule, "revised": self.revised}

@@ -7,16 +7,24 @@ the 1,500-frame ethanol excerpt, or the 1,000-frame xTB demo set) cannot hold 1,
 and a test set as large; unless ``--n-val`` is given, the frames beyond ``N`` are then halved between
 validation and test (1,500 frames, N = 1,000: 250 validation, 250 test), and the script says so.
 
+rMD17's official splits (``--molecule "revised ethanol" --split K``, K = 1..5): training on the 1,000
+frames of ``rmd17/splits/index_train_0K.csv`` and testing on the 1,000 of ``index_test_0K.csv``
+(:meth:`pyg_schnet.datasets.MD17.official_split`), as the rMD17 paper does. The published split has no
+validation set; early stopping needs one, so ``--n-val`` frames (default 1,000, or all the frames left
+when fewer remain) are drawn, seeded, from the frames in neither list: training and test frames are
+exactly the published ones, and no validation frame is a test frame. ``results.json`` records K and
+both files' sha256 under ``data.official_split``. ``--split`` on plain MD17 is refused (it has no
+official splits).
+
 Run ``python benchmarks/md17.py --help``; ``pyg-schnet demo`` runs this same code on the
-embedded xTB demo data.
+embedded xTB demo data. :mod:`.md22` runs it on MD22.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 from pyg_schnet.datasets.raw_files import raw_file_link
 from pyg_schnet.experiments.paper_values import md17_row
@@ -71,12 +79,39 @@ def md17_split_sizes(
 
 def raw_file_name(molecule: str) -> str:
     """The path under ``ROOT/raw`` that :class:`pyg_schnet.datasets.MD17` reads for ``molecule``."""
-    from pyg_schnet.datasets.md17 import MD17_FILES, RMD17_FILES, canonical_molecule
+    from pyg_schnet.datasets.md17 import MD17
 
-    key, revised = canonical_molecule(molecule)
-    if revised:
-        return os.path.join("rmd17", "npz_data", RMD17_FILES[key])
-    return MD17_FILES[key][0]
+    return MD17.raw_file_for(molecule)
+
+
+def official_split_indices(dataset, k: int, n_val: Optional[int], seed: int):
+    """``(SplitIndices, note)`` for rMD17 official split ``k``: the published training and test frames,
+    and ``n_val`` validation frames (default 1,000, fewer when fewer remain; ``note`` then says so) drawn
+    with ``seed`` from the frames in neither list."""
+    import torch
+
+    from pyg_schnet.datasets import SplitIndices
+
+    train_idx, test_idx = dataset.official_split(k)
+    rest = torch.ones(len(dataset), dtype=torch.bool)
+    rest[train_idx] = False
+    rest[test_idx] = False
+    rest = rest.nonzero().flatten()
+    note = ""
+    if n_val is None:
+        n_val = min(PAPER_N_VAL, rest.numel())
+        if n_val < PAPER_N_VAL:
+            note = (
+                f"only {rest.numel()} frames lie outside the official split {k}: using {n_val} validation frames "
+                f"instead of {PAPER_N_VAL}"
+            )
+    if not 1 <= n_val <= rest.numel():
+        raise ValueError(
+            f"--n-val must lie in 1..{rest.numel()} (the frames in neither official list of split {k}), got {n_val}"
+        )
+    order = torch.randperm(rest.numel(), generator=torch.Generator().manual_seed(seed))
+    val_idx = rest[order[:n_val]]
+    return SplitIndices(train=train_idx, val=val_idx, test=test_idx), note
 
 
 def build_parser(
@@ -85,9 +120,14 @@ def build_parser(
     out: str = "runs/md17",
     root: Optional[str] = DEFAULT_ROOT,
     description: Optional[str] = None,
+    molecule: str = "ethanol",
+    molecule_help: Optional[str] = None,
+    raw_file_help: Optional[str] = None,
+    official_splits: bool = True,
 ) -> argparse.ArgumentParser:
-    """The flags of ``benchmarks/md17.py`` (the demo reuses them with other defaults); ``root=None``
-    leaves ``args.root`` unset for the caller to fill in."""
+    """The flags of ``benchmarks/md17.py`` (the demo and :mod:`.md22` reuse them with other defaults);
+    ``root=None`` leaves ``args.root`` unset for the caller to fill in; ``official_splits=False`` leaves
+    out ``--split``."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description or __doc__.split("\n\n")[0],
@@ -95,10 +135,20 @@ def build_parser(
     )
     parser.add_argument(
         "--molecule",
-        default="ethanol",
-        help="benzene, toluene, malonaldehyde, salicylic_acid, aspirin, ethanol, uracil, "
+        default=molecule,
+        help=molecule_help
+        or "benzene, toluene, malonaldehyde, salicylic_acid, aspirin, ethanol, uracil, "
         "naphthalene (or 'revised <name>' for rMD17)",
     )
+    if official_splits:
+        parser.add_argument(
+            "--split",
+            type=int,
+            choices=(1, 2, 3, 4, 5),
+            default=None,
+            help="rMD17 only: train on the official split K (rmd17/splits/index_train_0K.csv, "
+            "tested on index_test_0K.csv; validation drawn from the other frames); default: a seeded random split",
+        )
     parser.add_argument("--n-train", type=int, default=1000, help="training frames N (paper: 1000 or 50000)")
     parser.add_argument(
         "--rho",
@@ -110,7 +160,8 @@ def build_parser(
         "--raw-file",
         type=Path,
         default=None,
-        help="an MD17 npz elsewhere (e.g. ../shared/data/md17/md17_ethanol.npz): linked, "
+        help=raw_file_help
+        or "an MD17 npz elsewhere (e.g. ../shared/data/md17/md17_ethanol.npz): linked, "
         "not copied, into ROOT/raw under the name the data set expects",
     )
     parser.add_argument(
@@ -128,35 +179,74 @@ def run(
     args: argparse.Namespace,
     *,
     benchmark: str = "md17",
-    label_prefix: str = "MD17",
+    label_prefix: Optional[str] = None,
     command: Optional[List[str]] = None,
     extra: Optional[Dict[str, Any]] = None,
+    dataset_cls: Optional[Type] = None,
 ) -> Dict[str, Any]:
-    """One Table 2 row from parsed flags; returns the results dict (also written to ``OUT/results.json``)."""
+    """One Table 2 row from parsed flags; returns the results dict (also written to ``OUT/results.json``).
+
+    ``dataset_cls`` is :class:`pyg_schnet.datasets.MD17` (default) or another data set of MD17-style
+    trajectories with a ``molecule`` argument and a ``raw_file_for(molecule)`` (:class:`~pyg_schnet.datasets.MD22`);
+    ``label_prefix`` defaults to the data set's name (``MD17``, ``rMD17``, ``MD22``).
+    """
     import torch
 
     from pyg_schnet.datasets import MD17
+    from pyg_schnet.datasets.md17 import canonical_molecule
 
+    dataset_cls = MD17 if dataset_cls is None else dataset_cls
+    official = getattr(args, "split", None)
     check_arguments(args, args.rho)  # before the link, the data folder and the output folder
+    name = dataset_cls.raw_file_for(args.molecule)  # an unknown molecule is refused here, before any file
+    if official is not None:
+        if dataset_cls is not MD17 or not canonical_molecule(args.molecule)[1]:
+            raise ValueError(
+                f"--split {official}: official splits exist for rMD17 only (--molecule 'revised <name>'); "
+                f"{args.molecule!r} has none, leave out --split for a seeded random split"
+            )
+        if args.unique_frames:
+            raise ValueError(f"--unique-frames cannot be combined with --split {official} (the published frames)")
+        if args.n_test is not None:
+            raise ValueError(
+                f"--n-test cannot be combined with --split {official}: the test set is the published index_test file"
+            )
     root = args.root if args.root is not None else Path(DEFAULT_ROOT)
-    name = raw_file_name(args.molecule)
     info = setup_distributed(args)
     # under torchrun rank 0 links and processes first; a link to a file that cannot be opened is removed
     with distributed.main_process_first(info), raw_file_link(args.raw_file, root, name):
-        dataset = MD17(root, args.molecule)
+        dataset = dataset_cls(root, args.molecule)
+    kind = "rMD17" if dataset.revised else dataset_cls.__name__
     num_frames = len(dataset)
-    if args.unique_frames:
-        num_frames = int((dataset.repeated_frames() == torch.arange(len(dataset))).sum())
-    n_train, n_val, n_test, note = md17_split_sizes(num_frames, args.n_train, args.n_val, args.n_test)
+    official_record = None
+    if official is not None:
+        split, note = official_split_indices(dataset, official, args.n_val, args.seed)
+        if args.n_train != split.train.numel():
+            train_file = dataset.official_split_paths(official)[0]
+            raise ValueError(
+                f"--split {official} trains on the {split.train.numel()} frames of {train_file}; "
+                f"--n-train must be {split.train.numel()}, got {args.n_train}"
+            )
+        n_train = split.train.numel()
+        official_record = {
+            "k": official,
+            "files": [file_record(p) for p in dataset.official_split_paths(official)],
+            "validation": f"{split.val.numel()} frames drawn with seed {args.seed} from the frames in neither list",
+        }
+    else:
+        if args.unique_frames:
+            num_frames = int((dataset.repeated_frames() == torch.arange(len(dataset))).sum())
+        n_train, n_val, n_test, note = md17_split_sizes(num_frames, args.n_train, args.n_val, args.n_test)
+        split = dataset.random_split(n_train, n_val=n_val, seed=args.seed, n_test=n_test, unique=args.unique_frames)
     if note and info.is_main:
         print(f"note: {note}")
-    split = dataset.random_split(n_train, n_val=n_val, seed=args.seed, n_test=n_test, unique=args.unique_frames)
-    paper = md17_row(dataset.molecule, n_train, args.rho) if not dataset.revised else {}
+    paper = md17_row(dataset.molecule, n_train, args.rho) if dataset_cls is MD17 and not dataset.revised else {}
     what = "energies only" if args.rho == 0 else f"energies + forces (rho = {args.rho:g})"
-    label = f"{label_prefix} {args.molecule}, N = {n_train:,}, {what}"
+    where = f", official split {official}" if official is not None else ""
+    label = f"{label_prefix or kind} {args.molecule}, N = {n_train:,}{where}, {what}"
     raw_path = Path(dataset.raw_paths[0])
     source = {
-        "dataset": "rMD17" if dataset.revised else "MD17",
+        "dataset": kind,
         "molecule": dataset.molecule,
         "root": str(Path(root).resolve()),
         "files": [file_record(raw_path)],
@@ -164,6 +254,8 @@ def run(
         "num_distinct_frames": num_frames if args.unique_frames else None,
         "split_note": note,
     }
+    if official_record is not None:
+        source["official_split"] = official_record
     return run_experiment(
         args,
         benchmark=benchmark,
