@@ -192,3 +192,48 @@ def test_training_refuses_a_negative_patience_and_an_out_of_range_seed(tiny_md17
     with pytest.raises(ValueError, match=message):
         main([*train_md17_flags(tiny_md17, root, out), "--max-epochs", "1", *flags])
     assert not out.exists() and not root.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--plateau-factor", "1.5"], r"command line: --plateau-factor must be a finite number in \(0, 1\), got 1\.5"),
+        (["--plateau-factor", "0"], r"command line: --plateau-factor must be a finite number in \(0, 1\), got 0\.0"),
+        (["--plateau-patience", "-1"], r"command line: --plateau-patience must be an integer >= 0, got -1"),
+        (["--plateau-cooldown", "-1"], r"command line: --plateau-cooldown must be an integer >= 0, got -1"),
+        (["--min-lr=-1e-6"], r"command line: --min-lr must be a finite number in \[0, inf\), got -1e-06"),
+        (["--min-lr", "nan"], r"command line: --min-lr must be a finite number in \[0, inf\), got nan"),
+    ],
+)
+def test_training_refuses_bad_plateau_flags(tiny_md17, tmp_path, flags, message):
+    out, root = tmp_path / "run", tmp_path / "data"
+    with pytest.raises(ValueError, match=message):
+        main([*train_md17_flags(tiny_md17, root, out), "--max-epochs", "1", "--lr-schedule", "plateau", *flags])
+    assert not out.exists() and not root.exists()  # refused before anything was written
+
+
+def test_tensorboard_flag_without_tensorboard_names_the_install(tiny_md17, tmp_path, monkeypatch):
+    out, root = tmp_path / "run", tmp_path / "data"
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import tensorboard now raises ImportError
+    with pytest.raises(ImportError, match=r"--tensorboard needs the tensorboard package.*pip install tensorboard"):
+        main([*train_md17_flags(tiny_md17, root, out), "--max-epochs", "1", "--tensorboard"])
+    assert not out.exists() and not root.exists()
+
+
+def test_plateau_schedule_and_tensorboard_are_recorded_in_results(tiny_md17, tmp_path):
+    out, root = tmp_path / "run", tmp_path / "data"
+    flags = ["--lr-schedule", "plateau", "--plateau-factor", "0.3", "--plateau-patience", "4", "--min-lr", "1e-5"]
+    results = main([*train_md17_flags(tiny_md17, root, out), "--max-epochs", "2", "--tensorboard", *flags])
+    recorded = json.loads((out / "results.json").read_text())
+    for record in (results, recorded):
+        train = record["config"]["train"]
+        assert (train["lr_schedule"], train["plateau_factor"], train["plateau_patience"], train["min_lr"]) == (
+            "plateau",
+            0.3,
+            4,
+            1e-5,
+        )
+        assert train["tensorboard"] is True and record["files"]["tensorboard"] == "tensorboard"
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    paper = main([*train_md17_flags(tiny_md17, root, tmp_path / "paper"), "--max-epochs", "1"])
+    assert paper["config"]["train"]["lr_schedule"] == "paper" and "tensorboard" not in paper["files"]

@@ -46,9 +46,11 @@ from pyg_schnet.io.files import write_json
 from pyg_schnet.io.run_lock import RunLock
 from pyg_schnet.train import distributed
 from pyg_schnet.train.predict import BATCHING_CHOICES
+from pyg_schnet.train.schedules import LR_SCHEDULES, PLATEAU_DEFAULTS
 from pyg_schnet.train.standardize import standardize_model
+from pyg_schnet.train.tensorboard_log import require_tensorboard
 from pyg_schnet.train.trainer import TrainConfig, Trainer
-from pyg_schnet.validation import check_model_config, check_positive_int
+from pyg_schnet.validation import check_finite, check_model_config, check_positive_int
 
 
 # --------------------------------------------------------------------------------------- flags
@@ -119,6 +121,44 @@ def add_common_arguments(
         "--lr-decay-steps", type=int, default=100_000, help="optimizer steps per --lr-decay (smooth exponential decay)"
     )
     t.add_argument(
+        "--lr-schedule",
+        default="paper",
+        choices=LR_SCHEDULES,
+        help="paper: the smooth decay of --lr-decay per --lr-decay-steps (per step); plateau: SchNetPack's "
+        "default, --lr times --plateau-factor after --plateau-patience epochs without a lower validation loss",
+    )
+    t.add_argument(
+        "--plateau-factor",
+        type=float,
+        default=PLATEAU_DEFAULTS["factor"],
+        help="plateau schedule: learning-rate factor per reduction, in (0, 1) (SchNetPack's default)",
+    )
+    t.add_argument(
+        "--plateau-patience",
+        type=int,
+        default=int(PLATEAU_DEFAULTS["patience"]),
+        help="plateau schedule: epochs without a lower validation loss before a reduction (SchNetPack's default)",
+    )
+    t.add_argument(
+        "--plateau-cooldown",
+        type=int,
+        default=int(PLATEAU_DEFAULTS["cooldown"]),
+        help="plateau schedule: epochs after a reduction before epochs without improvement count again "
+        "(SchNetPack's default)",
+    )
+    t.add_argument(
+        "--min-lr",
+        type=float,
+        default=PLATEAU_DEFAULTS["min_lr"],
+        help="plateau schedule: the lowest learning rate (SchNetPack's default)",
+    )
+    t.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write a TensorBoard log to OUT/tensorboard (needs: pip install tensorboard); "
+        "view with tensorboard --logdir OUT",
+    )
+    t.add_argument(
         "--ema-decay", type=float, default=0.99, help="decay per step of the exponential moving average of the weights"
     )
     t.add_argument(
@@ -154,6 +194,12 @@ def train_config(args: argparse.Namespace, rho: float) -> TrainConfig:
         lr=args.lr,
         lr_decay=args.lr_decay,
         lr_decay_steps=args.lr_decay_steps,
+        lr_schedule=getattr(args, "lr_schedule", "paper"),
+        plateau_factor=getattr(args, "plateau_factor", PLATEAU_DEFAULTS["factor"]),
+        plateau_patience=getattr(args, "plateau_patience", int(PLATEAU_DEFAULTS["patience"])),
+        plateau_cooldown=getattr(args, "plateau_cooldown", int(PLATEAU_DEFAULTS["cooldown"])),
+        min_lr=getattr(args, "min_lr", PLATEAU_DEFAULTS["min_lr"]),
+        tensorboard=getattr(args, "tensorboard", False),
         batch_size=args.batch_size,
         eval_batch_size=args.eval_batch_size,
         ema_decay=args.ema_decay,
@@ -178,6 +224,27 @@ def setup_distributed(args: argparse.Namespace) -> distributed.DistInfo:
     )
 
 
+def check_lr_schedule_flags(args: argparse.Namespace) -> None:
+    """``--plateau-factor`` in (0, 1), ``--plateau-patience`` and ``--plateau-cooldown`` >= 0,
+    ``--min-lr`` >= 0 (finite), and
+    ``--tensorboard`` only where the ``tensorboard`` package imports.
+
+    Raises:
+        ValueError: naming the flag; ImportError: ``--tensorboard`` without TensorBoard (how to install it).
+    """
+    owner = "command line"
+    if getattr(args, "plateau_factor", None) is not None:
+        check_finite(owner, "--plateau-factor", args.plateau_factor, low=0.0, high=1.0, low_open=True, high_open=True)
+    if getattr(args, "plateau_patience", None) is not None:
+        check_positive_int(owner, "--plateau-patience", args.plateau_patience, minimum=0)
+    if getattr(args, "plateau_cooldown", None) is not None:
+        check_positive_int(owner, "--plateau-cooldown", args.plateau_cooldown, minimum=0)
+    if getattr(args, "min_lr", None) is not None:
+        check_finite(owner, "--min-lr", args.min_lr, low=0.0)
+    if getattr(args, "tensorboard", False):
+        require_tensorboard("--tensorboard")
+
+
 def check_arguments(args: argparse.Namespace, rho: float) -> TrainConfig:
     """Validate the common flags (training settings, device, threads, model sizes) and return the
     :class:`TrainConfig`; the benchmarks call this first, before any file or link is created.
@@ -191,6 +258,7 @@ def check_arguments(args: argparse.Namespace, rho: float) -> TrainConfig:
         check_positive_int("command line", "--patience (0: off)", args.patience, minimum=0)
     if getattr(args, "seed", None) is not None:
         check_seed(args.seed)
+    check_lr_schedule_flags(args)
     check_out_folder(args)
     config = train_config(args, rho)
     from pyg_schnet.models.config import PAPER_CONFIG
@@ -394,6 +462,8 @@ def run_experiment(
             "log": "log.csv",
             "split": "split.npz",
         }
+        if config.tensorboard:
+            files["tensorboard"] = trainer.tensorboard_dir.name
         plots_ok = True
         if info.is_main:
             try:
@@ -452,7 +522,12 @@ def run_experiment(
             "torch_version": torch.__version__,
             "python_version": platform.python_version(),
             "platform": platform.platform(),
-            "files": {key: name for key, name in files.items() if (out / name).is_file()},
+            # files that exist, and the TensorBoard folder (--tensorboard) once it holds an event file
+            "files": {
+                key: name
+                for key, name in files.items()
+                if (out / name).is_file() or any((out / name).glob("events.out.tfevents.*"))
+            },
         }
         try:
             import torch_geometric

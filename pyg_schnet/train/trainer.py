@@ -2,7 +2,9 @@
 
 * Adam with learning rate ``1e-3``, decayed smoothly by ``0.96`` every ``100,000`` optimizer steps:
   ``lr(step) = 1e-3 * 0.96 ** (step / 100_000)`` (:func:`paper_lr_schedule`, a
-  :class:`torch.optim.lr_scheduler.LambdaLR` stepped after every optimizer step).
+  :class:`torch.optim.lr_scheduler.LambdaLR` stepped after every optimizer step); or, with
+  ``lr_schedule="plateau"``, SchNetPack's plateau schedule stepped once per epoch on the validation
+  loss (:mod:`pyg_schnet.train.schedules`).
 * Mini-batches of 32 molecules, the loss of Eq. 5 (:mod:`pyg_schnet.train.loss`).
 * An exponential moving average of the weights with decay 0.99 per step
   (:class:`torch.optim.swa_utils.AveragedModel` with :func:`~torch.optim.swa_utils.get_ema_multi_avg_fn`)
@@ -18,6 +20,8 @@
   loss, the weights or the validation loss stop being finite; nothing is written for that epoch, so
   ``checkpoint.pt`` and ``model.pt`` stay those of the last good epoch.
 * Temporary files that killed writers left in the output folder are removed when training starts.
+* With ``tensorboard=True`` a TensorBoard log in ``out_dir/tensorboard`` (per epoch: loss terms,
+  MAEs, learning rate, epoch time; :mod:`pyg_schnet.train.tensorboard_log`).
 * Under ``torchrun`` the same loop runs data-parallel (DDP) and takes the same optimizer steps as one
   process; rank 0 alone writes files (:mod:`pyg_schnet.train.distributed`).
 """
@@ -37,7 +41,6 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
-from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
@@ -61,7 +64,17 @@ from pyg_schnet.train.domain import training_domain_of
 from pyg_schnet.train.loss import energy_force_loss
 from pyg_schnet.train.metrics import ErrorAccumulator, evaluate
 from pyg_schnet.train.predict import BATCHING_MODES, check_batching, predict
+from pyg_schnet.train.schedules import (
+    LR_SCHEDULES,
+    PLATEAU_DEFAULTS,
+    LRSchedule,
+    current_lr,
+    paper_lr_schedule,
+    plateau_lr_schedule,
+    steps_per_batch,
+)
 from pyg_schnet.train.state import rng_state, seed_everything, set_rng_state
+from pyg_schnet.train.tensorboard_log import TensorBoardLog, require_tensorboard
 from pyg_schnet.validation import check_device, check_finite, check_positive_int, trusted_inputs
 
 #: Mini-batches between two reads of :class:`FirstNonFinite` (and at the end of every epoch): the
@@ -130,15 +143,37 @@ RESUME_FIXED = (
     "lr",
     "lr_decay",
     "lr_decay_steps",
+    "lr_schedule",
+    "plateau_factor",
+    "plateau_patience",
+    "plateau_cooldown",
+    "min_lr",
     "batch_size",
     "ema_decay",
     "seed",
     "batching",
 )
+#: What a checkpoint written before a field existed (0.2.0) was trained with: the paper's schedule.
+RESUME_LEGACY_DEFAULTS = {
+    "lr_schedule": "paper",
+    "plateau_factor": PLATEAU_DEFAULTS["factor"],
+    "plateau_patience": int(PLATEAU_DEFAULTS["patience"]),
+    "plateau_cooldown": int(PLATEAU_DEFAULTS["cooldown"]),
+    "min_lr": PLATEAU_DEFAULTS["min_lr"],
+}
 #: :class:`TrainConfig` fields a resume may change: caps and stopping rules (``max_epochs``,
 #: ``max_minutes``, ``patience``), and how the same computation is run or shown (``eval_batch_size``
-#: only groups the validation molecules, ``device``, ``progress``).
-RESUME_MAY_CHANGE = ("max_epochs", "max_minutes", "patience", "eval_batch_size", "device", "progress", "epoch_lines")
+#: only groups the validation molecules, ``device``, ``progress``, ``tensorboard``).
+RESUME_MAY_CHANGE = (
+    "max_epochs",
+    "max_minutes",
+    "patience",
+    "eval_batch_size",
+    "device",
+    "progress",
+    "epoch_lines",
+    "tensorboard",
+)
 
 
 class NonFiniteError(FloatingPointError):
@@ -157,6 +192,14 @@ class TrainConfig:
         lr: initial Adam learning rate.
         lr_decay: factor the learning rate is multiplied by every ``lr_decay_steps`` steps (smoothly).
         lr_decay_steps: optimizer steps per ``lr_decay``.
+        lr_schedule: ``"paper"`` (the smooth decay above, per step) or ``"plateau"`` (SchNetPack's
+            default: ``lr`` times ``plateau_factor`` after more than ``plateau_patience`` epochs without
+            a lower validation loss, then ``plateau_cooldown`` epochs of rest, never below ``min_lr``;
+            ``lr_decay`` and ``lr_decay_steps`` are then unused). See :mod:`pyg_schnet.train.schedules`.
+        plateau_factor: factor per reduction of the plateau schedule, in (0, 1).
+        plateau_patience: epochs without improvement the plateau schedule waits before a reduction.
+        plateau_cooldown: epochs after a reduction before epochs without improvement count again.
+        min_lr: the lowest learning rate of the plateau schedule.
         batch_size: molecules per training mini-batch (the global batch, split over the processes of
             a data-parallel run).
         eval_batch_size: molecules per validation / test mini-batch.
@@ -172,6 +215,8 @@ class TrainConfig:
         progress: show a tqdm bar (only on a terminal).
         epoch_lines: print one line per epoch (errors with their units, elapsed time and an estimate
             of the time left); ``None`` (default): as ``progress``.
+        tensorboard: also write a TensorBoard log to ``out_dir/tensorboard`` (needs the
+            ``tensorboard`` package: ``pip install tensorboard``).
     """
 
     rho: float = 100.0
@@ -179,6 +224,11 @@ class TrainConfig:
     lr: float = 1e-3
     lr_decay: float = 0.96
     lr_decay_steps: int = 100_000
+    lr_schedule: str = "paper"
+    plateau_factor: float = PLATEAU_DEFAULTS["factor"]
+    plateau_patience: int = int(PLATEAU_DEFAULTS["patience"])
+    plateau_cooldown: int = int(PLATEAU_DEFAULTS["cooldown"])
+    min_lr: float = PLATEAU_DEFAULTS["min_lr"]
     batch_size: int = 32
     eval_batch_size: int = 100
     ema_decay: float = 0.99
@@ -190,6 +240,7 @@ class TrainConfig:
     device: str = "cpu"
     progress: bool = True
     epoch_lines: Optional[bool] = None
+    tensorboard: bool = False
 
     @property
     def prints_epochs(self) -> bool:
@@ -205,6 +256,12 @@ class TrainConfig:
         check_finite(owner, "lr", self.lr, low=0.0, low_open=True)
         check_finite(owner, "lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
         check_positive_int(owner, "lr_decay_steps", self.lr_decay_steps)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"{owner}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        check_finite(owner, "plateau_factor", self.plateau_factor, low=0.0, high=1.0, low_open=True, high_open=True)
+        check_positive_int(owner, "plateau_patience", self.plateau_patience, minimum=0)
+        check_positive_int(owner, "plateau_cooldown", self.plateau_cooldown, minimum=0)
+        check_finite(owner, "min_lr", self.min_lr, low=0.0)
         check_positive_int(owner, "batch_size", self.batch_size)
         check_positive_int(owner, "eval_batch_size", self.eval_batch_size)
         check_finite(owner, "ema_decay", self.ema_decay, low=0.0, high=1.0)
@@ -220,17 +277,8 @@ class TrainConfig:
             raise ValueError(f"{owner}: seed must be between 0 and 2**64 - 1, got {self.seed!r}")
         check_batching(self.batching, allow_auto=True)
         check_device(owner, self.device)
-
-
-def paper_lr_schedule(optimizer: torch.optim.Optimizer, decay: float = 0.96, decay_steps: int = 100_000) -> LambdaLR:
-    """``lr(step) = lr0 * decay ** (step / decay_steps)``; call ``.step()`` after every optimizer step."""
-    if not 0.0 < decay <= 1.0 or decay_steps < 1:
-        raise ValueError(f"need 0 < decay <= 1 and decay_steps >= 1, got {decay} and {decay_steps}")
-
-    def factor(step: int) -> float:
-        return decay ** (step / decay_steps)
-
-    return LambdaLR(optimizer, factor)
+        if self.tensorboard:
+            require_tensorboard(f"{owner}(tensorboard=True)")
 
 
 def exponential_moving_average(model: nn.Module, decay: float = 0.99) -> AveragedModel:
@@ -422,7 +470,16 @@ class Trainer:
         #: the batching mode in use; ``'auto'`` is resolved when :meth:`fit` starts
         self.batching: str = self.config.batching
         self.optimizer = adam(list(self.model.parameters()), self.config.lr)
-        self.scheduler = paper_lr_schedule(self.optimizer, self.config.lr_decay, self.config.lr_decay_steps)
+        cfg = self.config
+        self.scheduler: LRSchedule = (
+            plateau_lr_schedule(
+                self.optimizer, cfg.plateau_factor, cfg.plateau_patience, cfg.min_lr, cfg.plateau_cooldown
+            )
+            if cfg.lr_schedule == "plateau"
+            else paper_lr_schedule(self.optimizer, cfg.lr_decay, cfg.lr_decay_steps)
+        )
+        #: the paper's schedule steps after every optimizer step, the plateau schedule once per epoch
+        self._schedule_per_step = steps_per_batch(self.scheduler)
         self.ema = exponential_moving_average(self.model, self.config.ema_decay)
         self.ema_update = EMAUpdate(self.ema, self.model, self.config.ema_decay)
         #: DDP around the loss of the model in data-parallel runs (else ``None``)
@@ -443,6 +500,8 @@ class Trainer:
         self.history: List[Dict[str, float]] = []
         self.stopped = ""
         self._log_synced = False
+        #: the TensorBoard log while :meth:`fit` runs (rank 0, ``config.tensorboard``), else ``None``
+        self.tensorboard: Optional[TensorBoardLog] = None
 
     # ------------------------------------------------------------------------------------ files
     @property
@@ -456,6 +515,10 @@ class Trainer:
     @property
     def model_path(self) -> Path:
         return self.out_dir / "model.pt"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.out_dir / "tensorboard"
 
     # ------------------------------------------------------------------------------ checkpoints
     def state_dict(self) -> Dict[str, Any]:
@@ -501,7 +564,7 @@ class Trainer:
         changed = _changed_fields(state["model_config"], dict(self.model.config))
         if changed:
             raise ValueError(f"{path}: the checkpoint's model differs from this run's: {changed}")
-        saved = state.get("train_config") or {}
+        saved = {**RESUME_LEGACY_DEFAULTS, **(state.get("train_config") or {})}
         changed = _changed_fields({k: saved[k] for k in RESUME_FIXED if k in saved}, asdict(self.config))
         if changed:
             raise ValueError(
@@ -586,7 +649,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.scheduler.step()
+        if self._schedule_per_step:
+            self.scheduler.step()
         self.ema_update()
         self.step += 1
         return (
@@ -764,10 +828,15 @@ class Trainer:
         Rank 0 holds the output folder's :class:`~pyg_schnet.io.run_lock.RunLock` while it trains, so a
         second run into the same folder is refused (re-entrant under ``run_experiment``, which takes it
         first)."""
-        if not self.dist.is_main:
-            return self._fit(resume)
-        with RunLock(self.out_dir):
-            return self._fit(resume)
+        try:
+            if not self.dist.is_main:
+                return self._fit(resume)
+            with RunLock(self.out_dir):
+                return self._fit(resume)
+        finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+                self.tensorboard = None
 
     def _fit(self, resume: bool) -> FitResult:
         main = self.dist.is_main
@@ -787,6 +856,9 @@ class Trainer:
         else:
             seed_everything(self.config.seed)
             self.generator.manual_seed(self.config.seed)
+        if self.config.tensorboard and main:
+            # a resume hides what a killed run logged after its checkpoint, a fresh run an earlier run's log
+            self.tensorboard = TensorBoardLog(self.tensorboard_dir, purge_step=self.step + 1 if resuming else 0)
         run_start = time.monotonic()
         last_epoch_s: Optional[float] = self.history[-1]["epoch_s"] if self.history else None
         while True:
@@ -816,6 +888,8 @@ class Trainer:
                     "validation",
                 )
             self.epoch += 1
+            if not self._schedule_per_step:  # the plateau schedule: once per epoch, on the validation loss
+                self.scheduler.step(val["loss"])
             improved = val["loss"] < self.best_val_loss
             if improved:
                 self.best_val_loss = val["loss"]
@@ -833,7 +907,7 @@ class Trainer:
                 {
                     "epoch": self.epoch,
                     "step": self.step,
-                    "lr": self.scheduler.get_last_lr()[0],
+                    "lr": current_lr(self.scheduler),
                     "train_loss": train["loss"],
                     "train_energy_mae": train["energy_mae"],
                     "train_force_mae": train["force_mae"],
@@ -854,6 +928,8 @@ class Trainer:
             if main:
                 self.save_checkpoint()
                 self._write_log()
+                if self.tensorboard is not None:
+                    self.tensorboard.epoch(self.history[-1], train, self.config.rho, self.config.energy_weight)
             if self.config.prints_epochs and main:
                 tqdm.write(self._epoch_line(train, val, improved))
             if cut_short:
