@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 #: Benchmark data sets and the energy unit of their files.
-DATASETS: Dict[str, str] = {"md17": "kcal/mol", "iso17": "eV", "qm9": "Hartree"}
+DATASETS: Dict[str, str] = {"md17": "kcal/mol", "md22": "kcal/mol", "iso17": "eV", "qm9": "Hartree"}
 SUBSETS = ("all", "train", "val", "test")
 
 
@@ -35,10 +35,10 @@ def load_dataset(
 ):
     """The data set ``kind`` under ``root`` with energies and forces in ``energy_unit``.
 
-    ``raw_file`` (MD17 only) links an npz elsewhere into ``root/raw`` as the training script does;
+    ``raw_file`` (MD17 and MD22) links an npz elsewhere into ``root/raw`` as the training script does;
     ``fold`` picks the ISO17 fold.
     """
-    from pyg_schnet.datasets import ISO17, MD17, QM9, ScaleUnits
+    from pyg_schnet.datasets import ISO17, MD17, MD22, QM9, ScaleUnits
     from pyg_schnet.io.units import unit_value
 
     if kind not in DATASETS:
@@ -51,8 +51,14 @@ def load_dataset(
         if raw_file is not None:
             link_raw_file(raw_file, root, raw_file_name(molecule))
         return MD17(root, molecule, transform=ScaleUnits(factor) if factor != 1.0 else None)
+    if kind == "md22":
+        from pyg_schnet.datasets.raw_files import link_raw_file
+
+        if raw_file is not None:
+            link_raw_file(raw_file, root, MD22.raw_file_for(molecule))
+        return MD22(root, molecule, transform=ScaleUnits(factor) if factor != 1.0 else None)
     if raw_file is not None:
-        raise ValueError("--raw-file applies to --dataset md17 only")
+        raise ValueError("--raw-file applies to --dataset md17 and md22 only")
     if kind == "iso17":
         return ISO17(root, fold, transform=ScaleUnits(factor))
     return QM9(root, transform=ScaleUnits(factor, target="U0"))
@@ -159,8 +165,8 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument("model", type=Path, help="a model.pt")
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="benchmark data set")
     parser.add_argument("--root", type=Path, required=True, help="data set folder (raw files in ROOT/raw)")
-    parser.add_argument("--molecule", default="ethanol", help="MD17 molecule")
-    parser.add_argument("--raw-file", type=Path, default=None, help="MD17: an npz elsewhere, linked into ROOT/raw")
+    parser.add_argument("--molecule", default="ethanol", help="MD17 or MD22 molecule")
+    parser.add_argument("--raw-file", type=Path, default=None, help="MD17 / MD22: an npz elsewhere, linked in")
     parser.add_argument("--fold", default="test_within", help="ISO17 fold")
     parser.add_argument("--split", type=Path, default=None, help="split.npz of the training run")
     parser.add_argument("--subset", default="test", choices=SUBSETS, help="which part of --split")

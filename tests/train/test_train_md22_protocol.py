@@ -79,6 +79,13 @@ def test_train_md22_two_epochs(md22_file, tmp_path, monkeypatch):
     assert results["test"]["num_molecules"] == test.numel() == 50
     assert np.isfinite(results["test"]["energy_mae"]) and np.isfinite(results["test"]["force_mae"])
     assert len(ds[test]) == 50
+    # pyg-schnet evaluate reads MD22 as the training did: the same test errors from model.pt and split.npz
+    again = main(
+        ["evaluate", str(out / "model.pt"), "--dataset", "md22", "--molecule", "Ac-Ala3-NHMe", "--root", str(root)]
+        + ["--split", str(out / "split.npz"), "--subset", "test"]
+    )
+    assert again["num_molecules"] == 50
+    assert abs(again["energy_mae"] - results["test"]["energy_mae"]) <= 1e-6 * results["test"]["energy_mae"]
 
 
 def test_unknown_md22_molecule_lists_the_seven_before_any_file(md22_file, tmp_path):
