@@ -148,7 +148,7 @@ def test_evaluate_refuses_forces_on_qm9(tmp_path):
     with pytest.raises(ValueError, match="--dataset must be one of"):
         from pyg_schnet.experiments.evaluate import load_dataset
 
-        load_dataset("md22", tmp_path, "kcal/mol")
+        load_dataset("md99", tmp_path, "kcal/mol")
     with pytest.raises(FileNotFoundError, match="no such file"):
         evaluate_model(tmp_path / "missing.pt", "md17", tmp_path)
 

@@ -206,6 +206,7 @@ def mirror(pairs: Tensor) -> Tensor:
     return torch.cat([pairs, pairs.flip(0)], dim=1)
 
 
+@torch.compiler.disable  # torch-cluster's kernel is opaque to torch.compile, its output size data-dependent
 def radius_graph(pos: Tensor, r: float, batch: Tensor, max_num_neighbors: int) -> Tensor:
     """Directed pairs ``(j, i)`` of distinct atoms of one molecule closer than ``r`` Angstrom.
 
