@@ -5,14 +5,13 @@ their memory is estimated before they are built and a batch above the limit is r
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from pyg_schnet import backend
-from pyg_schnet.graph.periodic import check_search_memory, expected_pairs
+from pyg_schnet.graph.periodic import check_search_memory
 
 
 def graph_bytes(
@@ -61,12 +60,29 @@ def check_all_pairs_memory(
     exceeds the limit (:func:`pyg_schnet.backend.graph_memory_limit`: the model's ``limit``, else
     :data:`pyg_schnet.backend.MAX_GRAPH_BYTES`), advising a cutoff."""
     estimate = all_pairs_bytes(batch, num_gaussians, num_filters, num_interactions, dtype, with_grad)
+    if estimate > backend.graph_memory_limit(limit):  # the sizes are read again only to say why
+        check_all_pairs_memory_of(
+            torch.bincount(batch).tolist(), num_gaussians, num_filters, num_interactions, dtype, with_grad, limit
+        )
+
+
+def check_all_pairs_memory_of(
+    counts: Sequence[int],
+    num_gaussians: int,
+    num_filters: int,
+    num_interactions: int,
+    dtype: torch.dtype,
+    with_grad: bool,
+    limit: Optional[int] = None,
+) -> None:
+    """:func:`check_all_pairs_memory` for molecules of ``counts`` atoms known on the host (no device read)."""
+    num_pairs = sum(n * (n - 1) // 2 for n in counts)
+    estimate = graph_bytes(num_pairs, num_gaussians, num_filters, num_interactions, dtype, with_grad)
     limit = backend.graph_memory_limit(limit)
     if estimate > limit:
-        largest = int(torch.bincount(batch).max())
         raise MemoryError(
-            f"the all-pairs graph (cutoff=None) of this batch ({batch.numel()} atoms, largest structure "
-            f"{largest} atoms) needs about {estimate / 2**30:.1f} GiB, more than the limit of "
+            f"the all-pairs graph (cutoff=None) of this batch ({sum(counts)} atoms, largest structure "
+            f"{max(counts, default=0)} atoms) needs about {estimate / 2**30:.1f} GiB, more than the limit of "
             f"{limit / 2**30:.1f} GiB: build the model with a cutoff (e.g. cutoff=5.0), use smaller "
             "batches, or raise the limit with the environment variable PYG_SCHNET_MAX_GRAPH_BYTES "
             "(read on import), pyg_schnet.backend.MAX_GRAPH_BYTES or the model's representation.max_graph_bytes"
@@ -74,16 +90,13 @@ def check_all_pairs_memory(
 
 
 def periodic_graph_pairs(batch: Tensor, cell: Tensor, pbc: Tensor, cutoff: float) -> float:
-    """Expected unordered pairs of the periodic structures of a batch
-    (:func:`pyg_schnet.graph.periodic.expected_pairs` per structure; molecules of the batch are not counted)."""
-    counts = torch.bincount(batch, minlength=cell.size(0)).cpu().numpy()
-    cells = cell.detach().cpu().double().numpy()
+    """Expected unordered pairs of the periodic structures of a batch (molecules of the batch are not
+    counted): what :func:`pyg_schnet.graph.periodic.check_search_memory` returns, which first refuses a
+    degenerate cell or a search beyond its memory limit."""
+    counts = torch.bincount(batch, minlength=cell.size(0)).tolist()
     flags = pbc.cpu().numpy().astype(bool)
-    total = 0.0
-    for pattern in np.unique(flags[flags.any(axis=1)], axis=0):
-        members = np.nonzero((flags == pattern).all(axis=1) & (counts > 0))[0]
-        total += float(np.sum(expected_pairs(counts[members], cells[members], pattern, cutoff)))
-    return total
+    graphs = [g for g in range(len(counts)) if flags[g].any()]
+    return check_search_memory(graphs, counts, cell.detach().cpu().double().numpy(), flags, cutoff)
 
 
 @torch.compiler.disable  # reads the batch's sizes and cells on the host
@@ -107,10 +120,7 @@ def check_periodic_memory(
     the model can call this before :func:`~pyg_schnet.graph.build_periodic_pairs` at no extra cost
     (that check's result is remembered).
     """
-    counts = torch.bincount(batch, minlength=cell.size(0)).tolist()
-    flags = pbc.cpu().numpy().astype(bool)
-    graphs = [g for g in range(len(counts)) if flags[g].any()]
-    num_pairs = check_search_memory(graphs, counts, cell.detach().cpu().double().numpy(), flags, cutoff)
+    num_pairs = periodic_graph_pairs(batch, cell, pbc, cutoff)
     estimate = graph_bytes(num_pairs, num_gaussians, num_filters, num_interactions, dtype, with_grad)
     limit = backend.graph_memory_limit(limit)
     if estimate > limit:

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from pyg_schnet import backend
-from pyg_schnet.graph.memory import check_all_pairs_memory
+from pyg_schnet.graph.memory import check_all_pairs_memory_of
 from pyg_schnet.graph.periodic import periodic_pairs
 
 #: With a cutoff and a :class:`HostLayout`, molecules of at most this many atoms keep all their pairs
@@ -164,10 +164,9 @@ class HostLayout:
         return min(d_min, d_max), d_max
 
     def check_all_pairs_memory(self, **estimate: Any) -> None:
-        """:func:`pyg_schnet.graph.check_all_pairs_memory` (keyword arguments after ``batch``) for this
-        layout, computed on the host."""
-        counts = torch.tensor(self.counts, dtype=torch.long)
-        check_all_pairs_memory(torch.repeat_interleave(torch.arange(self.num_graphs), counts), **estimate)
+        """:func:`pyg_schnet.graph.memory.check_all_pairs_memory_of` (keyword arguments after
+        ``counts``) for this layout's molecules: on the host."""
+        check_all_pairs_memory_of(self.counts, **estimate)
 
 
 def full_graph(batch: Tensor) -> Tensor:
