@@ -18,6 +18,8 @@ from torch import Tensor
 MAX_ABS_POSITION = 1.0e4
 #: Largest atomic number of a known element (oganesson).
 MAX_ATOMIC_NUMBER = 118
+#: Largest seed accepted: the largest numpy's and torch's generators both take (torch: 64-bit unsigned).
+MAX_SEED = 2**64 - 1
 
 
 _TRUSTED: ContextVar[bool] = ContextVar("pyg_schnet_trusted_inputs", default=False)

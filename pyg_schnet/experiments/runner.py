@@ -50,7 +50,7 @@ from pyg_schnet.train.schedules import LR_SCHEDULES, PLATEAU_DEFAULTS
 from pyg_schnet.train.standardize import standardize_model
 from pyg_schnet.train.tensorboard_log import require_tensorboard
 from pyg_schnet.train.trainer import TrainConfig, Trainer
-from pyg_schnet.validation import check_finite, check_model_config, check_positive_int
+from pyg_schnet.validation import MAX_SEED, check_finite, check_model_config, check_positive_int
 
 
 # --------------------------------------------------------------------------------------- flags
@@ -265,10 +265,6 @@ def check_arguments(args: argparse.Namespace, rho: float) -> TrainConfig:
 
     check_model_config({**PAPER_CONFIG, **model_overrides(args)})
     return config
-
-
-#: Largest seed accepted: the largest numpy's and torch's generators both take (torch: 64-bit unsigned).
-MAX_SEED = 2**64 - 1
 
 
 def check_seed(value: Any, flag: str = "--seed") -> None:

@@ -75,7 +75,7 @@ from pyg_schnet.train.schedules import (
 )
 from pyg_schnet.train.state import rng_state, seed_everything, set_rng_state
 from pyg_schnet.train.tensorboard_log import TensorBoardLog, require_tensorboard
-from pyg_schnet.validation import check_device, check_finite, check_positive_int, trusted_inputs
+from pyg_schnet.validation import MAX_SEED, check_device, check_finite, check_positive_int, trusted_inputs
 
 #: Mini-batches between two reads of :class:`FirstNonFinite` (and at the end of every epoch): the
 #: steps between them run without waiting for the device.
@@ -273,7 +273,7 @@ class TrainConfig:
             check_finite(owner, "max_minutes (or None)", self.max_minutes, low=0.0, low_open=True)
         if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool):
             raise ValueError(f"{owner}: seed must be an integer, got {self.seed!r}")
-        if not 0 <= self.seed <= 2**64 - 1:  # what torch.manual_seed and numpy accept
+        if not 0 <= self.seed <= MAX_SEED:  # what torch.manual_seed and numpy accept
             raise ValueError(f"{owner}: seed must be between 0 and 2**64 - 1, got {self.seed!r}")
         check_batching(self.batching, allow_auto=True)
         check_device(owner, self.device)
