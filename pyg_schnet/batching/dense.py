@@ -17,7 +17,8 @@ batch, left-aligned, so ``values[mask]`` (:func:`to_sparse`) gives back the spar
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+import functools
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -46,10 +47,18 @@ def dense_slots(layout: HostLayout, max_num_atoms: Optional[int] = None) -> Tens
         raise ValueError(
             f"molecule {mol} has {layout.largest} atoms, more than max_num_atoms={width} (atoms are never dropped)"
         )
-    counts = np.asarray(layout.counts, dtype=np.int64)
-    graph = np.repeat(np.arange(layout.num_graphs, dtype=np.int64), counts)
-    local = np.arange(layout.num_atoms, dtype=np.int64) - (np.cumsum(counts) - counts)[graph]
-    return torch.from_numpy(graph * width + local)
+    # a copy: the remembered array must not be shared with a tensor someone may write to
+    return torch.from_numpy(_slots(layout.counts, width).copy())
+
+
+@functools.lru_cache(maxsize=16)
+def _slots(counts: Tuple[int, ...], width: int) -> np.ndarray:
+    """:func:`dense_slots` of molecules of ``counts`` atoms in rows of ``width`` slots, remembered: a
+    training step pads the batch and gathers its forces back with the same slots."""
+    sizes = np.asarray(counts, dtype=np.int64)
+    graph = np.repeat(np.arange(len(counts), dtype=np.int64), sizes)
+    local = np.arange(int(sizes.sum()), dtype=np.int64) - (np.cumsum(sizes) - sizes)[graph]
+    return graph * width + local
 
 
 def _pad_from_layout(z: Tensor, pos: Tensor, layout: HostLayout, max_num_atoms: Optional[int]) -> DenseBatch:
