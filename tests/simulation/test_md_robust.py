@@ -207,6 +207,25 @@ def test_a_non_finite_energy_is_a_blow_up_at_the_step_recorded():
     assert np.isfinite(result.potential_eV).all() and len(result.potential_eV) == 3  # steps 0, 5, 10
 
 
+class RefusesNonFiniteAfter(NaNAfter):
+    """NaNAfter as SchNetCalculator behaves: a non-finite result is refused with a FloatingPointError."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        if not np.isfinite(self.results["energy"]):
+            self.results = {}
+            raise FloatingPointError("SchNetCalculator: the model returned a non-finite energy (nan)")
+
+
+def test_a_calculator_refusing_a_non_finite_result_is_a_blow_up_at_that_step():
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = RefusesNonFiniteAfter(12)
+    result = run_md(atoms, 100, 0.5, log_interval=5, traj_interval=0, progress=False)
+    assert result.stop_reason == "blew up" and result.blow_up.step == 11  # call 12: the forces of step 11
+    assert "the calculator returned no finite result (SchNetCalculator: the model returned" in result.blow_up.summary()
+    assert np.isfinite(result.potential_eV).all() and len(result.potential_eV) == 3  # steps 0, 5, 10
+
+
 # ---------------------------------------------------------------------------------- constraints
 def test_langevin_does_not_move_fixed_atoms_and_restores_the_callers_constraints():
     atoms = molecule("CH3CH2OH")

@@ -119,9 +119,17 @@ def _stop_on_signals() -> Iterator[Dict[str, str]]:
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
-def find_blow_up(atoms: Atoms, step: int, dt_fs: float, potential_eV: Optional[float] = None) -> Optional[BlowUp]:
+def find_blow_up(
+    atoms: Atoms,
+    step: int,
+    dt_fs: float,
+    potential_eV: Optional[float] = None,
+    error: Optional[BaseException] = None,
+) -> Optional[BlowUp]:
     """A :class:`BlowUp` at ``step`` when an atom is beyond ``MAX_ABS_POSITION`` (10,000 Angstrom),
-    a position is not finite, or ``potential_eV`` is not finite; ``None`` otherwise."""
+    a position is not finite, ``potential_eV`` is not finite, or the step's force call raised the
+    :class:`FloatingPointError` a calculator raises for a non-finite result (``error``:
+    :class:`~pyg_schnet.simulation.ase.SchNetCalculator` refuses to return one); ``None`` otherwise."""
     pos = atoms.positions
     bad = ~(np.abs(pos) <= MAX_ABS_POSITION).all(axis=1)  # NaN compares false
     if bad.any():
@@ -133,6 +141,8 @@ def find_blow_up(atoms: Atoms, step: int, dt_fs: float, potential_eV: Optional[f
         return BlowUp(step, step * dt_fs, detail)
     if potential_eV is not None and not math.isfinite(potential_eV):
         return BlowUp(step, step * dt_fs, f"the potential energy is {potential_eV}")
+    if isinstance(error, FloatingPointError):
+        return BlowUp(step, step * dt_fs, f"the calculator returned no finite result ({error})")
     return None
 
 
@@ -255,8 +265,8 @@ def run_md(
                     dyn.run(n)
                 except (_Stop, KeyboardInterrupt):
                     raise
-                except Exception:
-                    blow_up = find_blow_up(atoms, dyn.nsteps + 1, dt_fs)  # the step whose forces failed
+                except Exception as exc:
+                    blow_up = find_blow_up(atoms, dyn.nsteps + 1, dt_fs, error=exc)  # the step whose forces failed
                     if blow_up is None:
                         raise
                     break
