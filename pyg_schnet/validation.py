@@ -216,7 +216,7 @@ def check_model_config(config: Mapping[str, Any]) -> None:
     integers, ``num_interactions`` an integer ``>= 0`` (0: the embedding alone), ``max_z`` at least 2
     (hydrogen must fit), the Gaussian grid finite with ``rbf_stop > rbf_start`` and ``gamma > 0``
     (Angstrom^-2), ``cutoff`` ``None`` or a positive finite distance, ``max_num_neighbors`` ``None`` or
-    a positive integer.
+    a positive integer, ``filter_activation`` a bool.
     """
     owner = "SchNet"
     for name in ("hidden_channels", "num_filters", "num_gaussians", "output_hidden"):
@@ -237,6 +237,8 @@ def check_model_config(config: Mapping[str, Any]) -> None:
         check_finite(owner, "cutoff", config["cutoff"], low=0.0, low_open=True)
     if config.get("max_num_neighbors") is not None:
         check_positive_int(owner, "max_num_neighbors", config["max_num_neighbors"])
+    if "filter_activation" in config and not isinstance(config["filter_activation"], bool):
+        raise TypeError(f"{owner}: filter_activation must be True or False, got {config['filter_activation']!r}")
 
 
 def check_standardization(mean: Any, std: Any, atomref: Optional[Tensor] = None) -> None:

@@ -26,6 +26,9 @@ class SchNetConfig:
         max_z: atomic numbers ``1 .. max_z - 1`` are accepted.
         output_hidden: width of the atom-wise output layer (paper: 32).
         max_num_neighbors: optional guard: an atom with more neighbours raises (never truncated).
+        filter_activation: a shifted softplus after the filter network's second layer (the paper,
+            Fig. 2); ``False``: a linear second layer, as PyG's and SchNetPack's SchNet have (models
+            converted from them). Files written before 0.5 have no such field and read as ``True``.
 
     The rules (:func:`pyg_schnet.validation.check_model_config`) are checked on construction, so a
     config that exists is valid; so is the memory of the parameters (:meth:`parameter_count`), which
@@ -44,6 +47,7 @@ class SchNetConfig:
     max_z: int = 100
     output_hidden: int = 32
     max_num_neighbors: Optional[int] = None
+    filter_activation: bool = True
 
     def __post_init__(self) -> None:
         check_model_config(self.as_dict())

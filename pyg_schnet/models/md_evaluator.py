@@ -21,7 +21,8 @@ Forward (eval, per structure; :math:`p = (i, j)`, :math:`i < j`, the unordered p
     e_{pk} &= \exp(-\gamma (d_p - \mu_k)^2), \quad
     \mathbf{h}^{(1)}_p = W_1 \mathbf{e}_p + \mathbf{b}_1 \;(\text{all blocks stacked}), \\
     \mathbf{h}^{(2)}_{lp} &= W_{2l}\, \mathrm{ssp}(\mathbf{h}^{(1)}_{lp}) + \mathbf{b}_{2l}, \quad
-    \mathbf{w}_{lp} = \mathrm{ssp}(\mathbf{h}^{(2)}_{lp})\, f_c(d_p), \\
+    \mathbf{w}_{lp} = \mathrm{ssp}(\mathbf{h}^{(2)}_{lp})\, f_c(d_p)
+    \;(\text{or } \mathbf{h}^{(2)}_{lp} f_c(d_p) \text{ without the filters' last activation}), \\
     \mathbf{y} &= W_{\text{in}} \mathbf{x} + \mathbf{b}_{\text{in}}, \quad
     \mathbf{c}_i = \sum_{p \ni i} \mathbf{w}_{lp} \circ \mathbf{y}_{\text{other}(p, i)}, \quad
     \mathbf{t} = W_{f} \mathbf{c} + \mathbf{b}_f, \quad
@@ -410,8 +411,11 @@ class MDEvaluator:
         P, L, Ff = d.numel(), self.num_blocks, self.num_filters
         h2 = torch.baddbmm(fw.b2, softplus(h1).view(P, L, Ff).transpose(0, 1), fw.w2t)  # [L, P, Ff]
         dh2 = torch.bmm(dh1.view(P, L, Ff).transpose(0, 1), fw.w2t)
-        w = softplus(h2).sub_(LN2)
-        dw = dh2.mul_(torch.sigmoid(h2))
+        if weights.filter_activation:
+            w = softplus(h2).sub_(LN2)
+            dw = dh2.mul_(torch.sigmoid(h2))
+        else:  # a linear second layer (PyG's and SchNetPack's filter network)
+            w, dw = h2, dh2
         if self.cutoff is not None:
             fc = cosine_cutoff(d, self.cutoff).unsqueeze(-1)
             dfc = cosine_cutoff_derivative(d, self.cutoff).unsqueeze(-1)

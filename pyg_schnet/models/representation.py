@@ -66,7 +66,13 @@ class SchNetRepresentation(nn.Module):
         self.embedding = nn.Embedding(settings.max_z, settings.hidden_channels)
         self.rbf = GaussianRBF(settings.rbf_start, settings.rbf_stop, settings.num_gaussians, settings.gamma)
         self.interactions = nn.ModuleList(
-            InteractionBlock(settings.hidden_channels, settings.num_gaussians, settings.num_filters, settings.cutoff)
+            InteractionBlock(
+                settings.hidden_channels,
+                settings.num_gaussians,
+                settings.num_filters,
+                settings.cutoff,
+                settings.filter_activation,
+            )
             for _ in range(settings.num_interactions)
         )
         self.reset_parameters()

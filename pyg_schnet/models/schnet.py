@@ -223,6 +223,7 @@ class SchNet(nn.Module):
             mean=float(head.mean),
             std=float(head.std),
             atomref=head.atomref.detach().clone(),
+            filter_activation=self.settings.filter_activation,
         )
 
     def extra_repr(self) -> str:

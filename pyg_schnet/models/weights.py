@@ -64,6 +64,8 @@ class SchNetWeights:
         blocks: the interaction blocks in order.
         head_hidden, head_out: the output network :math:`y = W_2\,\mathrm{ssp}(W_1\mathbf{x} + b_1) + b_2`.
         mean, std, atomref: the standardisation :math:`E_i = \sigma y_i + \mu + E^{ref}_{Z_i}` (energy unit).
+        filter_activation: a shifted softplus after each filter network's second layer (the paper);
+            ``False``: a linear second layer (:class:`~pyg_schnet.nn.FilterNetwork`).
     """
 
     embedding: Tensor
@@ -78,6 +80,7 @@ class SchNetWeights:
     mean: float
     std: float
     atomref: Tensor
+    filter_activation: bool = True
 
     @property
     def num_gaussians(self) -> int:
@@ -98,4 +101,5 @@ class SchNetWeights:
             self.mean,
             self.std,
             self.atomref.to(dtype),
+            self.filter_activation,
         )

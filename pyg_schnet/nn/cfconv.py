@@ -16,17 +16,33 @@ from pyg_schnet.nn.dense import Dense
 
 class FilterNetwork(nn.Sequential):
     r"""Filter-generating network :math:`W(d_{ij})` of the paper (Fig. 2, right): the Gaussian
-    expansion of a distance goes through two dense layers, each followed by a shifted softplus.
+    expansion of a distance goes through two dense layers, each followed by a shifted softplus:
+
+    .. math::
+        W(d) = \mathrm{ssp}\big(W_2\, \mathrm{ssp}(W_1 \mathbf{e}(d) + b_1) + b_2\big)
+
+    With ``last_activation=False`` the second layer is linear,
+    :math:`W(d) = W_2\, \mathrm{ssp}(W_1 \mathbf{e}(d) + b_1) + b_2`: PyG's and SchNetPack's SchNet
+    (models converted from them, :mod:`pyg_schnet.models.convert`).
+
+    Args:
+        num_gaussians: size :math:`K` of the distance expansion.
+        num_filters: filter width :math:`F`.
+        last_activation: a shifted softplus after the second layer (the paper).
 
     Shapes:
         - **input:** expanded distances :math:`(E, K)`
         - **output:** filters :math:`(E, F)`
     """
 
-    def __init__(self, num_gaussians: int, num_filters: int) -> None:
-        super().__init__(
-            Dense(num_gaussians, num_filters), ShiftedSoftplus(), Dense(num_filters, num_filters), ShiftedSoftplus()
-        )
+    def __init__(self, num_gaussians: int, num_filters: int, last_activation: bool = True) -> None:
+        layers = [Dense(num_gaussians, num_filters), ShiftedSoftplus(), Dense(num_filters, num_filters)]
+        super().__init__(*layers, *([ShiftedSoftplus()] if last_activation else []))
+
+    @property
+    def last_activation(self) -> bool:
+        """Whether a shifted softplus follows the second layer (the paper's filter network)."""
+        return len(self) == 4
 
     @property
     def first(self) -> Dense:
@@ -62,6 +78,7 @@ class CFConv(MessagePassing):
         channels: number of feature maps :math:`F` of ``x`` (and of the filters).
         num_gaussians: size :math:`K` of the distance expansion given as ``edge_attr``.
         cutoff: radius of the cosine cutoff in Angstrom, or ``None`` for no cutoff.
+        filter_activation: the :class:`FilterNetwork`'s ``last_activation`` (the paper: ``True``).
         **kwargs: further arguments of :class:`torch_geometric.nn.conv.MessagePassing`.
 
     Shapes:
@@ -74,12 +91,19 @@ class CFConv(MessagePassing):
     filter_network: FilterNetwork
     cutoff: Optional[CosineCutoff]
 
-    def __init__(self, channels: int, num_gaussians: int, cutoff: Optional[float] = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        channels: int,
+        num_gaussians: int,
+        cutoff: Optional[float] = None,
+        filter_activation: bool = True,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("aggr", "add")
         super().__init__(**kwargs)
         self.channels = channels
         self.num_gaussians = num_gaussians
-        self.filter_network = FilterNetwork(num_gaussians, channels)
+        self.filter_network = FilterNetwork(num_gaussians, channels, filter_activation)
         self.cutoff = CosineCutoff(cutoff) if cutoff is not None else None
         self.reset_parameters()
 

@@ -69,13 +69,13 @@ def fusable(rbf: object, convs: Sequence[CFConv]) -> bool:
         return False
     for conv in convs:
         net = conv.filter_network
-        if type(net) is not FilterNetwork or len(net) != 4 or type(conv).filters is not CFConv.filters:
+        if type(net) is not FilterNetwork or len(net) not in (3, 4) or type(conv).filters is not CFConv.filters:
             return False
         if conv.cutoff is not None and type(conv.cutoff) is not CosineCutoff:
             return False
         if not all(type(net[i]) is Dense and net[i].bias is not None for i in (0, 2)):
             return False
-        if not all(type(net[i]) is ShiftedSoftplus for i in (1, 3)):
+        if not all(type(net[i]) is ShiftedSoftplus for i in range(1, len(net), 2)):
             return False
     return True
 
@@ -170,7 +170,9 @@ def fused_filters(
     out = []
     # split, not slices: its backward is one concatenation instead of a zero-filled copy per block
     for conv, h in zip(convs, hidden.split([layer.out_features for layer in firsts], dim=1)):
-        W = shifted_softplus(conv.filter_network.second(h))
+        W = conv.filter_network.second(h)
+        if conv.filter_network.last_activation:
+            W = shifted_softplus(W)
         if conv.cutoff is not None:
             key = conv.cutoff.cutoff
             if key not in cutoffs:

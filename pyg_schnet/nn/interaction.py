@@ -26,6 +26,8 @@ class InteractionBlock(nn.Module):
         num_gaussians: size of the distance expansion.
         num_filters: feature maps inside the cfconv (64 in the paper).
         cutoff: cosine-cutoff radius in Angstrom, or ``None``.
+        filter_activation: a shifted softplus after the filter network's second layer (the paper;
+            ``False`` for PyG's and SchNetPack's SchNet, see :class:`FilterNetwork`).
 
     Shapes:
         - **input:** ``x`` :math:`(N, F)`, ``edge_index`` :math:`(2, E)`, ``edge_weight`` :math:`(E)`,
@@ -34,11 +36,16 @@ class InteractionBlock(nn.Module):
     """
 
     def __init__(
-        self, hidden_channels: int, num_gaussians: int, num_filters: int, cutoff: Optional[float] = None
+        self,
+        hidden_channels: int,
+        num_gaussians: int,
+        num_filters: int,
+        cutoff: Optional[float] = None,
+        filter_activation: bool = True,
     ) -> None:
         super().__init__()
         self.in2filter = Dense(hidden_channels, num_filters)
-        self.conv = CFConv(num_filters, num_gaussians, cutoff)
+        self.conv = CFConv(num_filters, num_gaussians, cutoff, filter_activation)
         self.filter2out = Dense(num_filters, hidden_channels)
         self.act = ShiftedSoftplus()
         self.out = Dense(hidden_channels, hidden_channels)
