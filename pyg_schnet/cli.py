@@ -4,8 +4,11 @@
 
     pyg-schnet train md17|qm9|iso17 [flags]   # the paper's protocols (= benchmarks/{md17,qm9,iso17}.py)
     pyg-schnet train md22 [flags]             # MD22 with the MD17 protocol (= benchmarks/md22.py)
+    pyg-schnet train file PATH... [flags]     # your own extxyz / ASE db / traj files (docs/own_data.md)
     pyg-schnet evaluate MODEL --dataset md17|qm9|iso17 --root DIR [flags]
     pyg-schnet md MODEL START --steps N [flags]  # MD through ASE (pyg_schnet.experiments.md_command)
+    pyg-schnet convert IN OUT [flags]            # a PyG or SchNetPack SchNet -> model.pt
+    pyg-schnet export MODEL OUT [flags]          # model.pt -> an artefact that needs only torch
     pyg-schnet demo [flags]                      # the embedded demo (= make demo)
 
 Each subcommand parses its own flags (``pyg-schnet train md17 --help``) and runs the same library
@@ -19,7 +22,7 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 PROG = "pyg-schnet"
-TRAIN_PROTOCOLS = ("md17", "qm9", "iso17", "md22")
+TRAIN_PROTOCOLS = ("md17", "qm9", "iso17", "md22", "file")
 
 
 def _train(argv: List[str]) -> Any:
@@ -29,7 +32,10 @@ def _train(argv: List[str]) -> Any:
     parser.add_argument(
         "protocol",
         choices=TRAIN_PROTOCOLS,
-        help="md17 (Table 2; rMD17 too), qm9 (Table 1), iso17 (Table 3), md22 (MD22 with the MD17 protocol)",
+        help=(
+            "md17 (Table 2; rMD17 too), qm9 (Table 1), iso17 (Table 3), md22 (MD22 with the MD17 protocol), "
+            "file (your own files that ASE reads)"
+        ),
     )
     parser.add_argument("flags", nargs=argparse.REMAINDER, help="the protocol's flags (see its --help)")
     if not argv or argv[0] in ("-h", "--help"):
@@ -54,13 +60,32 @@ def _md(argv: List[str]) -> Any:
     return main(argv, prog=f"{PROG} md")
 
 
+def _convert(argv: List[str]) -> Any:
+    from pyg_schnet.experiments.convert_command import main
+
+    return main(argv, prog=f"{PROG} convert")
+
+
+def _export(argv: List[str]) -> Any:
+    from pyg_schnet.experiments.export_command import main
+
+    return main(argv, prog=f"{PROG} export")
+
+
 def _demo(argv: List[str]) -> Any:
     from pyg_schnet.experiments.demo.__main__ import main
 
     return main(argv)
 
 
-COMMANDS: Dict[str, Callable[[List[str]], Any]] = {"train": _train, "evaluate": _evaluate, "md": _md, "demo": _demo}
+COMMANDS: Dict[str, Callable[[List[str]], Any]] = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "md": _md,
+    "convert": _convert,
+    "export": _export,
+    "demo": _demo,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
