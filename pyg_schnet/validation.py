@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Iterator, Mapping, Optional, Tuple
@@ -216,7 +217,8 @@ def check_model_config(config: Mapping[str, Any]) -> None:
     integers, ``num_interactions`` an integer ``>= 0`` (0: the embedding alone), ``max_z`` at least 2
     (hydrogen must fit), the Gaussian grid finite with ``rbf_stop > rbf_start`` and ``gamma > 0``
     (Angstrom^-2), ``cutoff`` ``None`` or a positive finite distance, ``max_num_neighbors`` ``None`` or
-    a positive integer, ``filter_activation`` a bool.
+    a positive integer, ``filter_activation`` a bool, ``output`` and ``extra_heads`` as
+    :func:`check_heads` says.
     """
     owner = "SchNet"
     for name in ("hidden_channels", "num_filters", "num_gaussians", "output_hidden"):
@@ -239,6 +241,87 @@ def check_model_config(config: Mapping[str, Any]) -> None:
         check_positive_int(owner, "max_num_neighbors", config["max_num_neighbors"])
     if "filter_activation" in config and not isinstance(config["filter_activation"], bool):
         raise TypeError(f"{owner}: filter_activation must be True or False, got {config['filter_activation']!r}")
+    if config.get("head_activation", "shifted_softplus") not in ("shifted_softplus", "silu"):
+        raise ValueError(
+            f"{owner}: head_activation must be 'shifted_softplus' or 'silu', got {config['head_activation']!r}"
+        )
+    if config.get("rbf_linspace_dtype", "float64") not in ("float64", "float32"):
+        raise ValueError(
+            f"{owner}: rbf_linspace_dtype must be 'float64' or 'float32', got {config['rbf_linspace_dtype']!r}"
+        )
+    if "output" in config or "extra_heads" in config:
+        check_heads(config.get("output", "extensive"), config.get("extra_heads", ()))
+
+
+#: What a SchNet's primary output (``SchNetConfig.output``) may be: ``"extensive"`` (a sum of atom
+#: contributions: energies, the paper's), ``"intensive"`` (their mean over the structure's atoms: HOMO,
+#: LUMO, gap) or ``"dipole_moment"`` (the norm of the dipole of latent atomic charges, e*Angstrom).
+OUTPUT_KINDS: Tuple[str, ...] = ("extensive", "intensive", "dipole_moment")
+#: What an extra head (``SchNetConfig.extra_heads``) may be: the output kinds, and ``"dipole"``, the
+#: dipole vector ``[G, 3]`` itself (e*Angstrom).
+HEAD_KINDS: Tuple[str, ...] = ("extensive", "intensive", "dipole", "dipole_moment")
+#: Names no extra head may take: the primary output's (``"energy"``) and the fields a structure or a
+#: PyG batch already carries (a head's target is read from ``data.<name>``).
+RESERVED_HEAD_NAMES: Tuple[str, ...] = (
+    "energy",
+    "force",
+    "forces",
+    "stress",
+    "pos",
+    "z",
+    "batch",
+    "ptr",
+    "cell",
+    "pbc",
+    "charge",
+    "x",
+    "y",
+    "edge_index",
+    "num_nodes",
+    "idx",
+)
+_HEAD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def normalize_extra_heads(value: Any) -> Tuple[Tuple[str, str], ...]:
+    """``extra_heads`` as a tuple of ``(name, kind)`` tuples (a ``model.pt`` or JSON file may hold
+    lists); :class:`TypeError` when it is not a sequence of pairs. The names and kinds are checked by
+    :func:`check_model_config`."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(
+            f"SchNet: extra_heads must be a sequence of (name, kind) pairs, e.g. (('dipole', 'dipole'),), got {value!r}"
+        )
+    pairs = []
+    for item in value:
+        if isinstance(item, (str, bytes)) or not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise TypeError(f"SchNet: each entry of extra_heads must be a (name, kind) pair, got {item!r}")
+        pairs.append((item[0], item[1]))
+    return tuple(pairs)
+
+
+def check_heads(output: Any, extra_heads: Any) -> None:
+    """Validate ``SchNetConfig.output`` (one of :data:`OUTPUT_KINDS`) and ``extra_heads`` (pairs of a
+    name, an identifier not in :data:`RESERVED_HEAD_NAMES` and not repeated, and a kind of
+    :data:`HEAD_KINDS`)."""
+    if output not in OUTPUT_KINDS:
+        raise ValueError(f"SchNet: output must be one of {', '.join(OUTPUT_KINDS)}, got {output!r}")
+    seen = set()
+    for name, kind in normalize_extra_heads(extra_heads):
+        if not isinstance(name, str) or not _HEAD_NAME.fullmatch(name):
+            raise ValueError(
+                f"SchNet: extra head name {name!r} must be an identifier (letters, digits, '_'; it names "
+                "the target field data.<name> and the metrics <name>_mae)"
+            )
+        if name in RESERVED_HEAD_NAMES:
+            raise ValueError(
+                f"SchNet: extra head name {name!r} is reserved (the primary output is 'energy'; the data "
+                f"already carry {', '.join(n for n in RESERVED_HEAD_NAMES if n != 'energy')}): choose another"
+            )
+        if name in seen:
+            raise ValueError(f"SchNet: duplicate extra head name {name!r}: each head needs its own name")
+        seen.add(name)
+        if kind not in HEAD_KINDS:
+            raise ValueError(f"SchNet: extra head {name!r} has kind {kind!r}; the kinds are {', '.join(HEAD_KINDS)}")
 
 
 def check_standardization(mean: Any, std: Any, atomref: Optional[Tensor] = None) -> None:

@@ -121,6 +121,10 @@ class AtomsDataset(InMemoryDataset):
 
     #: The unit of ``Data.energy`` and ``Data.force`` (subclasses override).
     energy_unit: str = ""
+    #: The physics of the target in ``Data.energy``: ``"extensive"`` (a sum over parts: energies, the
+    #: default), ``"intensive"`` (HOMO, LUMO, gap) or ``"dipole_moment"`` (the norm of a dipole, e*Angstrom);
+    #: the trainer warns when a model's ``config.output`` disagrees (:class:`pyg_schnet.train.heads.TargetKindWarning`).
+    target_kind: str = "extensive"
     force_unit: str = ""
     distance_unit: str = "Angstrom"
     #: Bump when the processed layout changes, so that old processed files are not trusted.

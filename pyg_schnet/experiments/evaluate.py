@@ -7,6 +7,12 @@ come out in the unit the model predicts. A ``split.npz`` of the training run sel
 ``--energy-unit`` says the unit of a model file that records none (format /1); it never overrides a
 recorded unit (a different one is refused, naming both).
 
+QM9 targets other than U0 (``--target homo``, :data:`pyg_schnet.datasets.qm9.QM9_TARGETS`) are read in
+the unit the model trains in; an energy target is converted into the model's unit, any other target
+(mu in e*Angstrom, alpha in Bohr^3, ...) must be in the unit the model records. Models with extra heads
+(``SchNetConfig.extra_heads``) also report ``<name>_mae`` and ``<name>_rmse`` (``<name>_norm_mae``
+for a dipole) for every head whose target ``data.<name>`` the data set holds; dipoles are in e*Angstrom.
+
 Structures holding an element outside the model's training set (``model.training_domain``, recorded
 in model files of format /3) are an extrapolation: ``--unseen-elements`` warns (default), refuses
 (``error``) or ignores them; the message names the first such example, atom and element.
@@ -32,17 +38,24 @@ def load_dataset(
     molecule: str = "ethanol",
     raw_file: Optional[os.PathLike | str] = None,
     fold: str = "test_within",
+    target: Optional[str] = None,
 ):
     """The data set ``kind`` under ``root`` with energies and forces in ``energy_unit``.
 
     ``raw_file`` (MD17 and MD22) links an npz elsewhere into ``root/raw`` as the training script does;
-    ``fold`` picks the ISO17 fold.
+    ``fold`` picks the ISO17 fold; ``target`` a QM9 target (default U0 in Hartree, converted): an
+    energy target is converted into ``energy_unit``, another target stays in its training unit, which
+    must be ``energy_unit`` (the unit the model records for its primary output).
     """
     from pyg_schnet.datasets import ISO17, MD17, MD22, QM9, ScaleUnits
     from pyg_schnet.io.units import unit_value
 
     if kind not in DATASETS:
         raise ValueError(f"--dataset must be one of {sorted(DATASETS)}, got {kind!r}")
+    if target is not None:
+        if kind != "qm9":
+            raise ValueError(f"--target applies to --dataset qm9 only, not {kind}")
+        return _qm9_target(root, target, energy_unit)
     factor = unit_value(DATASETS[kind]) / unit_value(energy_unit)
     if kind == "md17":
         from pyg_schnet.datasets.raw_files import link_raw_file
@@ -64,6 +77,25 @@ def load_dataset(
     return QM9(root, transform=ScaleUnits(factor, target="U0"))
 
 
+def _qm9_target(root: os.PathLike | str, target: str, energy_unit: str):
+    """QM9 with ``target`` in ``energy_unit`` (an energy, converted) or in its own training unit, which
+    must then be ``energy_unit``."""
+    from pyg_schnet.datasets import QM9, ScaleUnits
+    from pyg_schnet.io.units import unit_value
+
+    dataset = QM9(root, target=target)
+    unit = dataset.target_unit
+    if dataset.energy_unit:  # an energy: converted into the model's unit
+        scale = unit_value(unit) / unit_value(energy_unit)
+        return dataset if scale == 1.0 else QM9(root, target=target, transform=ScaleUnits(scale))
+    if unit != energy_unit:
+        raise ValueError(
+            f"QM9 target {target!r} is in {unit}, but the model's primary output is in {energy_unit!r}: "
+            "was the model trained on this target?"
+        )
+    return dataset
+
+
 def evaluate_model(
     model_path: os.PathLike | str,
     kind: str,
@@ -79,9 +111,13 @@ def evaluate_model(
     device: Optional[str] = None,
     energy_unit: Optional[str] = None,
     unseen_elements: str = "warn",
+    target: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Errors of the model at ``model_path`` on a data set: ``energy_mae``, ``energy_rmse``,
-    ``force_mae``, ``force_rmse`` (model's unit, per Angstrom for forces), ``num_molecules``, ``unit``.
+    ``force_mae``, ``force_rmse`` (model's unit, per Angstrom for forces), ``num_molecules``, ``unit``;
+    for every extra head whose target the data hold ``<name>_mae``, ``<name>_rmse`` (and
+    ``<name>_norm_mae`` for a dipole), with ``heads`` (name -> kind) and ``head_units`` (dipoles:
+    e*Angstrom; other heads: their data's unit). ``target``: a QM9 target (:func:`load_dataset`).
 
     ``forces=None`` evaluates forces when the data carry them (not QM9). ``unseen_elements``
     (``"warn"``, ``"error"``, ``"ignore"``): what examples with an element outside the model's training
@@ -97,13 +133,17 @@ def evaluate_model(
 
     dev = resolve_device(device, "pyg-schnet evaluate --device")
     model = load_model(model_path, map_location=dev)
-    unit = resolve_units(
-        model,
-        energy_unit,
-        hint="pass --energy-unit, the unit of its training energies (e.g. kcal/mol)",
-        option="--energy-unit",
-    )["energy"]
-    dataset = load_dataset(kind, root, unit, molecule=molecule, raw_file=raw_file, fold=fold)
+    recorded = (getattr(model, "units", None) or {}).get("energy")
+    if target is not None and kind == "qm9" and recorded is not None and energy_unit is None:
+        unit = str(recorded)  # a QM9 target that is no energy (e*Angstrom, Bohr^3) is no ase.units name
+    else:
+        unit = resolve_units(
+            model,
+            energy_unit,
+            hint="pass --energy-unit, the unit of its training energies (e.g. kcal/mol)",
+            option="--energy-unit",
+        )["energy"]
+    dataset = load_dataset(kind, root, unit, molecule=molecule, raw_file=raw_file, fold=fold, target=target)
     if subset not in SUBSETS:
         raise ValueError(f"--subset must be one of {SUBSETS}, got {subset!r}")
     if split is not None:
@@ -126,9 +166,24 @@ def evaluate_model(
         raise ValueError("QM9 holds equilibrium geometries without forces: evaluate energies only")
     check_dataset_elements(model, dataset, unseen_elements, f"{model_path} on {kind}", indices)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    errors = evaluate(model, loader, with_forces=with_forces, device=torch.device(dev)).compute()
+    first = dataset[0] if len(dataset) else None
+    heads = {
+        name: head_kind
+        for name, head_kind in model.settings.extra_heads
+        if first is not None and getattr(first, name, None) is not None
+    }
+    errors = evaluate(model, loader, with_forces=with_forces, device=torch.device(dev), heads=heads).compute()
     errors.pop("loss", None)
-    return {**errors, "unit": unit, "dataset": kind, "subset": used, "model": str(model_path)}
+    result = {**errors, "unit": unit, "dataset": kind, "subset": used, "model": str(model_path)}
+    if target is not None:
+        result["target"] = target
+    result["output"] = model.settings.output
+    if heads:
+        result["heads"] = heads
+        result["head_units"] = {
+            name: "e*Angstrom" if head_kind.startswith("dipole") else "data unit" for name, head_kind in heads.items()
+        }
+    return result
 
 
 def check_dataset_elements(model, dataset, policy: str = "warn", where: str = "", indices=None) -> None:
@@ -168,6 +223,7 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument("--molecule", default="ethanol", help="MD17 or MD22 molecule")
     parser.add_argument("--raw-file", type=Path, default=None, help="MD17 / MD22: an npz elsewhere, linked in")
     parser.add_argument("--fold", default="test_within", help="ISO17 fold")
+    parser.add_argument("--target", default=None, help="QM9 target (default U0), e.g. homo, mu")
     parser.add_argument("--split", type=Path, default=None, help="split.npz of the training run")
     parser.add_argument("--subset", default="test", choices=SUBSETS, help="which part of --split")
     parser.add_argument("--energies-only", action="store_true", help="skip forces")
@@ -209,6 +265,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "pyg-schnet evaluate"
         device=args.device,
         energy_unit=args.energy_unit,
         unseen_elements=args.unseen_elements,
+        target=args.target,
     )
     line = (
         f"{args.model} on {args.dataset} ({res['subset']}, {res['num_molecules']} molecules): "
@@ -216,6 +273,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "pyg-schnet evaluate"
     )
     if res["force_mae"] == res["force_mae"]:  # not NaN
         line += f", force MAE {res['force_mae']:.4f} {res['unit']}/Å (RMSE {res['force_rmse']:.4f})"
+    for name, unit in res.get("head_units", {}).items():
+        line += f", {name} MAE {res[f'{name}_mae']:.4f} {unit} (RMSE {res[f'{name}_rmse']:.4f})"
     print(line)
     if args.out is not None:
         write_json(res, args.out)

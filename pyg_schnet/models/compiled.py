@@ -216,14 +216,16 @@ class CompiledEnergyAndForces:
     """:meth:`SchNet.energy_and_forces` with a compiled forward (:func:`compile_energy_and_forces`).
 
     Call: ``(z, pos, batch=None, cell=None, pbc=None) -> (energy [G], forces [N, 3])``; training mode
-    keeps the graph of the forces (``create_graph``) as the model's method does.
+    keeps the graph of the forces (``create_graph``) as the model's method does. The energy is the
+    model's primary output (its compiled ``forward``, whatever ``config.output`` is, exactly as
+    :meth:`SchNet.energy_and_forces`); extra heads are not computed (use ``model.predict``).
     """
 
     def __init__(self, model: SchNet, mode: str = DEFAULT_MODE, dynamic: Optional[bool] = None) -> None:
         if not isinstance(model, SchNet):
             raise TypeError(f"compile_energy_and_forces needs a pyg_schnet SchNet, got {type(model).__name__}")
         self.model = model
-        self._forward = _Compiled(model, "the compiled model forward", model.head.mean.device, mode, dynamic)
+        self._forward = _Compiled(model, "the compiled model forward", model.head.std.device, mode, dynamic)
 
     @property
     def mode(self) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
-from pyg_schnet.validation import check_model_config
+from pyg_schnet.validation import HEAD_KINDS, OUTPUT_KINDS, check_model_config, normalize_extra_heads
+
+__all__ = ["HEAD_KINDS", "OUTPUT_KINDS", "PAPER_CONFIG", "SchNetConfig", "resolve_config"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,26 @@ class SchNetConfig:
         max_num_neighbors: optional guard: an atom with more neighbours raises (never truncated).
         filter_activation: a shifted softplus after the filter network's second layer (the paper,
             Fig. 2); ``False``: a linear second layer, as PyG's and SchNetPack's SchNet have (models
-            converted from them). Files written before 0.5 have no such field and read as ``True``.
+            converted from them). Files without the field (written before 0.4.1) read as ``True``.
+        head_activation: the activation of the output heads' hidden layer: ``"shifted_softplus"``
+            (the paper) or ``"silu"`` (SchNetPack 2's default ``Atomwise`` head; models converted from
+            it). Files without the field read as ``"shifted_softplus"``.
+        rbf_linspace_dtype: the dtype in which the Gaussian centres ``linspace(rbf_start, rbf_stop,
+            num_gaussians)`` are computed (they are then held in float64): ``"float64"`` (ours) or
+            ``"float32"``, as ``torch.linspace`` builds PyG's and SchNetPack's centres by default (models
+            converted from them, :mod:`pyg_schnet.models.convert`). Files without the field read as
+            ``"float64"``.
+        output: the primary output (:data:`OUTPUT_KINDS`, what ``model(z, pos)`` returns, ``[G]``):
+            ``"extensive"`` (the paper's: the sum of atom contributions, energies and other sizes that
+            add up over parts: U0, U, H, G, ZPVE, Cv, alpha, r2), ``"intensive"`` (their mean over the
+            structure's atoms: HOMO, LUMO, gap; no atom references; :class:`~pyg_schnet.nn.AtomwiseIntensive`)
+            or ``"dipole_moment"`` (:math:`|\boldsymbol\mu|` in e*Angstrom of latent atomic charges
+            constrained to the total charge, :class:`~pyg_schnet.nn.DipoleMoment`).
+        extra_heads: further outputs on the same representation, ``(name, kind)`` pairs with a kind of
+            :data:`HEAD_KINDS` (``"extensive"``, ``"intensive"``, ``"dipole"`` (the vector ``[G, 3]``),
+            ``"dipole_moment"``); ``model.predict`` returns them by name, the trainer trains them on
+            ``data.<name>``. Stored as a tuple of tuples (lists, as JSON writes them, are read back as
+            tuples). Files written before 0.4.1 have neither field and read as ``"extensive"`` and ``()``.
 
     The rules (:func:`pyg_schnet.validation.check_model_config`) are checked on construction, so a
     config that exists is valid; so is the memory of the parameters (:meth:`parameter_count`), which
@@ -48,10 +69,20 @@ class SchNetConfig:
     output_hidden: int = 32
     max_num_neighbors: Optional[int] = None
     filter_activation: bool = True
+    head_activation: str = "shifted_softplus"
+    rbf_linspace_dtype: str = "float64"
+    output: str = "extensive"
+    extra_heads: Tuple[Tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "extra_heads", normalize_extra_heads(self.extra_heads))
         check_model_config(self.as_dict())
         check_parameter_memory(self)
+
+    @property
+    def head_kinds(self) -> Dict[str, str]:
+        """Every output by name: ``{"energy": output, name: kind, ...}`` (primary first)."""
+        return {"energy": self.output, **dict(self.extra_heads)}
 
     def parameter_count(self) -> int:
         r"""Numbers in the model's parameters and buffers. With :math:`F` = ``hidden_channels``,
@@ -63,11 +94,17 @@ class SchNetConfig:
             + (F + 2) H + 1 + (K + 2 + Z)
 
         (embedding; per block in2filter, the filter network's two layers, filter2out, out; the head's two
-        layers; the Gaussian centres, mean, std and atomrefs).
+        layers; the Gaussian centres, mean, std and atomrefs). A dipole head has no atomrefs
+        (:math:`(F + 2) H + 3`), and every extra head adds its own count.
         """
         f, ff, k, h, z = self.hidden_channels, self.num_filters, self.num_gaussians, self.output_hidden, self.max_z
         block = (f + 1) * ff + (k + 1) * ff + (ff + 1) * ff + (ff + 1) * f + (f + 1) * f
-        return z * f + self.num_interactions * block + (f + 2) * h + 1 + (k + 2 + z)
+
+        def head(kind: str) -> int:
+            return (f + 2) * h + 1 + (2 if kind in ("dipole", "dipole_moment") else 2 + z)
+
+        heads = sum(head(kind) for kind in self.head_kinds.values())
+        return z * f + self.num_interactions * block + heads + k
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> "SchNetConfig":

@@ -25,23 +25,23 @@ The cost is that of ``B N (N - 1) / 2`` pairs, padding included.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Protocol, Tuple
+from typing import NamedTuple, Optional, Protocol, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from pyg_schnet.models.representation import SchNetRepresentation
 from pyg_schnet.models.response import energy_and_forces
-from pyg_schnet.nn import AtomwiseEnergy, fused
+from pyg_schnet.nn import AtomwiseEnergy, AtomwiseIntensive, DipoleMoment, fused
 from pyg_schnet.validation import MAX_ABS_POSITION, inputs_trusted
 
 
 class DenseModel(Protocol):
     """What the dense path reads of a model (a :class:`~pyg_schnet.SchNet`): its representation,
-    head and ``max_z``."""
+    primary head and ``max_z``."""
 
     representation: SchNetRepresentation
-    head: AtomwiseEnergy
+    head: Union[AtomwiseEnergy, DipoleMoment]
     max_z: int
     training: bool
 
@@ -181,20 +181,35 @@ def dense_atom_features(
 def dense_energy(
     model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor, distance_range: Optional[Tuple[float, float]] = None
 ) -> Tensor:
-    r"""Total energy per molecule ``[B]``: :math:`E_b = \sum_{i:\,\mathrm{mask}_{bi}} e(\mathbf{x}_{bi}, Z_{bi})`
-    (``distance_range``: see :func:`dense_atom_features`)."""
+    r"""The primary output per molecule ``[B]`` (``distance_range``: see :func:`dense_atom_features`):
+    the total energy :math:`E_b = \sum_{i:\,\mathrm{mask}_{bi}} e(\mathbf{x}_{bi}, Z_{bi})` of the
+    paper's head, the mean over the real atoms for an intensive head
+    (:class:`~pyg_schnet.nn.AtomwiseIntensive`), the dipole norm of neutral molecules for a
+    :class:`~pyg_schnet.nn.DipoleMoment` head (the sparse path's numbers; a total charge other than 0
+    needs the sparse path)."""
     check_dense_inputs(z, pos, mask, model.max_z)
+    head = model.head
     z = torch.where(mask, z.long(), 0)
-    pos = torch.where(mask.unsqueeze(-1), pos, torch.zeros_like(pos)).to(model.head.mean.dtype)  # differentiable
+    pos = torch.where(mask.unsqueeze(-1), pos, torch.zeros_like(pos)).to(head.std.dtype)  # differentiable
     x = dense_atom_features(model, z, pos, mask, distance_range)
-    atom_energies = model.head.atom_energies(x, z)  # [B, N]
-    return torch.where(mask, atom_energies, torch.zeros_like(atom_energies)).sum(dim=1)
+    count = mask.sum(dim=1).clamp_min(1).to(pos.dtype)  # [B]
+    if isinstance(head, DipoleMoment):
+        q = head.std * head.net(x).squeeze(-1)  # [B, N]
+        q = torch.where(mask, q, torch.zeros_like(q))
+        q = torch.where(mask, q - (q.sum(dim=1) / count).unsqueeze(-1), torch.zeros_like(q))  # sum_i q_i = 0
+        centre = pos.sum(dim=1) / count.unsqueeze(-1)  # padding positions are 0
+        mu = (q.unsqueeze(-1) * (pos - centre.unsqueeze(1))).sum(dim=1)  # q = 0 on padding
+        return torch.linalg.vector_norm(mu, dim=-1) if head.magnitude else mu
+    atom_energies = head.atom_energies(x, z)  # [B, N]
+    total = torch.where(mask, atom_energies, torch.zeros_like(atom_energies)).sum(dim=1)
+    return total / count if isinstance(head, AtomwiseIntensive) else total
 
 
 def dense_energy_and_forces(
     model: DenseModel, z: Tensor, pos: Tensor, mask: Tensor, distance_range: Optional[Tuple[float, float]] = None
 ) -> Tuple[Tensor, Tensor]:
-    r"""Energies ``[B]`` and forces :math:`-\partial E / \partial \mathbf{r}` ``[B, N, 3]`` (zero on padding).
+    r"""Energies ``[B]`` (the primary output, :func:`dense_energy`) and forces
+    :math:`-\partial E / \partial \mathbf{r}` ``[B, N, 3]`` (zero on padding).
 
     Like :meth:`pyg_schnet.SchNet.energy_and_forces`: the forces keep their graph in training mode
     (double backward for a force loss) and both results are detached in eval mode.

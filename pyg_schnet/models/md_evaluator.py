@@ -166,13 +166,23 @@ def supports(model: object) -> Optional[str]:
     of exactly these types, their dense layers :class:`~pyg_schnet.nn.Dense`, every activation
     :class:`~pyg_schnet.nn.ShiftedSoftplus`, :class:`~pyg_schnet.nn.CFConv` without PyG hooks and
     with the plain filter modules (:func:`pyg_schnet.nn.fused.fusable`), one filter width for all
-    blocks, and no forward hooks anywhere.
+    blocks, no forward hooks anywhere, and the paper's output alone (``config.output == "extensive"``,
+    no ``extra_heads``: the evaluator computes energies and forces only).
     """
     if type(model) is not SchNet:
         return (
             f"the model is a {type(model).__name__}, not a pyg_schnet SchNet itself (a subclass may "
             "override forward, which the evaluator would not run)"
         )
+    settings = getattr(model, "settings", None)
+    if settings is not None and settings.output != "extensive":
+        return (
+            f"its primary output is {settings.output!r}, not the paper's energy (a sum of atom energies), "
+            "which is all the evaluator computes"
+        )
+    if settings is not None and settings.extra_heads:
+        names = ", ".join(f"{name!r} ({kind})" for name, kind in settings.extra_heads)
+        return f"it has extra heads ({names}), which the evaluator does not compute"
     rep, head = model.representation, model.head
     if type(rep) is not SchNetRepresentation:
         return f"model.representation is a {type(rep).__name__}, not a SchNetRepresentation"

@@ -64,7 +64,13 @@ class SchNetRepresentation(nn.Module):
         self.fast_filters: Optional[bool] = None
         self.max_graph_bytes: Optional[int] = None
         self.embedding = nn.Embedding(settings.max_z, settings.hidden_channels)
-        self.rbf = GaussianRBF(settings.rbf_start, settings.rbf_stop, settings.num_gaussians, settings.gamma)
+        self.rbf = GaussianRBF(
+            settings.rbf_start,
+            settings.rbf_stop,
+            settings.num_gaussians,
+            settings.gamma,
+            getattr(torch, settings.rbf_linspace_dtype),
+        )
         self.interactions = nn.ModuleList(
             InteractionBlock(
                 settings.hidden_channels,

@@ -6,15 +6,18 @@ from pyg_schnet.nn.activations import ShiftedSoftplus, shifted_softplus
 from pyg_schnet.nn.cfconv import CFConv, FilterNetwork
 from pyg_schnet.nn.cutoff import CosineCutoff
 from pyg_schnet.nn.dense import Dense
+from pyg_schnet.nn.dipole import DipoleMoment
 from pyg_schnet.nn.interaction import InteractionBlock
-from pyg_schnet.nn.output import AtomwiseEnergy
+from pyg_schnet.nn.output import AtomwiseEnergy, AtomwiseIntensive
 from pyg_schnet.nn.radial import GaussianRBF
 
 __all__ = [
     "AtomwiseEnergy",
+    "AtomwiseIntensive",
     "CFConv",
     "CosineCutoff",
     "Dense",
+    "DipoleMoment",
     "FilterNetwork",
     "GaussianRBF",
     "InteractionBlock",

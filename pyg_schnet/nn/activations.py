@@ -29,6 +29,20 @@ def shifted_softplus(x: Tensor) -> Tensor:
     return softplus(x) - LN2
 
 
+#: The activations an output head may have (``SchNetConfig.head_activation``): the paper's shifted softplus,
+#: or SiLU :math:`x\,\mathrm{sigmoid}(x)`, the default of SchNetPack 2's ``Atomwise`` heads.
+HEAD_ACTIVATIONS = ("shifted_softplus", "silu")
+
+
+def head_activation(name: str) -> nn.Module:
+    """The activation module named ``name`` (one of :data:`HEAD_ACTIVATIONS`)."""
+    if name == "shifted_softplus":
+        return ShiftedSoftplus()
+    if name == "silu":
+        return nn.SiLU()
+    raise ValueError(f"unknown head activation {name!r}; the activations are {', '.join(HEAD_ACTIVATIONS)}")
+
+
 class ShiftedSoftplus(nn.Module):
     r"""Module form of :func:`shifted_softplus`, :math:`\mathrm{ssp}(x) = \ln(0.5 e^x + 0.5)`."""
 

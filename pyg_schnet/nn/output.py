@@ -1,4 +1,5 @@
-"""Atom-wise energy head: per-atom energies, standardisation, reference energies, sum."""
+"""Atom-wise scalar heads: per-atom contributions, standardisation, reference energies, and their sum
+(:class:`AtomwiseEnergy`, extensive) or mean (:class:`AtomwiseIntensive`, intensive)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from pyg_schnet import backend
-from pyg_schnet.nn.activations import ShiftedSoftplus
+from pyg_schnet.nn.activations import head_activation
 from pyg_schnet.nn.dense import Dense
 
 
@@ -28,15 +29,21 @@ class AtomwiseEnergy(nn.Module):
         hidden_channels: input feature size.
         output_hidden: width of the hidden atom-wise layer (32 in the paper).
         max_z: size of the atomref table (atomic numbers ``0 .. max_z - 1``).
+        activation: the hidden layer's activation, ``"shifted_softplus"`` (the paper's ssp above) or
+            ``"silu"`` (SchNetPack 2's default head; models converted from it).
     """
 
     mean: Tensor
     std: Tensor
     atomref: Tensor
 
-    def __init__(self, hidden_channels: int, output_hidden: int = 32, max_z: int = 100) -> None:
+    def __init__(
+        self, hidden_channels: int, output_hidden: int = 32, max_z: int = 100, activation: str = "shifted_softplus"
+    ) -> None:
         super().__init__()
-        self.net = nn.Sequential(Dense(hidden_channels, output_hidden), ShiftedSoftplus(), Dense(output_hidden, 1))
+        self.net = nn.Sequential(
+            Dense(hidden_channels, output_hidden), head_activation(activation), Dense(output_hidden, 1)
+        )
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("std", torch.ones(()))
         self.register_buffer("atomref", torch.zeros(max_z))
@@ -78,3 +85,37 @@ class AtomwiseEnergy(nn.Module):
 
     def forward(self, x: Tensor, z: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
         return backend.scatter_add(self.atom_energies(x, z), batch, num_graphs)
+
+
+class AtomwiseIntensive(AtomwiseEnergy):
+    r"""Head of an intensive property (HOMO, LUMO, gap): the same atom-wise network as
+    :class:`AtomwiseEnergy`, averaged instead of summed over the structure's :math:`n` atoms:
+
+    .. math::
+        y = \frac{1}{n} \sum_{i \in \text{structure}} \left(\sigma\, y_i + \mu\right)
+          = \sigma\, \bar y + \mu
+
+    so a structure and two far-apart copies of it (beyond the cutoff) get the same value. :math:`\mu`
+    and :math:`\sigma` are the mean and standard deviation of the training targets *per structure*
+    (not per atom). Atom references have no meaning for a mean (they would add the mean reference of the
+    structure's elements, not a per-element offset of a sum), so :meth:`set_standardization` refuses
+    them; the ``atomref`` buffer stays zero (kept so that the state dict has the layout of the energy
+    head).
+    """
+
+    @torch.no_grad()
+    def set_standardization(self, mean: float, std: float, atomref: Optional[Tensor] = None) -> None:
+        """Set :math:`\\mu`, :math:`\\sigma` (per structure); ``atomref`` must be ``None``."""
+        if atomref is not None:
+            raise ValueError(
+                "an intensive head (output='intensive': the mean of atom contributions, e.g. HOMO/LUMO/gap) "
+                "takes no atom references (atomref): they are per-element offsets of a sum (extensive "
+                "targets such as U0); pass atomref=None and the per-structure mean and std of the targets"
+            )
+        super().set_standardization(mean, std, None)
+
+    def forward(self, x: Tensor, z: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+        values = self.atom_energies(x, z)
+        total = backend.scatter_add(values, batch, num_graphs)
+        count = backend.scatter_add(torch.ones_like(values), batch, num_graphs)
+        return total / count

@@ -39,6 +39,8 @@ class GaussianRBF(nn.Module):
         stop: last centre (Angstrom).
         num_gaussians: number of centres :math:`K`.
         gamma: width parameter :math:`\gamma` (Angstrom^-2).
+        linspace_dtype: the dtype in which ``torch.linspace`` computes the centres, held in float64
+            (``torch.float32``: the centres of PyG's and SchNetPack's expansions, bit for bit).
 
     Shapes:
         - **input:** distances :math:`(E)` in Angstrom
@@ -47,7 +49,14 @@ class GaussianRBF(nn.Module):
 
     centers: Tensor
 
-    def __init__(self, start: float = 0.0, stop: float = 30.0, num_gaussians: int = 301, gamma: float = 10.0) -> None:
+    def __init__(
+        self,
+        start: float = 0.0,
+        stop: float = 30.0,
+        num_gaussians: int = 301,
+        gamma: float = 10.0,
+        linspace_dtype: torch.dtype = torch.float64,
+    ) -> None:
         super().__init__()
         if num_gaussians < 1:
             raise ValueError(f"num_gaussians must be positive, got {num_gaussians}")
@@ -59,7 +68,9 @@ class GaussianRBF(nn.Module):
         self.gamma = float(gamma)
         # built in float64 and cast per call, so a float64 input sees centres exact to float64
         self.register_buffer(
-            "centers", torch.linspace(start, stop, num_gaussians, dtype=torch.float64), persistent=False
+            "centers",
+            torch.linspace(start, stop, num_gaussians, dtype=linspace_dtype).to(torch.float64),
+            persistent=False,
         )
 
     def reset_parameters(self) -> None:

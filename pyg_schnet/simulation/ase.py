@@ -21,6 +21,18 @@ the trainer; a file of format /1 records none and needs ``energy_unit``) from po
 
 the stress in Voigt order ``xx, yy, zz, yz, xz, xy`` with ASE's sign, :math:`\\sigma = V^{-1}
 \\partial E / \\partial \\varepsilon` for a symmetric strain :math:`\\varepsilon` (tensile positive).
+
+**Dipole.** A model with a dipole head (``output="dipole_moment"``, or an extra head of kind
+``"dipole"`` or ``"dipole_moment"``; :mod:`pyg_schnet.nn.dipole`) also gives ASE's ``dipole``
+(``atoms.get_dipole_moment()``): the vector :math:`\\boldsymbol\\mu = \\sum_i q_i (\\mathbf r_i - \\mathbf r_c)`
+in e*Angstrom, ASE's unit, of molecules (a periodic system has none), and ``charges``
+(``atoms.get_charges()``), the latent atomic charges :math:`q_i` (e) that sum to the total charge
+``atoms.info["charge"]`` when set, else the sum of ``atoms.get_initial_charges()`` (0 by default).
+The dipole is taken about the centre of geometry :math:`\\mathbf r_c`, so it does not depend on the
+total charge (a uniform shift of the charges has no moment about it); for neutral molecules that is
+:math:`\\sum_i q_i \\mathbf r_i`, the dipole about any point.
+A model whose primary output is not an energy (``output="intensive"`` or ``"dipole_moment"``) gives no
+``energy``, ``forces`` or ``stress``.
 """
 
 from __future__ import annotations
@@ -140,6 +152,8 @@ class SchNetCalculator(Calculator):
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    #: what a model with the paper's energy head gives (a model with a dipole head also gives ``dipole``)
+    energy_properties = ("energy", "free_energy", "forces", "stress")
 
     def __init__(
         self,
@@ -180,13 +194,37 @@ class SchNetCalculator(Calculator):
             model = load_model(model)
         elif not isinstance(model, nn.Module):
             raise TypeError(f"model must be a SchNet or the path of a model.pt, got {type(model).__name__}")
-        self.units = resolve_units(
-            model,
-            energy_unit,
-            hint="pass SchNetCalculator(..., energy_unit=...) (pyg-schnet md: --energy-unit), "
-            "the unit of its training energies, e.g. 'kcal/mol'",
-            option="SchNetCalculator(energy_unit=...)",
+        settings = getattr(model, "settings", None)
+        #: the model's primary output (``config.output``): energies only for ``"extensive"``
+        self.output: str = getattr(settings, "output", "extensive")
+        kinds = dict(getattr(model, "head_kinds", {}) or {})
+        #: the head whose dipole ``dipole`` is (``None``: the model has no dipole head)
+        self.dipole_head: Optional[str] = next((n for n, k in kinds.items() if k in ("dipole", "dipole_moment")), None)
+        self.implemented_properties = (list(self.energy_properties) if self.output == "extensive" else []) + (
+            ["dipole", "charges"] if self.dipole_head is not None else []
         )
+        if not self.implemented_properties:
+            raise ValueError(
+                f"SchNetCalculator: this model's primary output is {self.output!r} (not an energy) and it has no "
+                "dipole head, so it gives none of ASE's properties (energy, forces, stress, dipole); "
+                "evaluate it with model(z, pos) or model.predict"
+            )
+        if self.output == "extensive":
+            self.units = resolve_units(
+                model,
+                energy_unit,
+                hint="pass SchNetCalculator(..., energy_unit=...) (pyg-schnet md: --energy-unit), "
+                "the unit of its training energies, e.g. 'kcal/mol'",
+                option="SchNetCalculator(energy_unit=...)",
+            )
+        else:  # no energy comes out: only the dipole (e*Angstrom from positions in Angstrom)
+            if energy_unit is not None:
+                raise ValueError(
+                    f"SchNetCalculator(energy_unit={energy_unit!r}): this model predicts no energy "
+                    f"(output={self.output!r}); leave energy_unit out"
+                )
+            recorded = str((getattr(model, "units", None) or {}).get("energy", ""))
+            self.units = {"energy": recorded, "length": "Angstrom"}
         self.device = torch.device(
             resolve_device(None if device is None else str(device), "SchNetCalculator(device=...)")
         )
@@ -194,7 +232,7 @@ class SchNetCalculator(Calculator):
         with torch.inference_mode(False):  # weights that autograd can use, whatever mode the caller is in
             self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval()
         self.model.requires_grad_(False)  # only d/dpos is needed; no weight gradients are ever built
-        energy = unit_value(self.units["energy"])
+        energy = unit_value(self.units["energy"]) if self.output == "extensive" else 1.0
         length = unit_value(self.units["length"])
         self._length = length
         self._energy_factor = energy
@@ -213,7 +251,7 @@ class SchNetCalculator(Calculator):
         #: Why molecules go through the model's autograd path although ``method`` asked for the
         #: evaluator (``None``: they do not, or ``method="autograd"``).
         self.fallback_reason: Optional[str] = supports(self.model) if method != "autograd" else None
-        if self.fallback_reason is not None:
+        if self.fallback_reason is not None and self.output == "extensive":
             warnings.warn(
                 f"SchNetCalculator(method={method!r}) computes molecules with the model's autograd path "
                 f"(model.energy_and_forces): {self.fallback_reason}",
@@ -240,7 +278,16 @@ class SchNetCalculator(Calculator):
             changes.append("cell")
         if not np.array_equal(old.pbc, atoms.pbc):
             changes.append("pbc")
+        if self.dipole_head is not None and self._total_charge(old) != self._total_charge(atoms):
+            changes.append("initial_charges")  # the dipole depends on the total charge
         return changes
+
+    @staticmethod
+    def _total_charge(atoms: Atoms) -> float:
+        """The total charge (e) of ``atoms``: ``atoms.info["charge"]``, else the sum of the initial charges."""
+        if "charge" in atoms.info:
+            return float(atoms.info["charge"])
+        return float(np.sum(atoms.get_initial_charges()))
 
     # --------------------------------------------------------------------------------- internals
     def _set_topology(self, atoms: Atoms) -> None:
@@ -283,7 +330,21 @@ class SchNetCalculator(Calculator):
 
     def get_property(self, name: str, atoms: Optional[Atoms] = None, allow_calculation: bool = True):
         """ASE's :meth:`~ase.calculators.calculator.Calculator.get_property` under the calculator's lock:
-        the state check, the calculation and the read of its result are one step for other threads."""
+        the state check, the calculation and the read of its result are one step for other threads.
+        A property the model does not give raises
+        :class:`~ase.calculators.calculator.PropertyNotImplementedError` saying why."""
+        if name not in self.implemented_properties:
+            if name in ("dipole", "charges"):
+                outputs = dict(getattr(self.model, "head_kinds", {}) or {"energy": "extensive"})
+                raise PropertyNotImplementedError(
+                    f"{name}: this model has no dipole head (its outputs: {outputs}); train a model with "
+                    "SchNet(output='dipole_moment') or SchNet(extra_heads=(('dipole', 'dipole'),))"
+                )
+            if name in self.energy_properties:
+                raise PropertyNotImplementedError(
+                    f"{name}: this model's primary output is {self.output!r}, not a potential energy (a sum of "
+                    "atom energies), so it gives no energy, forces or stress"
+                )
         with self._lock:
             return super().get_property(name, atoms, allow_calculation)
 
@@ -320,6 +381,16 @@ class SchNetCalculator(Calculator):
             )
         if self._z is None or _TOPOLOGY_CHANGES.intersection(system_changes):
             self._set_topology(atoms)
+        wanted = [name for name in ("dipole", "charges") if name in properties and self.dipole_head is not None]
+        if wanted and self._periodic:
+            raise PropertyNotImplementedError(
+                f"{wanted[0]}: the dipole sum_i q_i r_i of a periodic system depends on the images chosen and is "
+                f"not defined (these atoms have pbc = {atoms.pbc.tolist()}); the dipole head computes molecules only"
+            )
+        for name in wanted:
+            self._calculate_dipole(atoms, name)
+        if self.output != "extensive" or not set(properties) & set(self.energy_properties):
+            return
         want_stress = "stress" in properties
         if want_stress and not self._periodic:
             raise PropertyNotImplementedError(
@@ -345,3 +416,19 @@ class SchNetCalculator(Calculator):
         if stress is not None:
             full = stress.detach().to("cpu", torch.float64).numpy()[0] * self._stress_factor
             self.results["stress"] = full_3x3_to_voigt_6_stress(full)
+
+    def _calculate_dipole(self, atoms: Atoms, name: str = "dipole") -> None:
+        """``results["dipole"]`` (the model's dipole vector, e*Angstrom) or ``results["charges"]`` (its
+        latent atomic charges, e) of ``atoms`` (a molecule)."""
+        assert self.dipole_head is not None and self._z is not None
+        positions = atoms.positions if self._length == 1.0 else atoms.positions / self._length
+        pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
+        charge = torch.tensor([self._total_charge(atoms)], dtype=self.dtype, device=self.device)
+        method = self.model.dipole if name == "dipole" else self.model.charges
+        with torch.no_grad(), cpu_threads(self.threads_for(len(atoms)) if self.device.type == "cpu" else None):
+            value = method(self._z, pos, charge=charge, head=self.dipole_head)
+        result = value.detach().to("cpu", torch.float64).numpy()
+        result = result[0] * self._length if name == "dipole" else result
+        if not np.isfinite(result).all():
+            raise FloatingPointError(f"SchNetCalculator: the model returned a non-finite {name} {result.tolist()}")
+        self.results[name] = result

@@ -1,11 +1,14 @@
-"""The training loss of the paper (Eq. 5): energy error plus ``rho`` times the per-atom force error."""
+"""The training loss of the paper (Eq. 5): energy error plus ``rho`` times the per-atom force error (plus
+the weighted squared errors of extra heads, :mod:`pyg_schnet.train.heads`)."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional
 
 import torch
 from torch import Tensor
+
+from pyg_schnet.train.heads import head_loss
 
 
 def per_molecule_loss(
@@ -16,6 +19,10 @@ def per_molecule_loss(
     force_pred: Optional[Tensor] = None,
     force_true: Optional[Tensor] = None,
     energy_weight: float = 1.0,
+    *,
+    head_outputs: Optional[Mapping[str, Tensor]] = None,
+    head_targets: Optional[Mapping[str, Tensor]] = None,
+    head_weights: Optional[Mapping[str, float]] = None,
 ) -> Tensor:
     r"""Eq. 5 of the paper for every molecule of a batch, in float64:
 
@@ -40,6 +47,9 @@ def per_molecule_loss(
         force_pred: predicted forces ``[N, 3]``; required when ``rho > 0``.
         force_true: reference forces ``[N, 3]``; required when ``rho > 0``.
         energy_weight: :math:`w_E \ge 0`, the weight of the energy term (1: Eq. 5 as published).
+        head_outputs, head_targets, head_weights: extra heads (:mod:`pyg_schnet.train.heads`): predicted
+            and reference values by head name (``[G]``, or ``[G, 3]`` for dipoles) and the weights
+            :math:`w_h`; each adds :math:`w_h \lVert y_h - \hat y_h \rVert^2` to its molecule's loss.
 
     Returns:
         ``[G]`` float64 loss of each molecule.
@@ -57,6 +67,12 @@ def per_molecule_loss(
     loss = (energy_true - energy_pred).square()
     if energy_weight != 1.0:
         loss = energy_weight * loss
+    if head_weights:
+        if head_outputs is None or head_targets is None:
+            raise ValueError("head_weights need head_outputs and head_targets")
+        heads = head_loss(head_outputs, head_targets, head_weights)
+        if heads is not None:
+            loss = loss + heads
     if rho == 0:
         return loss
     if force_pred is None or force_true is None:
@@ -84,6 +100,22 @@ def energy_force_loss(
     force_pred: Optional[Tensor] = None,
     force_true: Optional[Tensor] = None,
     energy_weight: float = 1.0,
+    *,
+    head_outputs: Optional[Mapping[str, Tensor]] = None,
+    head_targets: Optional[Mapping[str, Tensor]] = None,
+    head_weights: Optional[Mapping[str, float]] = None,
 ) -> Tensor:
-    """Eq. 5 averaged over the molecules of the batch (a float64 scalar); see :func:`per_molecule_loss`."""
-    return per_molecule_loss(energy_pred, energy_true, batch, rho, force_pred, force_true, energy_weight).mean()
+    """Eq. 5 (with the extra heads' terms) averaged over the molecules of the batch (a float64 scalar);
+    see :func:`per_molecule_loss`."""
+    return per_molecule_loss(
+        energy_pred,
+        energy_true,
+        batch,
+        rho,
+        force_pred,
+        force_true,
+        energy_weight,
+        head_outputs=head_outputs,
+        head_targets=head_targets,
+        head_weights=head_weights,
+    ).mean()

@@ -4,19 +4,24 @@ Energies: mean absolute error (MAE) and root-mean-square error (RMSE) over molec
 target's energy unit (kcal/mol in our benchmarks). Forces: MAE and RMSE over all Cartesian force
 components ``F_{i,alpha}`` of all atoms (kcal/mol/Angstrom), which is how the paper and GDML report
 force errors. Sums run in float64.
+
+Extra heads (:mod:`pyg_schnet.train.heads`) add ``<name>_mae`` and ``<name>_rmse`` in their target's
+unit: over structures for scalar heads, over the Cartesian components for a ``"dipole"`` head, which
+also gets ``<name>_norm_mae``, the MAE of the norm (what QM9 benchmarks report for mu).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from pyg_schnet.graph.pairs import HostLayout
+from pyg_schnet.train.heads import VECTOR_KINDS, head_target
 from pyg_schnet.train.loss import per_molecule_loss
-from pyg_schnet.train.predict import predict
+from pyg_schnet.train.predict import predict_outputs
 
 
 class ErrorAccumulator:
@@ -27,22 +32,33 @@ class ErrorAccumulator:
     batch). With ``keep_predictions``
     the (detached, CPU, float64) predictions and targets are kept for parity plots.
     ``energy_weight`` weighs the energy term of the accumulated loss (:func:`per_molecule_loss`).
+    ``heads`` (name -> kind) are extra heads whose errors are accumulated too, and ``head_weights``
+    their weights in the accumulated loss (a head not named there adds no loss term).
 
     Accumulators of disjoint shards of a data set combine exactly by adding their :meth:`totals`
     (what :mod:`pyg_schnet.train.distributed` all-reduces across processes).
     """
 
-    #: names of the running sums, in the order of :meth:`totals`
+    #: names of the running sums without extra heads, in the order of :meth:`totals`
     TOTALS = ("num_molecules", "num_components", "energy_abs", "energy_sq", "force_abs", "force_sq", "loss")
 
-    def __init__(self, rho: float = 0.0, keep_predictions: bool = False, energy_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        rho: float = 0.0,
+        keep_predictions: bool = False,
+        energy_weight: float = 1.0,
+        heads: Optional[Mapping[str, str]] = None,
+        head_weights: Optional[Mapping[str, float]] = None,
+    ) -> None:
         self.rho = float(rho)
         self.energy_weight = float(energy_weight)
         self.keep_predictions = keep_predictions
+        self.heads: Dict[str, str] = dict(heads or {})
+        self.head_weights: Dict[str, float] = {k: float(v) for k, v in (head_weights or {}).items() if k in self.heads}
         self.num_molecules = 0
         self.num_components = 0
-        # energy_abs, energy_sq, force_abs, force_sq, loss: float64 on the device of the first batch,
-        # so that update() never reads the device (no host synchronisation per training step)
+        # energy_abs, energy_sq, force_abs, force_sq, loss (and the heads' sums): float64 on the device of
+        # the first batch, so that update() never reads the device (no host synchronisation per step)
         self._sums: Optional[Tensor] = None
         self.predictions: Dict[str, List[Tensor]] = {
             "energy_pred": [],
@@ -50,14 +66,27 @@ class ErrorAccumulator:
             "force_pred": [],
             "force_true": [],
         }
+        for name in self.heads:
+            self.predictions[f"{name}_pred"] = []
+            self.predictions[f"{name}_true"] = []
+
+    @property
+    def totals_names(self) -> Tuple[str, ...]:
+        """The names of :meth:`totals`: :data:`TOTALS`, then per extra head ``<name>_abs``, ``<name>_sq``
+        (and ``<name>_norm_abs`` for a dipole)."""
+        names = list(self.TOTALS)
+        for name, kind in self.heads.items():
+            names += [f"{name}_abs", f"{name}_sq"] + ([f"{name}_norm_abs"] if kind in VECTOR_KINDS else [])
+        return tuple(names)
 
     def _add(self, *terms: Tensor) -> None:
-        """Adds the five sums (in the order of :data:`TOTALS` after the two counts) on their device."""
+        """Adds the sums (in the order of :attr:`totals_names` after the two counts) on their device."""
         step = torch.stack([t.reshape(()) for t in terms])
         self._sums = step if self._sums is None else self._sums + step.to(self._sums.device)
 
     def _host_sums(self) -> List[float]:
-        return [0.0] * 5 if self._sums is None else [float(v) for v in self._sums.cpu()]
+        size = len(self.totals_names) - 2
+        return [0.0] * size if self._sums is None else [float(v) for v in self._sums.cpu()]
 
     @torch.no_grad()
     def update(
@@ -67,6 +96,9 @@ class ErrorAccumulator:
         batch: Tensor,
         force_pred: Optional[Tensor] = None,
         force_true: Optional[Tensor] = None,
+        *,
+        head_outputs: Optional[Mapping[str, Tensor]] = None,
+        head_targets: Optional[Mapping[str, Tensor]] = None,
     ) -> None:
         energy_pred = energy_pred.detach().reshape(-1).double()
         energy_true = energy_true.detach().reshape(-1).double()
@@ -82,36 +114,66 @@ class ErrorAccumulator:
             self.num_components += fdiff.numel()
             force_abs, force_sq = fdiff.abs().sum(), fdiff.square().sum()
         rho = self.rho if with_forces else 0.0
-        loss = per_molecule_loss(energy_pred, energy_true, batch, rho, force_pred, force_true, self.energy_weight).sum()
-        self._add(diff.abs().sum(), diff.square().sum(), force_abs, force_sq, loss)
+        outputs: Dict[str, Tensor] = {}
+        targets: Dict[str, Tensor] = {}
+        head_sums: List[Tensor] = []
+        if self.heads:
+            if head_outputs is None or head_targets is None:
+                raise ValueError(f"this accumulator tracks the heads {list(self.heads)}: pass outputs and targets")
+            for name, kind in self.heads.items():
+                pred = outputs[name] = head_outputs[name].detach().double()
+                true = targets[name] = head_targets[name].detach().double().reshape(pred.shape)
+                hdiff = pred - true
+                head_sums += [hdiff.abs().sum(), hdiff.square().sum()]
+                if kind in VECTOR_KINDS:
+                    head_sums.append((pred.norm(dim=-1) - true.norm(dim=-1)).abs().sum())
+        loss = per_molecule_loss(
+            energy_pred,
+            energy_true,
+            batch,
+            rho,
+            force_pred,
+            force_true,
+            self.energy_weight,
+            head_outputs=outputs,
+            head_targets=targets,
+            head_weights=self.head_weights,
+        ).sum()
+        self._add(diff.abs().sum(), diff.square().sum(), force_abs, force_sq, loss, *head_sums)
         if self.keep_predictions:
             self.predictions["energy_pred"].append(energy_pred.cpu())
             self.predictions["energy_true"].append(energy_true.cpu())
             if with_forces:
                 self.predictions["force_pred"].append(force_pred.cpu())
                 self.predictions["force_true"].append(force_true.cpu())
+            for name in self.heads:
+                self.predictions[f"{name}_pred"].append(outputs[name].cpu())
+                self.predictions[f"{name}_true"].append(targets[name].cpu())
 
     def totals(self) -> Tensor:
-        """The running sums as a float64 vector in the order of :data:`TOTALS` (counts are exact in
+        """The running sums as a float64 vector in the order of :attr:`totals_names` (counts are exact in
         float64 up to 2^53)."""
         return torch.tensor([self.num_molecules, self.num_components, *self._host_sums()], dtype=torch.float64)
 
     def set_totals(self, totals: Tensor) -> None:
         """Replaces the running sums by ``totals`` (a vector as returned by :meth:`totals`)."""
         values = [float(v) for v in totals.detach().cpu().reshape(-1)]
-        if len(values) != len(self.TOTALS):
-            raise ValueError(f"expected {len(self.TOTALS)} totals {self.TOTALS}, got {len(values)}")
+        names = self.totals_names
+        if len(values) != len(names):
+            raise ValueError(f"expected {len(names)} totals {names}, got {len(values)}")
         self.num_molecules, self.num_components = int(values[0]), int(values[1])
         self._sums = torch.tensor(values[2:], dtype=torch.float64)
 
     def compute(self) -> Dict[str, float]:
         """``energy_mae``, ``energy_rmse``, ``force_mae``, ``force_rmse`` (NaN without forces),
-        ``loss`` (mean Eq. 5 over molecules) and ``num_molecules``."""
+        ``loss`` (mean Eq. 5 over molecules, with the heads' weighted terms), ``num_molecules``, and per
+        extra head ``<name>_mae``, ``<name>_rmse`` (``<name>_norm_mae`` for a dipole)."""
         if self.num_molecules == 0:
             raise ValueError("no molecules were accumulated; is the data set or split empty?")
         n, c = self.num_molecules, self.num_components
-        energy_abs, energy_sq, force_abs, force_sq, loss = self._host_sums()  # the one read of the device
-        return {
+        sums = self._host_sums()  # the one read of the device
+        energy_abs, energy_sq, force_abs, force_sq, loss = sums[:5]
+        result = {
             "energy_mae": energy_abs / n,
             "energy_rmse": math.sqrt(energy_sq / n),
             "force_mae": force_abs / c if c else float("nan"),
@@ -119,6 +181,14 @@ class ErrorAccumulator:
             "loss": loss / n,
             "num_molecules": n,
         }
+        rest = iter(sums[5:])
+        for name, kind in self.heads.items():
+            count = n * (3 if kind in VECTOR_KINDS else 1)
+            result[f"{name}_mae"] = next(rest) / count
+            result[f"{name}_rmse"] = math.sqrt(next(rest) / count)
+            if kind in VECTOR_KINDS:
+                result[f"{name}_norm_mae"] = next(rest) / n
+        return result
 
     def concatenated(self) -> Dict[str, Tensor]:
         """The kept predictions and targets, each concatenated over batches (empty when not kept)."""
@@ -134,25 +204,40 @@ def evaluate(
     batching: str = "sparse",
     keep_predictions: bool = False,
     energy_weight: float = 1.0,
+    heads: Optional[Mapping[str, str]] = None,
+    head_weights: Optional[Mapping[str, float]] = None,
 ) -> ErrorAccumulator:
     """Runs ``model`` (switched to eval mode) over ``loader`` and accumulates its errors.
 
-    Each batch needs ``energy`` and, with ``with_forces``, ``force``. Forces need gradients with
-    respect to positions, so they are computed outside ``torch.no_grad``; nothing is kept.
+    Each batch needs ``energy`` and, with ``with_forces``, ``force``; with ``heads`` (extra heads of the
+    model, name -> kind) also each head's target ``batch.<name>`` (:func:`~pyg_schnet.train.heads.head_target`).
+    Forces need gradients with respect to positions, so they are computed outside ``torch.no_grad``;
+    nothing is kept.
 
     Returns:
         the filled :class:`ErrorAccumulator`; call ``.compute()`` for the numbers.
     """
     model.eval()
-    acc = ErrorAccumulator(rho=rho, keep_predictions=keep_predictions, energy_weight=energy_weight)
+    acc = ErrorAccumulator(
+        rho=rho, keep_predictions=keep_predictions, energy_weight=energy_weight, heads=heads, head_weights=head_weights
+    )
     for batch in loader:
         layout = HostLayout.of_batch(batch)  # sizes and pair distances read on the host, before the transfer
         batch = batch.to(device)
         if with_forces:
-            energy, forces = predict(model, batch, with_forces=True, batching=batching, layout=layout)
-            acc.update(energy, batch.energy, batch.batch, forces, batch.force)
+            energy, forces, outputs = predict_outputs(model, batch, True, batching, layout, heads)
         else:
             with torch.no_grad():
-                energy, _ = predict(model, batch, with_forces=False, batching=batching, layout=layout)
-            acc.update(energy, batch.energy, batch.batch)
+                energy, forces, outputs = predict_outputs(model, batch, False, batching, layout, heads)
+        num_graphs = energy.reshape(-1).numel()
+        targets = {name: head_target(batch, name, kind, num_graphs) for name, kind in acc.heads.items()}
+        acc.update(
+            energy,
+            batch.energy,
+            batch.batch,
+            forces if with_forces else None,
+            batch.force if with_forces else None,
+            head_outputs=outputs,
+            head_targets=targets,
+        )
     return acc

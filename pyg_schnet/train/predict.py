@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 from torch import Tensor, nn
 
@@ -63,7 +63,13 @@ def predict(
     check_batching(batching)
     if layout is None:
         layout = HostLayout.of_batch(batch)
+    charge = getattr(batch, "charge", None)
     if batching == "dense":
+        if charge is not None and _has_dipole_output(model):
+            raise ValueError(
+                "batching='dense' computes the dipole of neutral molecules only, but the batch carries "
+                "'charge': use batching='sparse'"
+            )
         dense = to_dense(batch, layout=layout)
         method = model.energy_and_forces_dense if with_forces else model.forward_dense
         extra = {}
@@ -79,6 +85,48 @@ def predict(
     method = type(model).energy_and_forces if with_forces else type(model).forward
     if layout is not None and _takes_keyword(method, "layout") and _takes_keyword(type(model).forward, "layout"):
         kwargs["layout"] = layout
+    if charge is not None and _has_dipole_output(model):  # the primary output is a dipole moment
+        outputs = model.predict(batch.z, batch.pos, batch.batch, charge=charge, forces=with_forces, **kwargs)
+        return outputs["energy"], outputs.get("forces")
     if with_forces:
         return model.energy_and_forces(batch.z, batch.pos, batch.batch, **kwargs)
     return model(batch.z, batch.pos, batch.batch, **kwargs), None
+
+
+def _has_dipole_output(model: nn.Module) -> bool:
+    return getattr(getattr(model, "settings", None), "output", None) == "dipole_moment"
+
+
+def predict_outputs(
+    model: nn.Module,
+    batch,
+    with_forces: bool,
+    batching: str = "sparse",
+    layout: Optional[HostLayout] = None,
+    heads: Optional[Mapping[str, str]] = None,
+) -> Tuple[Tensor, Optional[Tensor], Dict[str, Tensor]]:
+    """:func:`predict` and the extra heads ``heads`` (names -> kinds) of the model in the same pass:
+    ``(energy [G], forces [N, 3] or None, {name: [G] or [G, 3]})``.
+
+    Without ``heads`` this is :func:`predict` (and an empty dict). With them the model's
+    :meth:`~pyg_schnet.SchNet.predict` runs on the sparse batch (with ``batch.charge``, the structures'
+    total charges, when the batch has it); the dense path computes the primary output only, so
+    ``batching='dense'`` is refused with a :class:`ValueError`.
+    """
+    if not heads:
+        energy, forces = predict(model, batch, with_forces, batching, layout)
+        return energy, forces, {}
+    check_batching(batching)
+    if batching != "sparse":
+        raise ValueError(
+            f"extra heads ({', '.join(heads)}) are computed on sparse batches only; use batching='sparse' "
+            "(the dense path computes the primary output alone)"
+        )
+    if layout is None:
+        layout = HostLayout.of_batch(batch)
+    kwargs = {"cell": batch.cell, "pbc": batch.pbc} if getattr(batch, "pbc", None) is not None else {}
+    if layout is not None and _takes_keyword(type(model).predict, "layout"):
+        kwargs["layout"] = layout
+    charge = getattr(batch, "charge", None)
+    outputs = model.predict(batch.z, batch.pos, batch.batch, charge=charge, forces=with_forces, **kwargs)
+    return outputs["energy"], outputs.get("forces"), {name: outputs[name] for name in heads}

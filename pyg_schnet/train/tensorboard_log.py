@@ -9,7 +9,10 @@ the optimizer step as the x axis, the same numbers as the epoch's ``log.csv`` ro
   ``train/force_mae``;
 * ``val/loss``, ``val/energy_mae``, ``val/energy_rmse``, ``val/force_mae``, ``val/force_rmse`` (EMA
   weights), ``val/best_loss``;
-* ``lr`` (the learning rate after the epoch), ``time/epoch_s``, ``time/elapsed_s``, ``epoch``.
+* ``lr`` (the learning rate after the epoch), ``time/epoch_s``, ``time/elapsed_s``, ``epoch``;
+* per extra head ``<name>`` (:mod:`pyg_schnet.train.heads`): ``train/<name>_mae``, ``val/<name>_mae``,
+  ``val/<name>_rmse`` and its loss term ``train/loss_<name>`` = ``w_h * mean |y_h - y_h_hat|^2``
+  (``train/loss_forces`` is then what is left of the loss after the energy and head terms).
 
 Errors are in the model's units (``log.csv``'s), force terms only when the run has forces. Nothing is
 logged per optimizer step: the trainer keeps a step's errors on the device and reads them once per
@@ -24,6 +27,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from typing import Any, Mapping, Optional
+
+from pyg_schnet.train.heads import VECTOR_KINDS
 
 #: What to run when the ``tensorboard`` package is missing.
 HOW_TO_INSTALL = "pip install tensorboard (or pip install 'pyg-schnet[tensorboard]')"
@@ -72,9 +77,19 @@ class TensorBoardLog:
         self.log_dir = Path(log_dir)
         self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
 
-    def epoch(self, row: Mapping[str, Any], train: Mapping[str, float], rho: float, energy_weight: float) -> None:
+    def epoch(
+        self,
+        row: Mapping[str, Any],
+        train: Mapping[str, float],
+        rho: float,
+        energy_weight: float,
+        heads: Optional[Mapping[str, float]] = None,
+        kinds: Optional[Mapping[str, str]] = None,
+    ) -> None:
         """Log one epoch: ``row`` is its ``log.csv`` row (``history[-1]``), ``train`` the training
-        errors (:meth:`~pyg_schnet.train.metrics.ErrorAccumulator.compute`) for the loss terms."""
+        errors (:meth:`~pyg_schnet.train.metrics.ErrorAccumulator.compute`) for the loss terms;
+        ``heads`` the extra heads' loss weights by name (``kinds`` their kinds: a ``"dipole"`` head's
+        squared error sums three components)."""
         step = int(row["step"])
         for column, tag in TAGS.items():
             value = row.get(column)
@@ -82,8 +97,22 @@ class TensorBoardLog:
                 self.writer.add_scalar(tag, float(value), step)
         energy_term = energy_weight * train["energy_rmse"] ** 2
         self.writer.add_scalar("train/loss_energy", energy_term, step)
+        rest = train["loss"] - energy_term
+        for name, weight in (heads or {}).items():
+            for column, tag in (
+                (f"train_{name}_mae", f"train/{name}_mae"),
+                (f"val_{name}_mae", f"val/{name}_mae"),
+                (f"val_{name}_rmse", f"val/{name}_rmse"),
+            ):
+                value = row.get(column)
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    self.writer.add_scalar(tag, float(value), step)
+            width = 3 if (kinds or {}).get(name) in VECTOR_KINDS else 1
+            term = weight * width * train[f"{name}_rmse"] ** 2
+            self.writer.add_scalar(f"train/loss_{name}", term, step)
+            rest -= term
         if rho > 0:
-            self.writer.add_scalar("train/loss_forces", train["loss"] - energy_term, step)
+            self.writer.add_scalar("train/loss_forces", rest, step)
         self.writer.flush()
 
     def close(self) -> None:

@@ -20,6 +20,11 @@
   loss, the weights or the validation loss stop being finite; nothing is written for that epoch, so
   ``checkpoint.pt`` and ``model.pt`` stay those of the last good epoch.
 * Temporary files that killed writers left in the output folder are removed when training starts.
+* Extra heads of the model (``SchNetConfig.extra_heads``) are trained on ``data.<name>`` with the
+  weights ``TrainConfig.head_weights`` (:mod:`pyg_schnet.train.heads`); their errors join the metrics,
+  ``log.csv`` (``train_<name>_mae``, ``val_<name>_mae``, ``val_<name>_rmse``), TensorBoard and
+  ``results.json``. A model whose ``config.output`` does not suit the training set's declared
+  ``target_kind`` gets a :class:`~pyg_schnet.train.heads.TargetKindWarning`.
 * With ``tensorboard=True`` a TensorBoard log in ``out_dir/tensorboard`` (per epoch: loss terms,
   MAEs, learning rate, epoch time; :mod:`pyg_schnet.train.tensorboard_log`).
 * Under ``torchrun`` the same loop runs data-parallel (DDP) and takes the same optimizer steps as one
@@ -61,9 +66,17 @@ from pyg_schnet.io.run_lock import RunLock
 from pyg_schnet.io.units import HOW_TO_SET_UNITS, check_units, unit_value
 from pyg_schnet.train import distributed
 from pyg_schnet.train.domain import training_domain_of
+from pyg_schnet.train.heads import (
+    check_head_weights,
+    check_target_kind,
+    extra_head_kinds,
+    head_target,
+    resolve_head_weights,
+    target_unit_of,
+)
 from pyg_schnet.train.loss import energy_force_loss
 from pyg_schnet.train.metrics import ErrorAccumulator, evaluate
-from pyg_schnet.train.predict import BATCHING_MODES, check_batching, predict
+from pyg_schnet.train.predict import BATCHING_MODES, check_batching, predict_outputs
 from pyg_schnet.train.schedules import (
     LR_SCHEDULES,
     PLATEAU_DEFAULTS,
@@ -152,9 +165,12 @@ RESUME_FIXED = (
     "ema_decay",
     "seed",
     "batching",
+    "head_weights",
 )
-#: What a checkpoint written before a field existed (0.2.0) was trained with: the paper's schedule.
+#: What a checkpoint written before a field existed (0.2.0) was trained with: the paper's schedule
+#: (and, before 0.4.1, no extra heads).
 RESUME_LEGACY_DEFAULTS = {
+    "head_weights": {},
     "lr_schedule": "paper",
     "plateau_factor": PLATEAU_DEFAULTS["factor"],
     "plateau_patience": int(PLATEAU_DEFAULTS["patience"]),
@@ -217,6 +233,11 @@ class TrainConfig:
             of the time left); ``None`` (default): as ``progress``.
         tensorboard: also write a TensorBoard log to ``out_dir/tensorboard`` (needs the
             ``tensorboard`` package: ``pip install tensorboard``).
+        head_weights: loss weight :math:`w_h \\ge 0` of each extra head of the model
+            (``SchNetConfig.extra_heads``) by name; a head not named gets 1.0, a weight for a head the
+            model lacks is refused when the trainer is built. Each adds
+            :math:`w_h \\lVert y_h - \\hat y_h \\rVert^2` (the target's unit squared; the three components
+            of a dipole summed) to a molecule's loss (:mod:`pyg_schnet.train.heads`).
     """
 
     rho: float = 100.0
@@ -241,6 +262,7 @@ class TrainConfig:
     progress: bool = True
     epoch_lines: Optional[bool] = None
     tensorboard: bool = False
+    head_weights: Dict[str, float] = field(default_factory=dict)
 
     @property
     def prints_epochs(self) -> bool:
@@ -279,6 +301,8 @@ class TrainConfig:
         check_device(owner, self.device)
         if self.tensorboard:
             require_tensorboard(f"{owner}(tensorboard=True)")
+        check_head_weights(owner, self.head_weights)
+        self.head_weights = {str(k): float(v) for k, v in self.head_weights.items()}
 
 
 def exponential_moving_average(model: nn.Module, decay: float = 0.99) -> AveragedModel:
@@ -363,8 +387,13 @@ def training_units(
 ) -> Dict[str, str]:
     """The units a model trained on ``dataset`` predicts in: ``units`` (given), else ``model.units``,
     else the data set's (:func:`~pyg_schnet.datasets.transforms.energy_unit_of`); given or set units
-    that contradict the data set's are refused, and so is a run whose units nobody states."""
+    that contradict the data set's are refused, and so is a run whose units nobody states. A data set
+    whose target is no energy (no ``energy_unit``, a ``target_unit`` such as QM9's ``"e*Angstrom"`` for
+    mu) names the unit of the model's primary output with its ``target_unit``."""
     from_data = energy_unit_of(dataset)
+    if from_data is None and target_unit_of(dataset) is not None and units is None:
+        # a target that is no energy (a dipole moment, a polarizability): its own unit names the output's
+        return {"energy": str(target_unit_of(dataset)), "length": "Angstrom"}
     if isinstance(units, str):
         units = {"energy": units, "length": "Angstrom"}
     stated = units if units is not None else getattr(model, "units", None)
@@ -430,6 +459,7 @@ class Trainer:
             raise ValueError("the training set is empty")
         if len(val_dataset) == 0:
             raise ValueError("the validation set is empty")
+        check_target_kind(model, train_dataset)
         model.units = training_units(model, train_dataset, units)
         # what the model is trained on (elements, sizes, energy range), saved with it in model.pt
         model.training_domain = training_domain_of(train_dataset)
@@ -453,6 +483,45 @@ class Trainer:
         self.eval_forces = has_forces(val_dataset)
         #: this process's place in a data-parallel run (one process without ``torchrun``)
         self.dist = distributed.current()
+        #: the loss weight of every extra head of the model (``config.head_weights``, 1.0 by default)
+        self.head_weights: Dict[str, float] = resolve_head_weights(model, self.config.head_weights)
+        #: the extra heads trained (a non-zero weight), name -> kind
+        self.train_heads: Dict[str, str] = {
+            name: kind for name, kind in extra_head_kinds(model).items() if self.head_weights[name] > 0
+        }
+        for name in self.train_heads:
+            if getattr(train_dataset[0], name, None) is None:
+                raise ValueError(
+                    f"head {name!r} ({self.train_heads[name]}) is trained on data.{name}, but the training "
+                    f"examples have no field {name!r}: give them the target, or set "
+                    f"TrainConfig(head_weights={{{name!r}: 0.0}})"
+                )
+        #: the extra heads validated and tested: those whose target the validation examples hold
+        self.eval_heads: Dict[str, str] = {
+            name: kind
+            for name, kind in extra_head_kinds(model).items()
+            if getattr(val_dataset[0], name, None) is not None
+        }
+        missing = sorted(set(self.train_heads) - set(self.eval_heads))
+        if missing:
+            raise ValueError(f"the validation examples lack the targets of the trained heads {missing}")
+        if extra_head_kinds(model):
+            if self.dist.enabled:
+                raise ValueError(
+                    "data-parallel training (torchrun) of a model with extra heads is not supported; "
+                    "train it in one process"
+                )
+            if self.config.batching == "dense":
+                raise ValueError(
+                    "a model with extra heads trains on sparse batches only (the dense path computes the "
+                    "primary output alone): use batching='sparse' or 'auto'"
+                )
+        #: the columns of ``log.csv``: :data:`LOG_COLUMNS`, then the extra heads' errors
+        self.log_columns: Tuple[str, ...] = LOG_COLUMNS + tuple(
+            column
+            for name in self.eval_heads
+            for column in (f"train_{name}_mae", f"val_{name}_mae", f"val_{name}_rmse")
+        )
 
         self.generator = torch.Generator()
         self.generator.manual_seed(self.config.seed)
@@ -502,6 +571,8 @@ class Trainer:
         self._log_synced = False
         #: the TensorBoard log while :meth:`fit` runs (rank 0, ``config.tensorboard``), else ``None``
         self.tensorboard: Optional[TensorBoardLog] = None
+        #: the extra heads' outputs and targets of the last training step (detached), for the epoch's errors
+        self._step_heads: Tuple[Dict[str, Tensor], Dict[str, Tensor]] = ({}, {})
 
     # ------------------------------------------------------------------------------------ files
     @property
@@ -606,7 +677,8 @@ class Trainer:
         return model.eval()
 
     def evaluate(self, dataset, model: Optional[nn.Module] = None, keep_predictions: bool = False) -> ErrorAccumulator:
-        """Errors of ``model`` (default: :meth:`best_model`) on ``dataset``; forces when it has them.
+        """Errors of ``model`` (default: :meth:`best_model`) on ``dataset``; forces when it has them, and
+        the extra heads whose targets it holds.
 
         In a data-parallel run this is a collective: every rank must call it (each evaluates its
         shard; the sums are all-reduced, predictions gathered on rank 0)."""
@@ -614,6 +686,7 @@ class Trainer:
         loader = DataLoader(
             distributed.shard(dataset, self.dist), batch_size=self.config.eval_batch_size, shuffle=False
         )
+        heads = {name: kind for name, kind in self.eval_heads.items() if getattr(dataset[0], name, None) is not None}
         acc = evaluate(
             model,
             loader,
@@ -623,6 +696,8 @@ class Trainer:
             batching=self.batching,
             keep_predictions=keep_predictions,
             energy_weight=self.config.energy_weight,
+            heads=heads,
+            head_weights=self.head_weights,
         )
         return distributed.reduce_errors(acc, self.dist)
 
@@ -634,9 +709,15 @@ class Trainer:
             layout = HostLayout.of_batch(batch)  # sizes and pair distances on the host, before the transfer
             batch = batch.to(self.device)
             with trusted_inputs():  # validated at load time (AtomsTable.validate) and in __init__
-                energy, forces = predict(
-                    self.model, batch, with_forces=self.train_forces, batching=self.batching, layout=layout
+                energy, forces, outputs = predict_outputs(
+                    self.model, batch, self.train_forces, self.batching, layout, self.eval_heads
                 )
+            num_graphs = energy.reshape(-1).numel()
+            targets = {name: head_target(batch, name, kind, num_graphs) for name, kind in self.eval_heads.items()}
+            self._step_heads = (
+                {k: v.detach() for k, v in outputs.items()},
+                {k: v.detach() for k, v in targets.items()},
+            )
             loss = energy_force_loss(
                 energy,
                 batch.energy,
@@ -645,6 +726,9 @@ class Trainer:
                 forces,
                 batch.force if self.train_forces else None,
                 self.config.energy_weight,
+                head_outputs=outputs,
+                head_targets=targets,
+                head_weights={name: self.head_weights[name] for name in self.train_heads},
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -669,6 +753,7 @@ class Trainer:
             f"epoch {self.epoch:5d} step {self.step:8d} lr {self.history[-1]['lr']:.3e} "
             f"train loss {train['loss']:.4g} | val E_mae {val['energy_mae']:.4f} {energy}"
             + (f", F_mae {val['force_mae']:.4f} {force}" if math.isfinite(val["force_mae"]) else "")
+            + "".join(f", {name}_mae {val[f'{name}_mae']:.4g}" for name in self.eval_heads)
             + f", loss {val['loss']:.4g}"
             + (" *" if improved else "")
             + f" | {self.elapsed_s / 60:.1f} min"
@@ -695,7 +780,12 @@ class Trainer:
 
     def _train_epoch(self, run_start: float) -> tuple:
         self.model.train()
-        acc = ErrorAccumulator(rho=self.config.rho, energy_weight=self.config.energy_weight)
+        acc = ErrorAccumulator(
+            rho=self.config.rho,
+            energy_weight=self.config.energy_weight,
+            heads=self.eval_heads,
+            head_weights={name: self.head_weights[name] for name in self.train_heads},
+        )
         cut_short = False
         bar = tqdm(
             self.train_loader,
@@ -709,7 +799,16 @@ class Trainer:
         for i, batch in enumerate(bar):
             batch, energy, forces, loss = self._train_step(batch)
             if batch is not None:  # None: this rank's slice of the global batch was empty
-                acc.update(energy, batch.energy, batch.batch, forces, batch.force if forces is not None else None)
+                outputs, targets = self._step_heads
+                acc.update(
+                    energy,
+                    batch.energy,
+                    batch.batch,
+                    forces,
+                    batch.force if forces is not None else None,
+                    head_outputs=outputs,
+                    head_targets=targets,
+                )
             # data-parallel: the loss of the whole global batch (all-reduced), so all ranks stop together
             watch.add(distributed.global_batch_loss(loss, self.dist))
             if i % NON_FINITE_CHECK_EVERY == 0:  # the one read of the device in these steps
@@ -752,13 +851,13 @@ class Trainer:
         an epoch a killed run did not checkpoint); later calls append the newest row."""
         if self._log_synced and self.log_path.exists():
             with open(self.log_path, "a", newline="") as handle:
-                csv.DictWriter(handle, fieldnames=LOG_COLUMNS, extrasaction="ignore").writerow(
+                csv.DictWriter(handle, fieldnames=self.log_columns, extrasaction="ignore").writerow(
                     self._log_row(self.history[-1])
                 )
             return
 
         def write(handle) -> None:
-            writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(handle, fieldnames=self.log_columns, extrasaction="ignore")
             writer.writeheader()
             for row in self.history:
                 writer.writerow(self._log_row(row))
@@ -807,6 +906,11 @@ class Trainer:
         """Turn ``batching='auto'`` into the faster of sparse and dense for this data, measured on a
         few training batches (unshuffled, so the seeded random streams are untouched), and log it."""
         if self.batching != "auto":
+            return
+        if extra_head_kinds(self.model):  # extra heads are computed on sparse batches only
+            self.batching = "sparse"
+            if self.dist.is_main:
+                print("batching auto: the model has extra heads -> using sparse")
             return
         sample = DataLoader(self.train_loader.dataset, batch_size=self.config.batch_size, shuffle=False)
         timings = measure_batching(self.model, sample, with_forces=self.train_forces)
@@ -878,6 +982,8 @@ class Trainer:
                     device=self.device,
                     batching=self.batching,
                     energy_weight=self.config.energy_weight,
+                    heads=self.eval_heads,
+                    head_weights={name: self.head_weights[name] for name in self.train_heads},
                 ),
                 self.dist,
             ).compute()
@@ -919,6 +1025,15 @@ class Trainer:
                     "best_val_loss": self.best_val_loss,
                     "epoch_s": last_epoch_s,
                     "elapsed_s": self.elapsed_s,
+                    **{
+                        column: value
+                        for name in self.eval_heads
+                        for column, value in (
+                            (f"train_{name}_mae", train[f"{name}_mae"]),
+                            (f"val_{name}_mae", val[f"{name}_mae"]),
+                            (f"val_{name}_rmse", val[f"{name}_rmse"]),
+                        )
+                    },
                 }
             )
             if improved and main:
@@ -929,7 +1044,14 @@ class Trainer:
                 self.save_checkpoint()
                 self._write_log()
                 if self.tensorboard is not None:
-                    self.tensorboard.epoch(self.history[-1], train, self.config.rho, self.config.energy_weight)
+                    self.tensorboard.epoch(
+                        self.history[-1],
+                        train,
+                        self.config.rho,
+                        self.config.energy_weight,
+                        heads={name: self.head_weights[name] for name in self.eval_heads},
+                        kinds=self.eval_heads,
+                    )
             if self.config.prints_epochs and main:
                 tqdm.write(self._epoch_line(train, val, improved))
             if cut_short:
