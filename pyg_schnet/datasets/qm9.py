@@ -13,21 +13,33 @@ Raw files (figshare collection 978904), all in ``root/raw``:
   are dropped, leaving 130,831 molecules.
 
 Both text files are parsed by content (element symbols, integer ids), not by line numbers.
+
+Training targets (:data:`QM9_TARGETS`, ``QM9(root, target=name)``): the 12 properties the SchNet papers
+and SchNetPack train, each with the unit the model trains in, the unit the literature reports its MAE
+in, the head its physics needs (``kind``: a sum of atom contributions, their mean, or the dipole of
+latent charges) and, for the sums QM9 publishes atom references for, the column of ``atomref.txt``.
+The processed file holds all 15 raw columns in the raw units whatever the target; a target is picked
+(and converted) when an example is read, so one processed file serves every target and never serves a
+column it was not asked for.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import re
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from ase import units as _ase_units
 from ase.data import atomic_numbers as _ase_atomic_numbers
 from torch import Tensor
+from torch_geometric.data import Data
 
 from pyg_schnet.datasets.base import (
     AtomsDataset,
@@ -37,7 +49,7 @@ from pyg_schnet.datasets.base import (
     RemoteFile,
     open_tar_stream,
 )
-from pyg_schnet.io.units import HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL
+from pyg_schnet.io.units import EV_TO_KCAL_PER_MOL, HARTREE_TO_EV, HARTREE_TO_KCAL_PER_MOL
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -89,6 +101,169 @@ TARGET_UNITS: Tuple[str, ...] = (
 #: Columns of atomref.txt after the element symbol, in the file's order.
 ATOMREF_NAMES: Tuple[str, ...] = ("zpve", "U0", "U", "H", "G", "Cv")
 ATOMREF_ELEMENTS: Tuple[str, ...] = ("H", "C", "N", "O", "F")
+
+#: The output kinds a QM9 target asks of the model (``SchNetConfig.output``): ``"extensive"`` sums atom
+#: contributions, ``"intensive"`` averages them, ``"dipole_moment"`` is the norm of the dipole of latent
+#: atomic charges that sum to the molecule's charge (zero for QM9).
+TARGET_KINDS: Tuple[str, ...] = ("extensive", "intensive", "dipole_moment")
+
+#: 1 Debye in e*Angstrom (about 0.2081943), from :mod:`ase.units` (whose charge unit is e and length
+#: unit Angstrom).
+DEBYE_TO_E_ANGSTROM: float = float(_ase_units.Debye)
+
+
+@dataclass(frozen=True)
+class Qm9Target:
+    r"""One QM9 training target: where it is in the raw file and how it is trained and reported.
+
+    A raw value :math:`v` (column :attr:`column` of ``y``, in :attr:`raw_unit`) becomes the training
+    target ``data.energy`` :math:`= c\, v` with :math:`c` = :attr:`factor`, in :attr:`unit`; a test MAE in
+    :attr:`unit` times :attr:`literature_factor` is the MAE in :attr:`literature_unit`, the unit in which
+    the SchNet papers and their successors report it.
+
+    Attributes:
+        name: the target's name (``"homo"``), as in :data:`TARGET_NAMES`.
+        column: its column of ``y`` (0 .. 14).
+        description: what it is.
+        raw_unit: the unit of the raw file (and of ``y``).
+        unit: the unit the model trains in (``data.energy``); for energies an :mod:`ase.units` name.
+        factor: raw unit -> :attr:`unit`.
+        literature_unit: the unit of the published MAEs.
+        literature_factor: :attr:`unit` -> :attr:`literature_unit`.
+        kind: the head it needs, one of :data:`TARGET_KINDS`.
+        atomref: the ``atomref.txt`` column of its per-element references (``None``: QM9 publishes none).
+        is_energy: whether it is an energy (its :attr:`unit` is then the data set's ``energy_unit``).
+    """
+
+    name: str
+    column: int
+    description: str
+    raw_unit: str
+    unit: str
+    factor: float
+    literature_unit: str
+    literature_factor: float
+    kind: str
+    atomref: Optional[str]
+    is_energy: bool
+
+    def as_dict(self) -> Dict[str, object]:
+        """A JSON-ready record (``results.json``)."""
+        return {
+            "name": self.name,
+            "column": self.column,
+            "description": self.description,
+            "raw_unit": self.raw_unit,
+            "unit": self.unit,
+            "factor": self.factor,
+            "literature_unit": self.literature_unit,
+            "literature_factor": self.literature_factor,
+            "kind": self.kind,
+            "atomref": self.atomref,
+        }
+
+
+def _targets() -> Dict[str, Qm9Target]:
+    kcal = "kcal/mol"
+    from_kcal_to_ev = 1.0 / EV_TO_KCAL_PER_MOL
+    rows = [
+        # name, description, unit, raw -> unit, literature unit, unit -> literature, kind, atomref, energy
+        (
+            "mu",
+            "dipole moment",
+            "e*Angstrom",
+            DEBYE_TO_E_ANGSTROM,
+            "Debye",
+            1.0 / DEBYE_TO_E_ANGSTROM,
+            "dipole_moment",
+            None,
+            False,
+        ),
+        ("alpha", "isotropic polarizability", "Bohr^3", 1.0, "Bohr^3", 1.0, "extensive", None, False),
+        ("homo", "HOMO energy", "eV", HARTREE_TO_EV, "eV", 1.0, "intensive", None, True),
+        ("lumo", "LUMO energy", "eV", HARTREE_TO_EV, "eV", 1.0, "intensive", None, True),
+        ("gap", "HOMO-LUMO gap", "eV", HARTREE_TO_EV, "eV", 1.0, "intensive", None, True),
+        ("r2", "electronic spatial extent", "Bohr^2", 1.0, "Bohr^2", 1.0, "extensive", None, False),
+        (
+            "zpve",
+            "zero-point vibrational energy",
+            kcal,
+            HARTREE_TO_KCAL_PER_MOL,
+            "eV",
+            from_kcal_to_ev,
+            "extensive",
+            "zpve",
+            True,
+        ),
+        ("U0", "internal energy at 0 K", kcal, HARTREE_TO_KCAL_PER_MOL, "eV", from_kcal_to_ev, "extensive", "U0", True),
+        (
+            "U",
+            "internal energy at 298.15 K",
+            kcal,
+            HARTREE_TO_KCAL_PER_MOL,
+            "eV",
+            from_kcal_to_ev,
+            "extensive",
+            "U",
+            True,
+        ),
+        ("H", "enthalpy at 298.15 K", kcal, HARTREE_TO_KCAL_PER_MOL, "eV", from_kcal_to_ev, "extensive", "H", True),
+        ("G", "free energy at 298.15 K", kcal, HARTREE_TO_KCAL_PER_MOL, "eV", from_kcal_to_ev, "extensive", "G", True),
+        ("Cv", "heat capacity at 298.15 K", "cal/(mol K)", 1.0, "cal/(mol K)", 1.0, "extensive", "Cv", False),
+    ]
+    out = {}
+    for name, description, unit, factor, lit_unit, lit_factor, kind, atomref, energy in rows:
+        column = TARGET_NAMES.index(name)
+        out[name] = Qm9Target(
+            name, column, description, TARGET_UNITS[column], unit, factor, lit_unit, lit_factor, kind, atomref, energy
+        )
+    return out
+
+
+#: The 12 training targets by name, in the order of the SchNet papers' tables (the raw file's order
+#: without the rotational constants A, B, C).
+QM9_TARGETS: Dict[str, Qm9Target] = _targets()
+
+
+def qm9_target(name: str) -> Qm9Target:
+    """The :class:`Qm9Target` called ``name`` (case-sensitive, as the papers spell it: ``"U0"``, ``"Cv"``).
+
+    Raises:
+        ValueError: an unknown name, listing the 12 targets (and saying why A, B, C are not among them).
+    """
+    target = QM9_TARGETS.get(name) if isinstance(name, str) else None
+    if target is None:
+        hint = ""
+        if isinstance(name, str):
+            folded = [t for t in QM9_TARGETS if t.lower() == name.lower()]
+            if folded:
+                hint = f" (did you mean {folded[0]!r}? names are case-sensitive)"
+            elif name in ("A", "B", "C"):
+                hint = " (the rotational constants A, B, C are in QM9.y but are not a training target)"
+        raise ValueError(f"unknown QM9 target {name!r}{hint}; the 12 targets are {', '.join(QM9_TARGETS)}")
+    return target
+
+
+class SelectTarget:
+    """``data.energy`` (``[1]`` float64) := column :attr:`Qm9Target.column` of ``data.y`` times
+    :attr:`Qm9Target.factor`, the target in the unit the model trains in. Returns a shallow copy; ``y``
+    stays as it is (all 15 raw columns, raw units)."""
+
+    def __init__(self, target: Qm9Target) -> None:
+        self.target = target
+
+    def __call__(self, data: Data) -> Data:
+        y = getattr(data, "y", None)
+        if y is None or y.dim() != 2 or y.size(-1) != len(TARGET_NAMES):
+            shape = None if y is None else tuple(y.shape)
+            raise ValueError(f"QM9 target {self.target.name!r}: expected data.y of shape [1, 15], got {shape}")
+        out = copy.copy(data)
+        out.energy = y[:, self.target.column].to(torch.float64) * self.target.factor
+        return out
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.target.name!r}, factor={self.target.factor!r})"
+
 
 _ELEMENTS: Dict[str, int] = {s: z for s, z in _ase_atomic_numbers.items() if z > 0}
 _MEMBER_ID = re.compile(r"dsgdb9nsd_(\d+)\.xyz$")
@@ -349,7 +524,30 @@ class QM9(AtomsDataset):
       Cv      heat capacity, 298.15 K    cal/(mol K)
       ======  =========================  ============
 
-    * ``idx`` ``[1]`` long -- the gdb id (1-based, as in the file names).
+    * ``idx`` ``[1]`` long -- the gdb id (1-based, as in the file names);
+    * ``energy`` ``[1]`` float64 -- with ``target=``: that target in the unit the model trains in
+      (:class:`Qm9Target`), read from ``y`` when the example is read:
+
+      ======  =============  ============  ==============  =============  ==========
+      target  kind           trains in     MAE reported    atom refs      raw -> train
+      ======  =============  ============  ==============  =============  ==========
+      mu      dipole_moment  e*Angstrom    Debye           --             x 0.2081943
+      alpha   extensive      Bohr^3        Bohr^3          --             x 1
+      homo    intensive      eV            eV              --             x 27.2114
+      lumo    intensive      eV            eV              --             x 27.2114
+      gap     intensive      eV            eV              --             x 27.2114
+      r2      extensive      Bohr^2        Bohr^2          --             x 1
+      zpve    extensive      kcal/mol      eV              zpve (zeros)   x 627.5095
+      U0      extensive      kcal/mol      eV              U0             x 627.5095
+      U       extensive      kcal/mol      eV              U              x 627.5095
+      H       extensive      kcal/mol      eV              H              x 627.5095
+      G       extensive      kcal/mol      eV              G              x 627.5095
+      Cv      extensive      cal/(mol K)   cal/(mol K)     Cv (2.981)     x 1
+      ======  =============  ============  ==============  =============  ==========
+
+      The energies U0, U, H, G and zpve train in kcal/mol as the paper's Table 1 does; the orbital
+      energies in eV; mu in e*Angstrom, the unit of a dipole of charges (e) at positions (Angstrom),
+      1 D = ``ase.units.Debye`` e*Angstrom. All factors come from :mod:`ase.units`.
 
     The 3,054 molecules of ``uncharacterized.txt`` are dropped (by id); nothing else is.
     :meth:`atomref` gives the per-element reference energies (zpve, U0, U, H, G, Cv) of
@@ -360,6 +558,17 @@ class QM9(AtomsDataset):
     Args:
         root: folder with ``raw/dsgdb9nsd.xyz.tar.bz2``, ``raw/atomref.txt`` and
             ``raw/uncharacterized.txt`` (downloaded from figshare when missing).
+        target: one of the 12 training targets (:data:`QM9_TARGETS`), or ``None`` (``y`` only). It sets
+            :attr:`target`, :attr:`target_kind` (the model's ``output`` it needs), :attr:`target_unit` and,
+            for energies, :attr:`energy_unit`; an unknown name raises :class:`ValueError` listing the 12
+            before any file is read.
+
+    Attributes:
+        target: the :class:`Qm9Target` (``None`` without ``target=``).
+        target_kind: ``"extensive"``, ``"intensive"`` or ``"dipole_moment"``.
+        target_unit: the unit of ``data.energy`` (``""`` without a target).
+        energy_unit: the same for an energy target, ``""`` for the others (mu, alpha, r2, Cv are no
+            energies: nothing converts them as one), ``"Hartree"`` (the raw ``y``) without a target.
     """
 
     target_names: Tuple[str, ...] = TARGET_NAMES
@@ -377,9 +586,22 @@ class QM9(AtomsDataset):
         pre_filter: Optional[Callable] = None,
         force_reload: bool = False,
         log: bool = True,
+        *,
+        target: Optional[str] = None,
     ) -> None:
+        self.target: Optional[Qm9Target] = None if target is None else qm9_target(target)
+        self.target_kind: str = "extensive" if self.target is None else self.target.kind
+        self.target_unit: str = "" if self.target is None else self.target.unit
+        if self.target is not None:
+            self.energy_unit = self.target.unit if self.target.is_energy else ""
+        self._select = None if self.target is None else SelectTarget(self.target)
         self._counts: Dict[str, object] = {}
         super().__init__(root, transform, pre_transform, pre_filter, force_reload=force_reload, log=log)
+
+    def get(self, idx: int) -> Data:
+        """Example ``idx``; with a target, ``energy`` is added (:class:`SelectTarget`) before ``transform``."""
+        data = super().get(idx)
+        return data if self._select is None else self._select(data)
 
     @property
     def raw_file_names(self) -> List[str]:
@@ -430,6 +652,14 @@ class QM9(AtomsDataset):
         for symbol, values in rows.items():
             out[_ELEMENTS[symbol]] = values[name]
         return out
+
+    def target_atomref(self) -> Optional[Tensor]:
+        """The per-element references of :attr:`target` in its training unit, ``[100]`` float64 indexed by
+        atomic number, for the extensive targets QM9 publishes them for (zpve, U0, U, H, G, Cv; the zpve
+        references are zeros); ``None`` for the others and without a target."""
+        if self.target is None or self.target.atomref is None:
+            return None
+        return self.atomref(self.target.atomref) * self.target.factor
 
     # ------------------------------------------------------------------------------------
     def verify_download(self, remote: RemoteFile, path: Path) -> None:
@@ -506,4 +736,5 @@ class QM9(AtomsDataset):
         return dict(self._counts)
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({len(self)})"
+        target = "" if self.target is None else f", target={self.target.name!r}"
+        return f"{self.__class__.__name__}({len(self)}{target})"

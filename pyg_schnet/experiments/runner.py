@@ -354,9 +354,11 @@ def _fmt(value: Optional[float]) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
-def comparison_line(label: str, test: Mapping[str, float], paper: Mapping[str, Optional[float]]) -> str:
-    """One line: our test MAEs beside the paper's (and GDML's / the mean predictor's) for the same row."""
-    parts = [f"{label}: energy MAE {_fmt(test.get('energy_mae'))} kcal/mol (paper {_fmt(paper.get('energy_mae'))}"]
+def comparison_line(
+    label: str, test: Mapping[str, float], paper: Mapping[str, Optional[float]], unit: str = "kcal/mol"
+) -> str:
+    """One line: our test MAEs (in ``unit``) beside the paper's (and GDML's / the mean predictor's) for the same row."""
+    parts = [f"{label}: energy MAE {_fmt(test.get('energy_mae'))} {unit} (paper {_fmt(paper.get('energy_mae'))}"]
     if paper.get("gdml_energy_mae") is not None:
         parts[-1] += f", GDML {_fmt(paper['gdml_energy_mae'])}"
     if paper.get("mean_predictor_energy_mae") is not None:
@@ -364,7 +366,7 @@ def comparison_line(label: str, test: Mapping[str, float], paper: Mapping[str, O
     parts[-1] += ")"
     force = test.get("force_mae")
     if force is not None and math.isfinite(force):
-        line = f"force MAE {_fmt(force)} kcal/mol/Å (paper {_fmt(paper.get('force_mae'))}"
+        line = f"force MAE {_fmt(force)} {unit}/Å (paper {_fmt(paper.get('force_mae'))}"
         if paper.get("gdml_force_mae") is not None:
             line += f", GDML {_fmt(paper['gdml_force_mae'])}"
         if paper.get("mean_predictor_force_mae") is not None:
@@ -389,6 +391,8 @@ def run_experiment(
     atomref: Optional[Tensor] = None,
     extra: Optional[Mapping[str, Any]] = None,
     command: Optional[Sequence[str]] = None,
+    units: str = "kcal/mol",
+    model_options: Optional[Mapping[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Trains, tests and writes the results of one benchmark row (see the module docstring).
 
@@ -397,7 +401,7 @@ def run_experiment(
         benchmark: ``'md17'``, ``'qm9'``, ``'iso17'`` or ``'demo'``.
         label: human-readable row, e.g. ``'MD17 ethanol, N = 1,000, energy + forces'``.
         rho: force weight of Eq. 5.
-        train_set, val_set: data sets whose examples carry ``energy`` (kcal/mol) and ``force``.
+        train_set, val_set: data sets whose examples carry ``energy`` (in ``units``) and ``force``.
         test_sets: name -> data set; with one entry, ``results['test']`` holds its errors directly,
             with several, ``results['test'][name]``.
         split: a :class:`pyg_schnet.datasets.SplitIndices` (saved as ``split.npz``).
@@ -406,6 +410,11 @@ def run_experiment(
         atomref: per-element reference energies ``[max_z]`` in kcal/mol (QM9) or ``None``.
         extra: more fields for ``results.json``.
         command: the command line to record (default ``sys.argv``).
+        units: the unit of the training targets ``data.energy`` (kcal/mol in the paper's protocols; a QM9
+            target's own, e.g. ``"eV"`` for HOMO or ``"e*Angstrom"`` for the dipole moment), recorded as the
+            model's unit and in ``results.json``; ``atomref`` is in it too.
+        model_options: more :class:`~pyg_schnet.models.config.SchNetConfig` fields for the model, e.g.
+            ``{"output": "intensive"}`` (after the command line's size overrides).
 
     Returns:
         the dict written to ``results.json``.
@@ -428,11 +437,11 @@ def run_experiment(
             if removed:
                 say(f"--overwrite: removed the earlier run's {', '.join(path.name for path in removed)} from {out}")
         seed_everything(args.seed)
-        model = SchNet.from_paper(**model_overrides(args))
+        model = SchNet.from_paper(**{**model_overrides(args), **dict(model_options or {})})
         mean, std = standardize_model(model, train_set, atomref)
         split_dict = {"train": split.train, "val": split.val, "test": split.test}
         # the protocols train in kcal/mol; a data set that says otherwise is refused by the trainer
-        trainer = Trainer(model, train_set, val_set, out, config, split=split_dict, units="kcal/mol")
+        trainer = Trainer(model, train_set, val_set, out, config, split=split_dict, units=units)
         out.mkdir(parents=True, exist_ok=True)
         if info.is_main:
             split.save(out / "split.npz")
@@ -497,8 +506,13 @@ def run_experiment(
                 "mean_per_atom": mean,
                 "std_per_atom": std,
                 "atomref": atomref is not None,
-                "unit": "kcal/mol",
+                "unit": units,
+                # per atom for an extensive output, per structure for an intensive one, a charge scale (e)
+                # for a dipole moment (pyg_schnet.train.standardize)
+                "output": best.settings.output,
             },
+            # every output of the model by name and kind, and the loss weights of the extra heads
+            "heads": {"kinds": dict(best.head_kinds), "weights": dict(trainer.head_weights)},
             "training": {
                 "epochs": fit.epochs,
                 "steps": fit.steps,
@@ -510,7 +524,12 @@ def run_experiment(
                 "resumed_from_epoch": fit.resumed_from_epoch,
             },
             "test": next(iter(tests.values())) if single else tests,
-            "units": {"energy": "kcal/mol", "force": "kcal/mol/Angstrom"},
+            "units": {
+                "energy": units,
+                "force": f"{units}/Angstrom",
+                # dipole outputs are e*Angstrom whatever the energy unit (pyg_schnet.nn.dipole)
+                **({"dipole": "e*Angstrom"} if any(k.startswith("dipole") for k in best.head_kinds.values()) else {}),
+            },
             "paper": next(iter(paper.values()), {}) if single else dict(paper),
             "wall_time_s": time.monotonic() - started,
             "device": describe_device(config.device),
@@ -538,7 +557,7 @@ def run_experiment(
         write_json(results, out / "results.json")
 
         for name, metrics in tests.items():
-            print(comparison_line(label if single else f"{label} [{name}]", metrics, paper.get(name, {})))
+            print(comparison_line(label if single else f"{label} [{name}]", metrics, paper.get(name, {}), units))
         written = results["files"]
         print(
             f"results: {out / 'results.json'}; "
