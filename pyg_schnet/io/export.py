@@ -120,6 +120,8 @@ EXPRESSED_CONFIG: Dict[str, Any] = {
     "output_hidden": None,
     "max_num_neighbors": None,
     "filter_activation": None,
+    "rbf_linspace_dtype": None,
+    "head_activation": "shifted_softplus",
     "output": "extensive",
     "extra_heads": None,
 }

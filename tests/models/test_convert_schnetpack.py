@@ -140,6 +140,14 @@ def test_scale_property_of_energy_and_forces_folds_into_std() -> None:
     compare(model, ours, 5.0, "scaled")
 
 
+def test_schnetpack_default_silu_head_converts_exactly() -> None:
+    """SchNetPack 2's Atomwise default activation is SiLU: the converted head has head_activation='silu'."""
+    model = spk_model(mean=-0.5, atomrefs=True, head_activation=torch.nn.functional.silu)
+    ours = from_schnetpack(model, energy_unit="eV")
+    assert ours.settings.head_activation == "silu"
+    compare(model, ours, 5.0, "silu head")
+
+
 def test_saved_file_round_trip_through_the_command(tmp_path) -> None:
     from pyg_schnet.experiments.convert_command import main
 
@@ -156,8 +164,8 @@ def test_saved_file_round_trip_through_the_command(tmp_path) -> None:
 
 
 def test_refusals_name_the_part() -> None:
-    with pytest.raises(NotConvertibleError, match="activation SiLU \\(SchNetPack's default for Atomwise heads\\)"):
-        from_schnetpack(spk_model(head_activation=torch.nn.functional.silu), energy_unit="eV")
+    with pytest.raises(NotConvertibleError, match="Atomwise.outnet\\[0\\] has activation .*tanh; ours is the shifted"):
+        from_schnetpack(spk_model(head_activation=torch.tanh), energy_unit="eV")
     with pytest.raises(NotConvertibleError, match="the Atomwise network has 3 layers; ours has one hidden layer"):
         from_schnetpack(spk_model(n_layers=3), energy_unit="eV")
     model = spk_model()

@@ -79,3 +79,33 @@ def test_a_config_without_the_field_is_the_paper_and_a_non_bool_is_refused() -> 
     assert SchNetConfig.from_dict(options).filter_activation is True
     with pytest.raises(TypeError, match="filter_activation must be True or False, got 'no'"):
         SchNetConfig(filter_activation="no")  # type: ignore[arg-type]
+
+
+def test_silu_head_computes_silu_and_the_fast_paths_step_aside(tmp_path, molecules) -> None:
+    """``head_activation="silu"`` (SchNetPack 2's default head): the head is W2 silu(W1 x + b1) + b2; the
+    MD evaluator and the exporter, which compute the paper's head, say so instead of computing it."""
+    from pyg_schnet.io.export import export_model
+    from pyg_schnet.simulation.ase import SchNetCalculator
+
+    model = model_of(head_activation="silu", cutoff=4.0)
+    model.units = {"energy": "eV", "length": "Angstrom"}
+    z, pos = molecules[1]
+    x = model.representation(z, pos, torch.zeros_like(z))
+    head = model.head
+    expected = head.std * head.output_layer(torch.nn.functional.silu(head.hidden_layer(x))).squeeze(-1)
+    expected = (expected + head.mean + head.atomref[z]).sum()
+    torch.testing.assert_close(model(z, pos)[0], expected, rtol=1e-12, atol=0)
+    assert "ShiftedSoftplus" in (supports(model) or "")
+    save_model(model, tmp_path / "model.pt")
+    assert load_model(tmp_path / "model.pt").settings.head_activation == "silu"
+    from ase import Atoms
+
+    atoms = Atoms(numbers=z.numpy(), positions=pos.numpy())
+    with pytest.warns(UserWarning):  # the calculator falls back to autograd, and says why
+        atoms.calc = SchNetCalculator(model, dtype=torch.float64, method="exact")
+        energy = atoms.get_potential_energy()
+    assert energy == pytest.approx(float(model(z, pos)[0]), rel=1e-12)
+    with pytest.raises(Exception, match="head_activation"):
+        export_model(model, tmp_path / "model.pt2")
+    with pytest.raises(ValueError, match="head_activation must be 'shifted_softplus' or 'silu', got 'relu'"):
+        SchNetConfig(head_activation="relu")

@@ -17,13 +17,13 @@ whose input modules are ``PairwiseDistances`` (and optionally ``Strain``), whose
   network ``Dense(act), Dense`` -> our block with ``filter_activation=False``; ``in2f`` has no bias;
   shared interactions (``shared_interactions=True``) become equal copies in each block;
 - ``Atomwise`` with one hidden layer ``Dense(F, H, act), Dense(H, 1)`` -> our head with
-  ``output_hidden = H``; post-processing :math:`E \to s E + \sum_i (\mu + E^{\text{ref}}_{Z_i})` ->
+  ``output_hidden = H`` (and ``head_activation="silu"`` for SchNetPack's default SiLU ``act``);
+  post-processing :math:`E \to s E + \sum_i (\mu + E^{\text{ref}}_{Z_i})` ->
   ``std = s``, ``mean = mu``, ``atomref``.
 
-Every activation must be SchNetPack's shifted softplus (the function ``shifted_softplus``, or its
+Every other activation must be SchNetPack's shifted softplus (the function ``shifted_softplus``, or its
 ``ShiftedSoftplus`` module with :math:`\alpha = \beta = 1`), which is ours. Refused
-(:class:`~pyg_schnet.models.convert.common.NotConvertibleError`), each naming the part: SchNetPack's
-default head activation SiLU (``Atomwise(..., activation=F.silu)``; our head has a shifted softplus),
+(:class:`~pyg_schnet.models.convert.common.NotConvertibleError`), each naming the part:
 a head with other than one hidden layer, electronic embeddings, another nuclear embedding, radial
 basis or cutoff function, trained (non-uniform) Gaussian centres or unequal widths, an averaged
 (``aggregation_mode="avg"``) or per-atom-only output, other output modules or post-processors,
@@ -105,19 +105,21 @@ def _name(activation: Any) -> str:
     return f"{getattr(activation, '__module__', '')}.{getattr(activation, '__name__', repr(activation))}"
 
 
-def _dense(layer: Any, spk: ModuleType, where: str, activated: bool) -> Tuple[Tensor, Optional[Tensor]]:
+def _is_silu(activation: Any) -> bool:
+    """Whether ``activation`` is SiLU (SchNetPack 2's default ``Atomwise`` activation)."""
+    return activation is torch.nn.functional.silu or type(activation) is nn.SiLU
+
+
+def _dense(
+    layer: Any, spk: ModuleType, where: str, activated: bool, silu: bool = False
+) -> Tuple[Tensor, Optional[Tensor]]:
     """Weight and bias of a SchNetPack ``Dense`` layer, checking its activation (the shifted softplus
-    when ``activated``, none otherwise)."""
+    when ``activated``, or SiLU where ``silu`` allows it; none otherwise)."""
     require(type(layer) is spk.nn.Dense, f"{where} is a {type(layer).__name__}, not schnetpack.nn.Dense")
     activation = layer.activation
     if activated:
-        if activation is torch.nn.functional.silu or type(activation) is nn.SiLU:
-            require(
-                False,
-                f"{where} has activation SiLU (SchNetPack's default for Atomwise heads): our head has a shifted "
-                "softplus, so this model is not convertible exactly; a head built with "
-                "Atomwise(..., activation=schnetpack.nn.shifted_softplus) is",
-            )
+        if silu and _is_silu(activation):
+            return layer.weight, layer.bias
         require(
             _is_shifted_softplus(activation, spk),
             f"{where} has activation {_name(activation)}; ours is the shifted softplus",
@@ -273,7 +275,8 @@ def from_schnetpack(model: nn.Module, *, energy_unit: str, dtype: Optional[torch
         f"the Atomwise network has {len(outnet) if isinstance(outnet, nn.Sequential) else '?'} layers; ours has "
         "one hidden layer (Atomwise(..., n_layers=2))",
     )
-    head_hidden = _dense(outnet[0], spk, "Atomwise.outnet[0]", activated=True)
+    silu_head = _is_silu(outnet[0].activation) if type(outnet[0]) is spk.nn.Dense else False
+    head_hidden = _dense(outnet[0], spk, "Atomwise.outnet[0]", activated=True, silu=True)
     head_out = _dense(outnet[1], spk, "Atomwise.outnet[1]", activated=False)
     blocks = list(rep.interactions)
     config = dict(
@@ -288,6 +291,7 @@ def from_schnetpack(model: nn.Module, *, energy_unit: str, dtype: Optional[torch
         max_z=rep.embedding.num_embeddings,
         output_hidden=int(head_hidden[0].shape[0]),
         filter_activation=False,
+        **({"head_activation": "silu"} if silu_head else {}),
         **centre_options(rbf.offsets, grid["rbf_start"], grid["rbf_stop"], int(grid["num_gaussians"])),
     )
     ours = new_model(config, dtype or module_dtype(rep, "SchNetPack representation"), energy_unit)
