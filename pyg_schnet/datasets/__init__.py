@@ -7,6 +7,7 @@ Example::
     split = ds.random_split(n_train=1000)          # 1,000 train, 1,000 validation, rest test
 """
 
+from pyg_schnet.datasets.ase_files import ASEDataset
 from pyg_schnet.datasets.base import (
     AtomsDataset,
     AtomsTable,
@@ -28,6 +29,7 @@ __all__ = [
     "MD17",
     "MD22",
     "ISO17",
+    "ASEDataset",
     "random_split",
     "SplitIndices",
     "ScaleUnits",

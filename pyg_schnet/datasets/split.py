@@ -13,8 +13,9 @@ and ``distinct=`` splits only the first copy of each frame.
 from __future__ import annotations
 
 import io
+import math
 import os
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -71,6 +72,41 @@ def _check_count(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
+
+
+def count_of(name: str, value: Union[int, float], num_examples: int) -> int:
+    """A size given as a count (an integer ``>= 0``) or as a fraction of ``num_examples`` (a float in
+    ``(0, 1]``, rounded down: ``0.8`` of 1,499 is 1,199) -> the count.
+
+    Raises:
+        ValueError: naming ``name``, for a negative count, a fraction outside ``(0, 1]``, a bool or a
+            non-number.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a count (800) or a fraction (0.8), got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        return _check_count(name, value)
+    if isinstance(value, (float, np.floating)):
+        if not 0.0 < float(value) <= 1.0:
+            raise ValueError(f"{name} must be a count (an integer) or a fraction in (0, 1], got {value!r}")
+        return int(math.floor(float(value) * num_examples))
+    raise ValueError(f"{name} must be a count (800) or a fraction (0.8), got {value!r}")
+
+
+def split_sizes(
+    num_examples: int,
+    n_train: Union[int, float],
+    n_val: Union[int, float],
+    n_test: Optional[Union[int, float]] = None,
+) -> Tuple[int, int, Optional[int]]:
+    """``(n_train, n_val, n_test)`` as counts for :func:`random_split`, each given as a count or a fraction
+    of ``num_examples`` (:func:`count_of`); ``n_test=None`` stays ``None`` (the rest). Whether they fit is
+    :func:`random_split`'s check."""
+    num_examples = _check_count("num_examples", num_examples)
+    train = count_of("n_train", n_train, num_examples)
+    val = count_of("n_val", n_val, num_examples)
+    test = None if n_test is None else count_of("n_test", n_test, num_examples)
+    return train, val, test
 
 
 def repeated_frames(z: Tensor, pos: Tensor, num_atoms: Tensor) -> Tensor:
