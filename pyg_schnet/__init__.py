@@ -15,4 +15,4 @@ from pyg_schnet.io.model_file import load_model, save_model
 from pyg_schnet.models import MDEvaluator, SchNet, SchNetConfig
 
 __all__ = ["MDEvaluator", "SchNet", "SchNetConfig", "load_model", "save_model"]
-__version__ = "0.4.0"
+__version__ = "0.4.1"

@@ -65,7 +65,7 @@ def package_modules() -> Set[str]:
 
 def test_help_loads_nothing_beyond_the_package_and_the_command(package_modules):
     out, loaded = _run(["--help"])
-    assert out.startswith("usage: pyg-schnet") and "{demo,evaluate,md,train}" in out
+    assert out.startswith("usage: pyg-schnet") and "{convert,demo,evaluate,export,md,train}" in out
     added = loaded - package_modules
     assert added <= {"pyg_schnet.cli", "pyg_schnet.__main__", "runpy"}, sorted(added)
 
