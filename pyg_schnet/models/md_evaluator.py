@@ -222,6 +222,21 @@ def supports(model: object) -> Optional[str]:
     return None
 
 
+def neighbour_guard_reason(model: SchNet, num_atoms: int) -> Optional[str]:
+    """Why :class:`MDEvaluator` must not evaluate ``model`` on a molecule of ``num_atoms`` atoms because of
+    the model's ``max_num_neighbors`` guard (``None``: it may). The evaluator does not count neighbours
+    (that would read the device every call), so it evaluates only molecules where no atom can have more
+    neighbours than the guard allows (``num_atoms - 1 <= max_num_neighbors``); the model itself raises
+    for an atom with more."""
+    guard = model.settings.max_num_neighbors
+    if guard is None or num_atoms - 1 <= guard:
+        return None
+    return (
+        f"the model's max_num_neighbors guard ({guard}) is checked by the model only, and an atom of this "
+        f"{num_atoms}-atom molecule could have more neighbours"
+    )
+
+
 @dataclass(frozen=True)
 class _FoldedBlock:
     """One block's weights as the evaluator multiplies them: transposed for the forward pass, as
@@ -304,7 +319,7 @@ class MDEvaluator:
             raise ValueError(f"MDEvaluator: mode must be one of {_MODES}, got {mode!r}")
         if not isinstance(model, SchNet):
             raise TypeError(f"MDEvaluator needs a pyg_schnet SchNet, got {type(model).__name__}")
-        reason = supports(model)
+        reason = supports(model) or neighbour_guard_reason(model, int(torch.as_tensor(z).numel()))
         if reason is not None:
             raise ValueError(f"MDEvaluator cannot evaluate this model: {reason}; use model.energy_and_forces")
         if not (spacing > 0 and math.isfinite(spacing)):

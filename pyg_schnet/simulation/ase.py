@@ -55,7 +55,7 @@ from torch import nn
 from pyg_schnet.io.units import resolve_units, unit_value
 from pyg_schnet.models import compiled
 from pyg_schnet.models.domain import UNSEEN_ELEMENT_POLICIES, check_elements
-from pyg_schnet.models.md_evaluator import MDEvaluator, supports
+from pyg_schnet.models.md_evaluator import MDEvaluator, neighbour_guard_reason, supports
 from pyg_schnet.validation import check_positive_int
 
 ModelLike = Union[nn.Module, str, "os.PathLike[str]"]
@@ -305,7 +305,9 @@ class SchNetCalculator(Calculator):
         else:
             self._cell = self._pbc = None
         self._evaluator = None
-        if not self._periodic and self.method != "autograd" and self.fallback_reason is None:
+        # a molecule whose atoms could exceed the model's neighbour guard goes through the model, which checks it
+        guarded = neighbour_guard_reason(self.model, len(z)) is not None
+        if not self._periodic and self.method != "autograd" and self.fallback_reason is None and not guarded:
             self._evaluator = MDEvaluator(self.model, self._z, mode=self.method, dtype=self.dtype)
             if self.compile_mode is not None:
                 self._evaluator = compiled.compile_evaluator(self._evaluator, self.compile_mode)

@@ -64,7 +64,7 @@ from pyg_schnet.models.domain import (
     UnseenElementWarning,
     check_elements,
 )
-from pyg_schnet.models.md_evaluator import MDEvaluator, supports
+from pyg_schnet.models.md_evaluator import MDEvaluator, neighbour_guard_reason, supports
 from pyg_schnet.simulation.ase import _METHODS as METHODS
 from pyg_schnet.simulation.ase import SMALL_SYSTEM_ATOMS, AutogradFallbackWarning, cpu_threads
 
@@ -362,7 +362,11 @@ class SchNetPotentialImpl(MLPotentialImpl):
         model.requires_grad_(False)  # only d/dpos is needed
         if threads is None and device.type == "cpu" and len(indices) <= SMALL_SYSTEM_ATOMS:
             threads = 1
-        reason = supports(model) if method != "autograd" and not periodic else None
+        reason = (
+            supports(model) or neighbour_guard_reason(model, len(indices))
+            if method != "autograd" and not periodic
+            else None
+        )
         if reason is not None:
             warnings.warn(
                 f"{owner}: method={method!r} computes this molecule with the model's autograd path "
