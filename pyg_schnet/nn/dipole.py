@@ -23,17 +23,16 @@ Rotating the structure rotates :math:`\boldsymbol\mu` (the charges are invariant
 
 from __future__ import annotations
 
-from typing import Optional, cast
+from typing import Optional
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from pyg_schnet import backend
-from pyg_schnet.nn.activations import head_activation
-from pyg_schnet.nn.dense import Dense
+from pyg_schnet.nn.atomwise import AtomwiseHead
 
 
-class DipoleMoment(nn.Module):
+class DipoleMoment(AtomwiseHead):
     r"""Latent-charge dipole head (module docstring):
     :math:`\tilde q_i = \sigma\,(W_2\,\mathrm{ssp}(W_1 \mathbf x_i + b_1) + b_2)`.
 
@@ -49,9 +48,6 @@ class DipoleMoment(nn.Module):
         activation: the hidden layer's activation (:class:`~pyg_schnet.nn.AtomwiseEnergy`).
     """
 
-    mean: Tensor
-    std: Tensor
-
     def __init__(
         self,
         hidden_channels: int,
@@ -59,25 +55,8 @@ class DipoleMoment(nn.Module):
         magnitude: bool = True,
         activation: str = "shifted_softplus",
     ) -> None:
-        super().__init__()
+        super().__init__(hidden_channels, output_hidden, activation)
         self.magnitude = bool(magnitude)
-        self.net = nn.Sequential(
-            Dense(hidden_channels, output_hidden), head_activation(activation), Dense(output_hidden, 1)
-        )
-        self.register_buffer("mean", torch.zeros(()))
-        self.register_buffer("std", torch.ones(()))
-
-    @property
-    def hidden_layer(self) -> Dense:
-        return cast(Dense, self.net[0])
-
-    @property
-    def output_layer(self) -> Dense:
-        return cast(Dense, self.net[2])
-
-    def reset_parameters(self) -> None:
-        self.hidden_layer.reset_parameters()
-        self.output_layer.reset_parameters()
 
     @torch.no_grad()
     def set_standardization(self, mean: float, std: float, atomref: Optional[Tensor] = None) -> None:

@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Optional, cast
+from typing import Optional
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from pyg_schnet import backend
-from pyg_schnet.nn.activations import head_activation
-from pyg_schnet.nn.dense import Dense
+from pyg_schnet.nn.atomwise import AtomwiseHead
 
 
-class AtomwiseEnergy(nn.Module):
+class AtomwiseEnergy(AtomwiseHead):
     r"""Output head of SchNet (paper, Fig. 2 left): an atom-wise network maps each atom's features
     to a scalar :math:`y_i`, which is de-standardised and summed per molecule:
 
@@ -33,34 +32,13 @@ class AtomwiseEnergy(nn.Module):
             ``"silu"`` (SchNetPack 2's default head; models converted from it).
     """
 
-    mean: Tensor
-    std: Tensor
     atomref: Tensor
 
     def __init__(
         self, hidden_channels: int, output_hidden: int = 32, max_z: int = 100, activation: str = "shifted_softplus"
     ) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            Dense(hidden_channels, output_hidden), head_activation(activation), Dense(output_hidden, 1)
-        )
-        self.register_buffer("mean", torch.zeros(()))
-        self.register_buffer("std", torch.ones(()))
+        super().__init__(hidden_channels, output_hidden, activation)
         self.register_buffer("atomref", torch.zeros(max_z))
-
-    @property
-    def hidden_layer(self) -> Dense:
-        """The first dense layer of the output network, ``net[0]``."""
-        return cast(Dense, self.net[0])
-
-    @property
-    def output_layer(self) -> Dense:
-        """The last dense layer of the output network (to one number per atom), ``net[2]``."""
-        return cast(Dense, self.net[2])
-
-    def reset_parameters(self) -> None:
-        self.hidden_layer.reset_parameters()
-        self.output_layer.reset_parameters()
 
     @torch.no_grad()
     def set_standardization(self, mean: float, std: float, atomref: Optional[Tensor] = None) -> None:
