@@ -211,6 +211,7 @@ def train_config(args: argparse.Namespace, rho: float) -> TrainConfig:
         device=resolve_device(args.device, "--device"),
         progress=not (args.no_progress or getattr(args, "quiet", False)),
         epoch_lines=not getattr(args, "quiet", False),
+        stress_weight=getattr(args, "stress_weight", None) or 0.0,
     )
 
 
@@ -529,6 +530,7 @@ def run_experiment(
                 "force": f"{units}/Angstrom",
                 # dipole outputs are e*Angstrom whatever the energy unit (pyg_schnet.nn.dipole)
                 **({"dipole": "e*Angstrom"} if any(k.startswith("dipole") for k in best.head_kinds.values()) else {}),
+                **({"stress": f"{units}/Angstrom/Angstrom/Angstrom"} if config.stress_weight > 0 else {}),
             },
             "paper": next(iter(paper.values()), {}) if single else dict(paper),
             "wall_time_s": time.monotonic() - started,

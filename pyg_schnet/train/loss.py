@@ -1,8 +1,10 @@
 """The training loss of the paper (Eq. 5): energy error plus ``rho`` times the per-atom force error (plus
-the weighted squared errors of extra heads, :mod:`pyg_schnet.train.heads`)."""
+the weighted squared errors of extra heads, :mod:`pyg_schnet.train.heads`, and, for periodic structures
+with a reference stress, ``stress_weight`` times the mean squared error of the nine stress components)."""
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Optional
 
 import torch
@@ -23,6 +25,9 @@ def per_molecule_loss(
     head_outputs: Optional[Mapping[str, Tensor]] = None,
     head_targets: Optional[Mapping[str, Tensor]] = None,
     head_weights: Optional[Mapping[str, float]] = None,
+    stress_pred: Optional[Tensor] = None,
+    stress_true: Optional[Tensor] = None,
+    stress_weight: float = 0.0,
 ) -> Tensor:
     r"""Eq. 5 of the paper for every molecule of a batch, in float64:
 
@@ -39,6 +44,19 @@ def per_molecule_loss(
     is in (kcal/mol)^2 and ``rho`` in Angstrom^2. The paper uses ``rho = 0`` (energy only) and
     ``rho = 100`` (energy and forces).
 
+    Periodic structures with a reference stress can add a stress term (not in the paper) with the
+    weight :math:`w_\sigma` = ``stress_weight``:
+
+    .. math::
+        \ell_m \mathrel{+}= \frac{w_\sigma}{9} \sum_{\alpha, \beta = 1}^{3}
+            \left(\sigma_{m,\alpha\beta} - \hat\sigma_{m,\alpha\beta}\right)^2,
+        \qquad \hat\sigma_m = \frac{1}{V_m} \left.\frac{\partial \hat E_m}{\partial \varepsilon}\right|_{\varepsilon=0}
+
+    (the mean over the nine components of the 3 x 3 stress, so each off-diagonal pair counts twice;
+    :meth:`pyg_schnet.SchNet.energy_forces_stress` for :math:`\hat\sigma`, ASE's sign). The stress is
+    in the energy unit per Angstrom^3 (kcal/mol/Angstrom^3 when the energies are in kcal/mol), so
+    :math:`w_\sigma` is in Angstrom^6 whatever the energy unit, like ``rho`` in Angstrom^2; in float64.
+
     Args:
         energy_pred: predicted energy per molecule ``[G]``.
         energy_true: reference energy per molecule ``[G]`` (or ``[G, 1]``).
@@ -50,6 +68,9 @@ def per_molecule_loss(
         head_outputs, head_targets, head_weights: extra heads (:mod:`pyg_schnet.train.heads`): predicted
             and reference values by head name (``[G]``, or ``[G, 3]`` for dipoles) and the weights
             :math:`w_h`; each adds :math:`w_h \lVert y_h - \hat y_h \rVert^2` to its molecule's loss.
+        stress_pred, stress_true: predicted and reference stress ``[G, 3, 3]`` (energy unit /
+            Angstrom^3); required when ``stress_weight > 0``.
+        stress_weight: :math:`w_\sigma \ge 0` (Angstrom^6); ``0`` ignores the stress (it may be ``None``).
 
     Returns:
         ``[G]`` float64 loss of each molecule.
@@ -73,6 +94,10 @@ def per_molecule_loss(
         heads = head_loss(head_outputs, head_targets, head_weights)
         if heads is not None:
             loss = loss + heads
+    if stress_weight < 0 or not math.isfinite(stress_weight):
+        raise ValueError(f"stress_weight must be a finite number >= 0, got {stress_weight}")
+    if stress_weight > 0:
+        loss = loss + stress_weight * stress_squared_error(stress_pred, stress_true, energy_pred.numel())
     if rho == 0:
         return loss
     if force_pred is None or force_true is None:
@@ -92,6 +117,20 @@ def per_molecule_loss(
     return loss + rho * per_molecule / num_atoms
 
 
+def stress_squared_error(stress_pred: Optional[Tensor], stress_true: Optional[Tensor], num_graphs: int) -> Tensor:
+    r""":math:`\frac{1}{9} \sum_{\alpha\beta} (\sigma_{m,\alpha\beta} - \hat\sigma_{m,\alpha\beta})^2` of every
+    structure ``[G]`` in float64 (energy unit / Angstrom^3, squared); both stresses ``[G, 3, 3]``."""
+    if stress_pred is None or stress_true is None:
+        raise ValueError("a stress term (stress_weight > 0) needs predicted and reference stress; got None")
+    shape = (num_graphs, 3, 3)
+    if tuple(stress_pred.shape) != shape or tuple(stress_true.shape) != shape:
+        raise ValueError(
+            f"stress must both be [num_structures={num_graphs}, 3, 3]; got prediction {tuple(stress_pred.shape)} "
+            f"and reference {tuple(stress_true.shape)}"
+        )
+    return (stress_true.double() - stress_pred.double()).square().mean(dim=(1, 2))
+
+
 def energy_force_loss(
     energy_pred: Tensor,
     energy_true: Tensor,
@@ -104,8 +143,11 @@ def energy_force_loss(
     head_outputs: Optional[Mapping[str, Tensor]] = None,
     head_targets: Optional[Mapping[str, Tensor]] = None,
     head_weights: Optional[Mapping[str, float]] = None,
+    stress_pred: Optional[Tensor] = None,
+    stress_true: Optional[Tensor] = None,
+    stress_weight: float = 0.0,
 ) -> Tensor:
-    """Eq. 5 (with the extra heads' terms) averaged over the molecules of the batch (a float64 scalar);
+    """Eq. 5 (with the extra heads' and the stress terms) averaged over the molecules of the batch (a float64 scalar);
     see :func:`per_molecule_loss`."""
     return per_molecule_loss(
         energy_pred,
@@ -118,4 +160,7 @@ def energy_force_loss(
         head_outputs=head_outputs,
         head_targets=head_targets,
         head_weights=head_weights,
+        stress_pred=stress_pred,
+        stress_true=stress_true,
+        stress_weight=stress_weight,
     ).mean()

@@ -8,6 +8,10 @@ force errors. Sums run in float64.
 Extra heads (:mod:`pyg_schnet.train.heads`) add ``<name>_mae`` and ``<name>_rmse`` in their target's
 unit: over structures for scalar heads, over the Cartesian components for a ``"dipole"`` head, which
 also gets ``<name>_norm_mae``, the MAE of the norm (what QM9 benchmarks report for mu).
+
+Stress (periodic structures trained with ``TrainConfig.stress_weight > 0``): ``stress_mae`` and
+``stress_rmse`` over the nine components :math:`\\sigma_{\\alpha\\beta}` of every structure's 3 x 3 stress,
+in the energy unit per Angstrom^3 (kcal/mol/Angstrom^3 in the protocols; ASE's sign).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from torch import Tensor, nn
 from pyg_schnet.graph.pairs import HostLayout
 from pyg_schnet.train.heads import VECTOR_KINDS, head_target
 from pyg_schnet.train.loss import per_molecule_loss
-from pyg_schnet.train.predict import predict_outputs
+from pyg_schnet.train.predict import predict_outputs, predict_with_stress
 
 
 class ErrorAccumulator:
@@ -33,7 +37,9 @@ class ErrorAccumulator:
     the (detached, CPU, float64) predictions and targets are kept for parity plots.
     ``energy_weight`` weighs the energy term of the accumulated loss (:func:`per_molecule_loss`).
     ``heads`` (name -> kind) are extra heads whose errors are accumulated too, and ``head_weights``
-    their weights in the accumulated loss (a head not named there adds no loss term).
+    their weights in the accumulated loss (a head not named there adds no loss term). With ``stress``
+    the stress errors are accumulated too (``stress_weight`` weighs them in the loss,
+    :func:`~pyg_schnet.train.loss.per_molecule_loss`).
 
     Accumulators of disjoint shards of a data set combine exactly by adding their :meth:`totals`
     (what :mod:`pyg_schnet.train.distributed` all-reduces across processes).
@@ -49,8 +55,12 @@ class ErrorAccumulator:
         energy_weight: float = 1.0,
         heads: Optional[Mapping[str, str]] = None,
         head_weights: Optional[Mapping[str, float]] = None,
+        stress: bool = False,
+        stress_weight: float = 0.0,
     ) -> None:
         self.rho = float(rho)
+        self.stress = bool(stress)
+        self.stress_weight = float(stress_weight) if self.stress else 0.0
         self.energy_weight = float(energy_weight)
         self.keep_predictions = keep_predictions
         self.heads: Dict[str, str] = dict(heads or {})
@@ -69,14 +79,19 @@ class ErrorAccumulator:
         for name in self.heads:
             self.predictions[f"{name}_pred"] = []
             self.predictions[f"{name}_true"] = []
+        if self.stress:
+            self.predictions["stress_pred"] = []
+            self.predictions["stress_true"] = []
 
     @property
     def totals_names(self) -> Tuple[str, ...]:
         """The names of :meth:`totals`: :data:`TOTALS`, then per extra head ``<name>_abs``, ``<name>_sq``
-        (and ``<name>_norm_abs`` for a dipole)."""
+        (and ``<name>_norm_abs`` for a dipole), then ``stress_abs``, ``stress_sq`` when it tracks the stress."""
         names = list(self.TOTALS)
         for name, kind in self.heads.items():
             names += [f"{name}_abs", f"{name}_sq"] + ([f"{name}_norm_abs"] if kind in VECTOR_KINDS else [])
+        if self.stress:
+            names += ["stress_abs", "stress_sq"]
         return tuple(names)
 
     def _add(self, *terms: Tensor) -> None:
@@ -99,6 +114,8 @@ class ErrorAccumulator:
         *,
         head_outputs: Optional[Mapping[str, Tensor]] = None,
         head_targets: Optional[Mapping[str, Tensor]] = None,
+        stress_pred: Optional[Tensor] = None,
+        stress_true: Optional[Tensor] = None,
     ) -> None:
         energy_pred = energy_pred.detach().reshape(-1).double()
         energy_true = energy_true.detach().reshape(-1).double()
@@ -127,6 +144,14 @@ class ErrorAccumulator:
                 head_sums += [hdiff.abs().sum(), hdiff.square().sum()]
                 if kind in VECTOR_KINDS:
                     head_sums.append((pred.norm(dim=-1) - true.norm(dim=-1)).abs().sum())
+        stress_sums: List[Tensor] = []
+        if self.stress:
+            if stress_pred is None or stress_true is None:
+                raise ValueError("this accumulator tracks the stress: pass stress_pred and stress_true")
+            stress_pred = stress_pred.detach().double()
+            stress_true = stress_true.detach().double().reshape(stress_pred.shape)
+            sdiff = stress_pred - stress_true
+            stress_sums = [sdiff.abs().sum(), sdiff.square().sum()]
         loss = per_molecule_loss(
             energy_pred,
             energy_true,
@@ -138,8 +163,11 @@ class ErrorAccumulator:
             head_outputs=outputs,
             head_targets=targets,
             head_weights=self.head_weights,
+            stress_pred=stress_pred if self.stress else None,
+            stress_true=stress_true if self.stress else None,
+            stress_weight=self.stress_weight,
         ).sum()
-        self._add(diff.abs().sum(), diff.square().sum(), force_abs, force_sq, loss, *head_sums)
+        self._add(diff.abs().sum(), diff.square().sum(), force_abs, force_sq, loss, *head_sums, *stress_sums)
         if self.keep_predictions:
             self.predictions["energy_pred"].append(energy_pred.cpu())
             self.predictions["energy_true"].append(energy_true.cpu())
@@ -149,6 +177,10 @@ class ErrorAccumulator:
             for name in self.heads:
                 self.predictions[f"{name}_pred"].append(outputs[name].cpu())
                 self.predictions[f"{name}_true"].append(targets[name].cpu())
+            if self.stress:
+                assert stress_pred is not None and stress_true is not None
+                self.predictions["stress_pred"].append(stress_pred.cpu())
+                self.predictions["stress_true"].append(stress_true.cpu())
 
     def totals(self) -> Tensor:
         """The running sums as a float64 vector in the order of :attr:`totals_names` (counts are exact in
@@ -167,7 +199,8 @@ class ErrorAccumulator:
     def compute(self) -> Dict[str, float]:
         """``energy_mae``, ``energy_rmse``, ``force_mae``, ``force_rmse`` (NaN without forces),
         ``loss`` (mean Eq. 5 over molecules, with the heads' weighted terms), ``num_molecules``, and per
-        extra head ``<name>_mae``, ``<name>_rmse`` (``<name>_norm_mae`` for a dipole)."""
+        extra head ``<name>_mae``, ``<name>_rmse`` (``<name>_norm_mae`` for a dipole); with the stress
+        ``stress_mae``, ``stress_rmse`` (over the nine components of every structure)."""
         if self.num_molecules == 0:
             raise ValueError("no molecules were accumulated; is the data set or split empty?")
         n, c = self.num_molecules, self.num_components
@@ -188,6 +221,9 @@ class ErrorAccumulator:
             result[f"{name}_rmse"] = math.sqrt(next(rest) / count)
             if kind in VECTOR_KINDS:
                 result[f"{name}_norm_mae"] = next(rest) / n
+        if self.stress:
+            result["stress_mae"] = next(rest) / (9 * n)
+            result["stress_rmse"] = math.sqrt(next(rest) / (9 * n))
         return result
 
     def concatenated(self) -> Dict[str, Tensor]:
@@ -206,22 +242,47 @@ def evaluate(
     energy_weight: float = 1.0,
     heads: Optional[Mapping[str, str]] = None,
     head_weights: Optional[Mapping[str, float]] = None,
+    with_stress: bool = False,
+    stress_weight: float = 0.0,
 ) -> ErrorAccumulator:
     """Runs ``model`` (switched to eval mode) over ``loader`` and accumulates its errors.
 
     Each batch needs ``energy`` and, with ``with_forces``, ``force``; with ``heads`` (extra heads of the
     model, name -> kind) also each head's target ``batch.<name>`` (:func:`~pyg_schnet.train.heads.head_target`).
     Forces need gradients with respect to positions, so they are computed outside ``torch.no_grad``;
-    nothing is kept.
+    nothing is kept. ``with_stress`` (periodic structures with ``stress``, sparse batches, no extra heads)
+    also accumulates the stress errors (:func:`~pyg_schnet.train.predict.predict_with_stress`), weighted
+    by ``stress_weight`` in the loss.
 
     Returns:
         the filled :class:`ErrorAccumulator`; call ``.compute()`` for the numbers.
     """
     model.eval()
+    if with_stress and heads:
+        raise ValueError(f"the stress is evaluated for models without extra heads; this one has {list(heads)}")
     acc = ErrorAccumulator(
-        rho=rho, keep_predictions=keep_predictions, energy_weight=energy_weight, heads=heads, head_weights=head_weights
+        rho=rho,
+        keep_predictions=keep_predictions,
+        energy_weight=energy_weight,
+        heads=heads,
+        head_weights=head_weights,
+        stress=with_stress,
+        stress_weight=stress_weight,
     )
     for batch in loader:
+        if with_stress:
+            batch = batch.to(device)
+            energy, forces, stress = predict_with_stress(model, batch)
+            acc.update(
+                energy,
+                batch.energy,
+                batch.batch,
+                forces if with_forces else None,
+                batch.force if with_forces else None,
+                stress_pred=stress,
+                stress_true=batch.stress,
+            )
+            continue
         layout = HostLayout.of_batch(batch)  # sizes and pair distances read on the host, before the transfer
         batch = batch.to(device)
         if with_forces:

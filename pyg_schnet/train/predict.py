@@ -130,3 +130,22 @@ def predict_outputs(
     charge = getattr(batch, "charge", None)
     outputs = model.predict(batch.z, batch.pos, batch.batch, charge=charge, forces=with_forces, **kwargs)
     return outputs["energy"], outputs.get("forces"), {name: outputs[name] for name in heads}
+
+
+def predict_with_stress(model: nn.Module, batch) -> Tuple[Tensor, Tensor, Tensor]:
+    """Energies ``[G]``, forces ``[N, 3]`` and stress ``[G, 3, 3]`` (energy unit / Angstrom^3, ASE's sign)
+    of a sparse PyG mini-batch of periodic structures (:meth:`pyg_schnet.SchNet.energy_forces_stress`;
+    in training mode the graph is kept for a stress loss).
+
+    Raises:
+        ValueError: the batch carries no ``cell`` / ``pbc``, or the model's primary output is no energy.
+    """
+    output = getattr(getattr(model, "settings", None), "output", "extensive")
+    if output != "extensive":
+        raise ValueError(
+            f"a stress is the strain derivative of an extensive energy, but this model's primary output is "
+            f"{output!r}: train the stress with SchNetConfig(output='extensive')"
+        )
+    if getattr(batch, "pbc", None) is None or getattr(batch, "cell", None) is None:
+        raise ValueError("a stress needs periodic structures: the batch carries no 'cell' and 'pbc'")
+    return model.energy_forces_stress(batch.z, batch.pos, batch.batch, batch.cell, batch.pbc)

@@ -12,7 +12,10 @@ the optimizer step as the x axis, the same numbers as the epoch's ``log.csv`` ro
 * ``lr`` (the learning rate after the epoch), ``time/epoch_s``, ``time/elapsed_s``, ``epoch``;
 * per extra head ``<name>`` (:mod:`pyg_schnet.train.heads`): ``train/<name>_mae``, ``val/<name>_mae``,
   ``val/<name>_rmse`` and its loss term ``train/loss_<name>`` = ``w_h * mean |y_h - y_h_hat|^2``
-  (``train/loss_forces`` is then what is left of the loss after the energy and head terms).
+  (``train/loss_forces`` is then what is left of the loss after the energy and head terms);
+* with a stress term (``TrainConfig.stress_weight > 0``): ``train/stress_mae``, ``val/stress_mae``,
+  ``val/stress_rmse`` (energy unit / Angstrom^3, over the nine components) and ``train/loss_stress`` =
+  ``w_sigma * mean (sigma - sigma_hat)^2`` (``stress_weight`` times the squared training stress RMSE).
 
 Errors are in the model's units (``log.csv``'s), force terms only when the run has forces. Nothing is
 logged per optimizer step: the trainer keeps a step's errors on the device and reads them once per
@@ -48,6 +51,9 @@ TAGS = {
     "epoch_s": "time/epoch_s",
     "elapsed_s": "time/elapsed_s",
     "epoch": "epoch",
+    "train_stress_mae": "train/stress_mae",
+    "val_stress_mae": "val/stress_mae",
+    "val_stress_rmse": "val/stress_rmse",
 }
 
 
@@ -85,11 +91,12 @@ class TensorBoardLog:
         energy_weight: float,
         heads: Optional[Mapping[str, float]] = None,
         kinds: Optional[Mapping[str, str]] = None,
+        stress_weight: float = 0.0,
     ) -> None:
         """Log one epoch: ``row`` is its ``log.csv`` row (``history[-1]``), ``train`` the training
         errors (:meth:`~pyg_schnet.train.metrics.ErrorAccumulator.compute`) for the loss terms;
         ``heads`` the extra heads' loss weights by name (``kinds`` their kinds: a ``"dipole"`` head's
-        squared error sums three components)."""
+        squared error sums three components); ``stress_weight`` the weight of the stress term (0: none)."""
         step = int(row["step"])
         for column, tag in TAGS.items():
             value = row.get(column)
@@ -110,6 +117,10 @@ class TensorBoardLog:
             width = 3 if (kinds or {}).get(name) in VECTOR_KINDS else 1
             term = weight * width * train[f"{name}_rmse"] ** 2
             self.writer.add_scalar(f"train/loss_{name}", term, step)
+            rest -= term
+        if stress_weight > 0 and "stress_rmse" in train:
+            term = stress_weight * train["stress_rmse"] ** 2
+            self.writer.add_scalar("train/loss_stress", term, step)
             rest -= term
         if rho > 0:
             self.writer.add_scalar("train/loss_forces", rest, step)

@@ -25,6 +25,12 @@
   ``log.csv`` (``train_<name>_mae``, ``val_<name>_mae``, ``val_<name>_rmse``), TensorBoard and
   ``results.json``. A model whose ``config.output`` does not suit the training set's declared
   ``target_kind`` gets a :class:`~pyg_schnet.train.heads.TargetKindWarning`.
+* With ``stress_weight > 0`` every training step computes the stress of its periodic structures
+  (:meth:`~pyg_schnet.SchNet.energy_forces_stress`) and the loss adds ``stress_weight`` times its mean
+  squared error over the nine components (:mod:`pyg_schnet.train.loss`); the stress errors join the
+  metrics, ``log.csv`` (``train_stress_mae``, ``val_stress_mae``, ``val_stress_rmse``), TensorBoard and
+  ``results.json``. Every training and validation structure must then be periodic with a ``data.stress``
+  (refused before training otherwise); with ``stress_weight = 0`` the step is the one without stress.
 * With ``tensorboard=True`` a TensorBoard log in ``out_dir/tensorboard`` (per epoch: loss terms,
   MAEs, learning rate, epoch time; :mod:`pyg_schnet.train.tensorboard_log`).
 * Under ``torchrun`` the same loop runs data-parallel (DDP) and takes the same optimizer steps as one
@@ -76,7 +82,7 @@ from pyg_schnet.train.heads import (
 )
 from pyg_schnet.train.loss import energy_force_loss
 from pyg_schnet.train.metrics import ErrorAccumulator, evaluate
-from pyg_schnet.train.predict import BATCHING_MODES, check_batching, predict_outputs
+from pyg_schnet.train.predict import BATCHING_MODES, check_batching, predict_outputs, predict_with_stress
 from pyg_schnet.train.schedules import (
     LR_SCHEDULES,
     PLATEAU_DEFAULTS,
@@ -146,6 +152,8 @@ LOG_COLUMNS = (
     "epoch_s",
     "elapsed_s",
 )
+#: Columns ``log.csv`` adds when the run trains on the stress (``TrainConfig.stress_weight > 0``).
+STRESS_LOG_COLUMNS = ("train_stress_mae", "val_stress_mae", "val_stress_rmse")
 
 #: :class:`TrainConfig` fields a checkpoint fixes for the whole run: they shape the optimisation
 #: (loss, optimizer, schedule, batches, averaging, random streams), so a resume that changes one is
@@ -166,11 +174,13 @@ RESUME_FIXED = (
     "seed",
     "batching",
     "head_weights",
+    "stress_weight",
 )
 #: What a checkpoint written before a field existed (0.2.0) was trained with: the paper's schedule
-#: (and, before 0.4.1, no extra heads).
+#: (and, before 0.4.1, no extra heads and no stress term).
 RESUME_LEGACY_DEFAULTS = {
     "head_weights": {},
+    "stress_weight": 0.0,
     "lr_schedule": "paper",
     "plateau_factor": PLATEAU_DEFAULTS["factor"],
     "plateau_patience": int(PLATEAU_DEFAULTS["patience"]),
@@ -238,6 +248,12 @@ class TrainConfig:
             model lacks is refused when the trainer is built. Each adds
             :math:`w_h \\lVert y_h - \\hat y_h \\rVert^2` (the target's unit squared; the three components
             of a dipole summed) to a molecule's loss (:mod:`pyg_schnet.train.heads`).
+        stress_weight: weight :math:`w_\\sigma \\ge 0` (Angstrom^6) of the stress term: each periodic
+            structure adds :math:`w_\\sigma` times the mean over the nine components of
+            :math:`(\\sigma - \\hat\\sigma)^2` (energy unit / Angstrom^3, squared) to its loss
+            (:func:`~pyg_schnet.train.loss.per_molecule_loss`); 0 (default) computes no stress. With
+            ``stress_weight > 0`` every training and validation structure needs a cell, a periodic axis
+            and ``data.stress``; the model trains on sparse batches, in one process, without extra heads.
     """
 
     rho: float = 100.0
@@ -263,6 +279,7 @@ class TrainConfig:
     epoch_lines: Optional[bool] = None
     tensorboard: bool = False
     head_weights: Dict[str, float] = field(default_factory=dict)
+    stress_weight: float = 0.0
 
     @property
     def prints_epochs(self) -> bool:
@@ -273,7 +290,8 @@ class TrainConfig:
         owner = "TrainConfig"
         check_finite(owner, "rho", self.rho, low=0.0)
         check_finite(owner, "energy_weight", self.energy_weight, low=0.0)
-        if self.energy_weight == 0 and self.rho == 0:
+        check_finite(owner, "stress_weight", self.stress_weight, low=0.0)
+        if self.energy_weight == 0 and self.rho == 0 and self.stress_weight == 0:
             raise ValueError(f"{owner}: energy_weight = 0 and rho = 0 leave no loss to train on")
         check_finite(owner, "lr", self.lr, low=0.0, low_open=True)
         check_finite(owner, "lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
@@ -303,6 +321,12 @@ class TrainConfig:
             require_tensorboard(f"{owner}(tensorboard=True)")
         check_head_weights(owner, self.head_weights)
         self.head_weights = {str(k): float(v) for k, v in self.head_weights.items()}
+        self.stress_weight = float(self.stress_weight)
+        if self.stress_weight > 0 and self.batching == "dense":
+            raise ValueError(
+                f"{owner}: stress_weight > 0 computes the stress on sparse batches only (the dense path has no "
+                "cell): use batching='sparse' or 'auto'"
+            )
 
 
 def exponential_moving_average(model: nn.Module, decay: float = 0.99) -> AveragedModel:
@@ -363,6 +387,36 @@ class EMAUpdate:
 def has_forces(dataset) -> bool:
     """Whether the examples of ``dataset`` carry reference forces (``data.force``)."""
     return len(dataset) > 0 and getattr(dataset[0], "force", None) is not None
+
+
+def has_stress(dataset) -> bool:
+    """Whether the examples of ``dataset`` carry a reference stress (``data.stress``; the first one tells)."""
+    return len(dataset) > 0 and getattr(dataset[0], "stress", None) is not None
+
+
+def check_stress_targets(dataset, name: str) -> None:
+    """Raise :class:`ValueError` naming the first example of ``dataset`` (the ``name`` set: training,
+    validation, test) that cannot be trained on a stress: no ``stress`` ``[1, 3, 3]`` (finite), or no
+    ``cell`` / ``pbc`` with a periodic axis. One pass over the examples."""
+    how = "give every structure a cell, pbc and a stress (ASEDataset(stress_key=...)), or set stress_weight=0"
+    for index in range(len(dataset)):
+        example = dataset[index]
+        stress = getattr(example, "stress", None)
+        if not isinstance(stress, Tensor):
+            raise ValueError(f"stress_weight > 0, but {name} structure {index} has no 'stress': {how}")
+        if tuple(stress.shape) not in ((1, 3, 3), (3, 3)):
+            raise ValueError(
+                f"{name} structure {index}: 'stress' must be [1, 3, 3] (a 3 x 3 matrix), got {tuple(stress.shape)}"
+            )
+        if not bool(torch.isfinite(stress).all()):
+            raise ValueError(f"{name} structure {index}: its 'stress' is not finite ({stress.reshape(3, 3).tolist()})")
+        pbc, cell = getattr(example, "pbc", None), getattr(example, "cell", None)
+        if not isinstance(pbc, Tensor) or not isinstance(cell, Tensor) or not bool(pbc.any()):
+            shown = "none" if not isinstance(pbc, Tensor) else pbc.reshape(-1).tolist()
+            raise ValueError(
+                f"stress_weight > 0, but {name} structure {index} is not periodic (pbc {shown}): a stress needs a "
+                f"periodic cell; {how}"
+            )
 
 
 @dataclass
@@ -481,6 +535,8 @@ class Trainer:
         if self.train_forces and not has_forces(train_dataset):
             raise ValueError(f"rho = {self.config.rho} needs forces, but the training examples have no 'force'")
         self.eval_forces = has_forces(val_dataset)
+        #: whether the loss has the stress term (``config.stress_weight > 0``); the stress is then validated too
+        self.train_stress = self.config.stress_weight > 0
         #: this process's place in a data-parallel run (one process without ``torchrun``)
         self.dist = distributed.current()
         #: the loss weight of every extra head of the model (``config.head_weights``, 1.0 by default)
@@ -516,11 +572,17 @@ class Trainer:
                     "a model with extra heads trains on sparse batches only (the dense path computes the "
                     "primary output alone): use batching='sparse' or 'auto'"
                 )
-        #: the columns of ``log.csv``: :data:`LOG_COLUMNS`, then the extra heads' errors
-        self.log_columns: Tuple[str, ...] = LOG_COLUMNS + tuple(
-            column
-            for name in self.eval_heads
-            for column in (f"train_{name}_mae", f"val_{name}_mae", f"val_{name}_rmse")
+        if self.train_stress:
+            self._check_stress_training(model, train_dataset, val_dataset)
+        #: the columns of ``log.csv``: :data:`LOG_COLUMNS`, then the extra heads' errors and the stress's
+        self.log_columns: Tuple[str, ...] = (
+            LOG_COLUMNS
+            + tuple(
+                column
+                for name in self.eval_heads
+                for column in (f"train_{name}_mae", f"val_{name}_mae", f"val_{name}_rmse")
+            )
+            + (STRESS_LOG_COLUMNS if self.train_stress else ())
         )
 
         self.generator = torch.Generator()
@@ -573,6 +635,30 @@ class Trainer:
         self.tensorboard: Optional[TensorBoardLog] = None
         #: the extra heads' outputs and targets of the last training step (detached), for the epoch's errors
         self._step_heads: Tuple[Dict[str, Tensor], Dict[str, Tensor]] = ({}, {})
+        #: the predicted and reference stress of the last training step (detached; stress training only)
+        self._step_stress: Tuple[Optional[Tensor], Optional[Tensor]] = (None, None)
+
+    def _check_stress_training(self, model: nn.Module, train_dataset, val_dataset) -> None:
+        """What ``stress_weight > 0`` needs, checked before anything is trained or written."""
+        weight = self.config.stress_weight
+        if extra_head_kinds(model):
+            raise ValueError(
+                f"stress_weight = {weight:g} trains the stress of the energy alone; this model has extra heads "
+                f"({', '.join(extra_head_kinds(model))}): train them without the stress term"
+            )
+        output = getattr(getattr(model, "settings", None), "output", "extensive")
+        if output != "extensive":
+            raise ValueError(
+                f"stress_weight = {weight:g}: a stress is the strain derivative of an extensive energy, but the "
+                f"model's primary output is {output!r}"
+            )
+        if self.dist.enabled:
+            raise ValueError(
+                f"stress_weight = {weight:g}: data-parallel training (torchrun) with a stress term is not "
+                "supported; train it in one process"
+            )
+        check_stress_targets(train_dataset, "training")
+        check_stress_targets(val_dataset, "validation")
 
     # ------------------------------------------------------------------------------------ files
     @property
@@ -687,6 +773,9 @@ class Trainer:
             distributed.shard(dataset, self.dist), batch_size=self.config.eval_batch_size, shuffle=False
         )
         heads = {name: kind for name, kind in self.eval_heads.items() if getattr(dataset[0], name, None) is not None}
+        with_stress = self.train_stress and has_stress(dataset)
+        if with_stress:
+            check_stress_targets(dataset, "evaluated")
         acc = evaluate(
             model,
             loader,
@@ -698,11 +787,15 @@ class Trainer:
             energy_weight=self.config.energy_weight,
             heads=heads,
             head_weights=self.head_weights,
+            with_stress=with_stress,
+            stress_weight=self.config.stress_weight,
         )
         return distributed.reduce_errors(acc, self.dist)
 
     # -------------------------------------------------------------------------------- training
     def _train_step(self, batch) -> tuple:
+        if self.train_stress:
+            return self._optimizer_step(*self._stress_loss(batch))
         if self.ddp is not None:  # batch is this rank's LocalBatch; None below when its slice is empty
             batch, loss, energy, forces = distributed.shard_loss(self.ddp, batch, self.dist, self.device, self.batching)
         else:
@@ -730,6 +823,29 @@ class Trainer:
                 head_targets=targets,
                 head_weights={name: self.head_weights[name] for name in self.train_heads},
             )
+        return self._optimizer_step(batch, energy, forces, loss)
+
+    def _stress_loss(self, batch) -> Tuple[Any, Tensor, Tensor, Tensor]:
+        """``(batch on the device, energy, forces, loss)`` of a training step with the stress term (one
+        process, sparse batches, no extra heads: checked in ``__init__``)."""
+        batch = batch.to(self.device)
+        energy, forces, stress = predict_with_stress(self.model, batch)
+        self._step_stress = (stress.detach(), batch.stress)
+        loss = energy_force_loss(
+            energy,
+            batch.energy,
+            batch.batch,
+            self.config.rho,
+            forces,
+            batch.force if self.train_forces else None,
+            self.config.energy_weight,
+            stress_pred=stress,
+            stress_true=batch.stress,
+            stress_weight=self.config.stress_weight,
+        )
+        return batch, energy, forces if self.train_forces else None, loss
+
+    def _optimizer_step(self, batch, energy: Optional[Tensor], forces: Optional[Tensor], loss: Tensor) -> tuple:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -754,6 +870,7 @@ class Trainer:
             f"train loss {train['loss']:.4g} | val E_mae {val['energy_mae']:.4f} {energy}"
             + (f", F_mae {val['force_mae']:.4f} {force}" if math.isfinite(val["force_mae"]) else "")
             + "".join(f", {name}_mae {val[f'{name}_mae']:.4g}" for name in self.eval_heads)
+            + (f", S_mae {val['stress_mae']:.4g} {energy}/A^3" if "stress_mae" in val else "")
             + f", loss {val['loss']:.4g}"
             + (" *" if improved else "")
             + f" | {self.elapsed_s / 60:.1f} min"
@@ -785,6 +902,8 @@ class Trainer:
             energy_weight=self.config.energy_weight,
             heads=self.eval_heads,
             head_weights={name: self.head_weights[name] for name in self.train_heads},
+            stress=self.train_stress,
+            stress_weight=self.config.stress_weight,
         )
         cut_short = False
         bar = tqdm(
@@ -800,6 +919,7 @@ class Trainer:
             batch, energy, forces, loss = self._train_step(batch)
             if batch is not None:  # None: this rank's slice of the global batch was empty
                 outputs, targets = self._step_heads
+                stress_pred, stress_true = self._step_stress if self.train_stress else (None, None)
                 acc.update(
                     energy,
                     batch.energy,
@@ -808,6 +928,8 @@ class Trainer:
                     batch.force if forces is not None else None,
                     head_outputs=outputs,
                     head_targets=targets,
+                    stress_pred=stress_pred,
+                    stress_true=stress_true,
                 )
             # data-parallel: the loss of the whole global batch (all-reduced), so all ranks stop together
             watch.add(distributed.global_batch_loss(loss, self.dist))
@@ -907,6 +1029,11 @@ class Trainer:
         few training batches (unshuffled, so the seeded random streams are untouched), and log it."""
         if self.batching != "auto":
             return
+        if self.train_stress:  # the stress is computed on sparse batches only
+            self.batching = "sparse"
+            if self.dist.is_main:
+                print("batching auto: training on the stress -> using sparse")
+            return
         if extra_head_kinds(self.model):  # extra heads are computed on sparse batches only
             self.batching = "sparse"
             if self.dist.is_main:
@@ -984,6 +1111,8 @@ class Trainer:
                     energy_weight=self.config.energy_weight,
                     heads=self.eval_heads,
                     head_weights={name: self.head_weights[name] for name in self.train_heads},
+                    with_stress=self.train_stress,
+                    stress_weight=self.config.stress_weight,
                 ),
                 self.dist,
             ).compute()
@@ -1034,6 +1163,15 @@ class Trainer:
                             (f"val_{name}_rmse", val[f"{name}_rmse"]),
                         )
                     },
+                    **(
+                        {
+                            "train_stress_mae": train["stress_mae"],
+                            "val_stress_mae": val["stress_mae"],
+                            "val_stress_rmse": val["stress_rmse"],
+                        }
+                        if self.train_stress
+                        else {}
+                    ),
                 }
             )
             if improved and main:
@@ -1051,6 +1189,7 @@ class Trainer:
                         self.config.energy_weight,
                         heads={name: self.head_weights[name] for name in self.eval_heads},
                         kinds=self.eval_heads,
+                        stress_weight=self.config.stress_weight if self.train_stress else 0.0,
                     )
             if self.config.prints_epochs and main:
                 tqdm.write(self._epoch_line(train, val, improved))
@@ -1083,7 +1222,7 @@ def _first_non_finite_example(dataset, name: str) -> str:
     """``'The first non-finite value in the training data: example 17, field 'energy'. '`` or ``''``."""
     for index in range(len(dataset)):
         example = dataset[index]
-        for key in ("energy", "force", "pos"):
+        for key in ("energy", "force", "stress", "pos"):
             value = getattr(example, key, None)
             if isinstance(value, Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
                 return f"The first non-finite value in the {name} data: example {index}, field {key!r}. "
