@@ -82,6 +82,8 @@ def assert_close(actual: Tensor, expected: Tensor, what: str, rtol: float = RTOL
 HYPER = {
     "cutoff3": dict(cutoff=3.0),
     "cutoff5-standardised": dict(cutoff=5.0, mean=-1.5, std=2.5, atomref=torch.randn(100, 1)),
+    # readout="mean" (an intensive property, e.g. HOMO) -> output="intensive"
+    "cutoff5-mean-readout": dict(cutoff=5.0, readout="mean", mean=0.2, std=1.3),
     "cutoff10-larger": dict(
         cutoff=10.0, hidden_channels=24, num_filters=8, num_interactions=3, num_gaussians=50, mean=0.3, std=0.7
     ),
@@ -94,6 +96,7 @@ def test_converted_module_equals_pyg(name: str) -> None:
     ours = from_pyg(src, energy_unit="eV").double()
     src = src.double()
     assert ours.settings.filter_activation is False and ours.settings.cutoff == src.cutoff
+    assert ours.settings.output == ("intensive" if HYPER[name].get("readout") == "mean" else "extensive")
     assert ours.settings.max_num_neighbors == 32 and ours.units == {"energy": "eV", "length": "Angstrom"}
     for z, pos in molecules():
         e_ref, f_ref = pyg_energy_and_forces(src, z, pos)
@@ -201,8 +204,10 @@ def test_more_neighbours_than_pyg_keeps_raise_unless_the_guard_is_dropped() -> N
 def test_refusals_name_the_part() -> None:
     with pytest.raises(NotConvertibleError, match="dipole=True"):
         from_pyg(pyg_model(dipole=True), energy_unit="eV")
-    with pytest.raises(NotConvertibleError, match="readout MeanAggregation \\(mean\\).*not supported yet"):
-        from_pyg(pyg_model(readout="mean"), energy_unit="eV")
+    with pytest.raises(NotConvertibleError, match="readout='mean' with an atomref: our intensive head"):
+        from_pyg(pyg_model(readout="mean", atomref=torch.randn(100, 1)), energy_unit="eV")
+    with pytest.raises(NotConvertibleError, match="readout MaxAggregation: ours sums atom contributions"):
+        from_pyg(pyg_model(readout="max"), energy_unit="eV")
     graph = schnet_module.RadiusInteractionGraph(5.0, 32)
     with pytest.raises(NotConvertibleError, match="interaction_graph is a function: a custom interaction graph"):
         from_pyg(pyg_model(interaction_graph=lambda pos, batch: graph(pos, batch)), energy_unit="eV")

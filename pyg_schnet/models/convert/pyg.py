@@ -25,8 +25,12 @@ have dropped neighbours raises a :class:`ValueError` instead of giving a differe
 ``neighbor_guard=False`` drops the guard: every neighbour counts (what PyG's model would compute without
 truncation), which differs from PyG's output exactly where PyG truncates.
 
-Refused (:class:`~pyg_schnet.models.convert.common.NotConvertibleError`): ``dipole=True``, a readout
-other than ``"add"`` (``"mean"`` predicts an intensive property; our energy head sums), a custom
+``readout="mean"`` (an intensive property) -> ``output="intensive"`` (the mean of the same atom
+contributions).
+
+Refused (:class:`~pyg_schnet.models.convert.common.NotConvertibleError`): ``dipole=True`` (PyG's
+dipole uses unconstrained charges about the centre of mass; ours are constrained to the total
+charge), a readout other than ``"add"`` or ``"mean"``, ``"mean"`` with an ``atomref``, a custom
 ``interaction_graph``, a subclass of PyG's SchNet (it may compute something else), modules replaced
 inside it, and a zero ``std`` or ``scale``.
 """
@@ -157,11 +161,18 @@ def from_pyg(
     )
     src: Any = source
     require(not src.dipole, "dipole=True (the magnitude of a dipole moment) is not an energy model; not convertible")
+    from torch_geometric.nn.aggr import MeanAggregation
+
     readout = type(src.readout).__name__
+    intensive = type(src.readout) is MeanAggregation
     require(
-        type(src.readout) is schnet.SumAggregation,
-        f"readout {readout} ({'mean' if 'Mean' in readout else readout}): our SchNet sums atom energies "
-        "(readout='add'); an intensive (mean) readout is not supported yet",
+        type(src.readout) is schnet.SumAggregation or intensive,
+        f"readout {readout}: ours sums atom contributions (readout='add', output='extensive') or averages "
+        "them (readout='mean', output='intensive')",
+    )
+    require(
+        not (intensive and src.atomref is not None),
+        "readout='mean' with an atomref: our intensive head (output='intensive') has no atom references",
     )
     graph = src.interaction_graph
     require(
@@ -195,6 +206,7 @@ def from_pyg(
         output_hidden=src.lin1.out_features,
         max_num_neighbors=int(graph.max_num_neighbors) if neighbor_guard else None,
         filter_activation=False,
+        **({"output": "intensive"} if intensive else {}),
         **centre_options(rbf.offset, 0.0, cutoff, int(grid["num_gaussians"])),
     )
     model = new_model(config, dtype or module_dtype(src, "PyG SchNet"), energy_unit)
