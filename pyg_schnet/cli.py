@@ -5,7 +5,8 @@
     pyg-schnet train md17|qm9|iso17 [flags]   # the paper's protocols (= benchmarks/{md17,qm9,iso17}.py)
     pyg-schnet train md22 [flags]             # MD22 with the MD17 protocol (= benchmarks/md22.py)
     pyg-schnet train file PATH... [flags]     # your own extxyz / ASE db / traj files (docs/own_data.md)
-    pyg-schnet evaluate MODEL --dataset md17|qm9|iso17 --root DIR [flags]
+    pyg-schnet evaluate MODEL --dataset md17|qm9|iso17|md22 --root DIR [flags]
+    pyg-schnet evaluate MODEL --dataset file --files PATH... --units U [flags]  # your own files
     pyg-schnet md MODEL START --steps N [flags]  # MD through ASE (pyg_schnet.experiments.md_command)
     pyg-schnet convert IN OUT [flags]            # a PyG or SchNetPack SchNet -> model.pt
     pyg-schnet export MODEL OUT [flags]          # model.pt -> an artefact that needs only torch

@@ -32,6 +32,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from pyg_schnet.experiments.file_flags import add_file_data_arguments
 from pyg_schnet.experiments.runner import add_common_arguments, check_arguments, run_experiment, setup_distributed
 from pyg_schnet.io.records import file_record
 from pyg_schnet.train import distributed
@@ -69,11 +70,6 @@ def count_or_fraction(text: str) -> Count:
     return value
 
 
-def _key(text: str) -> Optional[str]:
-    """A key name; ``none`` (any case) reads nothing."""
-    return None if text.strip().lower() == "none" else text
-
-
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     """The flags of ``pyg-schnet train file``."""
     parser = argparse.ArgumentParser(
@@ -81,18 +77,7 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files ASE reads (.extxyz, .db, .traj ...)")
     d = parser.add_argument_group("data")
-    d.add_argument("--units", required=True, help="energy unit of the files, an ase.units name: eV, kcal/mol, Hartree")
-    d.add_argument("--energy-key", default="energy", help="where the energies are (info / arrays / results / db key)")
-    d.add_argument(
-        "--forces-key", type=_key, default="forces", help="where the forces are; 'none' trains on energies only"
-    )
-    d.add_argument(
-        "--stress-key", type=_key, default=None, help="where the stress is (every structure periodic); trained on"
-    )
-    d.add_argument("--forces-unit", default=None, help="unit of the forces (default: UNITS/Angstrom)")
-    d.add_argument("--stress-unit", default=None, help="unit of the stress (default: UNITS/Angstrom^3), e.g. GPa")
-    d.add_argument("--index", default=":", help="frames of each file, as for ase.io.read (':', '::10', '-1000:')")
-    d.add_argument("--format", default=None, help="ASE format name when the file name does not tell (extxyz, traj)")
+    add_file_data_arguments(d, use="train")  # shared with pyg-schnet evaluate --dataset file
     s = parser.add_argument_group("split (seeded with --seed)")
     s.add_argument(
         "--n-train",
