@@ -26,6 +26,7 @@ openmm = pytest.importorskip("openmm", reason="OpenMM is not installed (pip inst
 pytest.importorskip("openmmml", reason="OpenMM-ML is not installed (pip install openmmml)")
 
 import openmm.app as app  # noqa: E402
+from _md_reference import NVE_BOUND_EV, smooth_model  # noqa: E402
 from openmm import unit  # noqa: E402
 from openmmml import MLPotential  # noqa: E402
 
@@ -38,8 +39,6 @@ REPO = Path(__file__).resolve().parents[2]
 ENTRY_POINT = "pyg_schnet.simulation.openmm:SchNetPotentialImplFactory"
 #: 1 eV in kJ/mol (ASE's constants, as SchNetCalculator's eV come from them)
 EV_IN_KJ_MOL = 1.0 / (units.kJ / units.mol)
-#: tests/test_md.py's NVE bound (eV; max |E_tot(t) - E_tot(0)|); test_the_nve_bound_is_the_ase_tests keeps them equal
-NVE_BOUND_EV = 1e-4
 KJ_MOL = unit.kilojoule_per_mole
 KJ_MOL_NM = unit.kilojoule_per_mole / unit.nanometer
 
@@ -263,23 +262,6 @@ def test_an_ml_water_inside_tip3p_water(tmp_path, periodic):
 
 
 # ------------------------------------------------------------------------------------------------- NVE
-def smooth_model() -> SchNet:
-    """tests/test_md.py's smooth model: a cosine cutoff at 3 A, many pairs near it in ethanol."""
-    torch.manual_seed(0)
-    model = SchNet(
-        hidden_channels=16,
-        num_filters=16,
-        num_interactions=2,
-        num_gaussians=25,
-        rbf_stop=3.0,
-        cutoff=3.0,
-        output_hidden=8,
-    )
-    model.set_standardization(mean=0.0, std=1.0)
-    model.units = {"energy": "kcal/mol", "length": "Angstrom"}
-    return model
-
-
 def nve_deviation(steps: int, dt_fs: float = 0.25):
     """Max |E_tot - E_tot(0)| and the range of the potential energy (eV) of ethanol in OpenMM's
     VerletIntegrator from 300 K, every 10 steps."""
@@ -310,10 +292,6 @@ def test_nve_bound_is_exceeded_by_a_force_with_the_wrong_sign(monkeypatch):
     monkeypatch.setattr(SchNetComputation, "__call__", lambda self, state: (lambda e, f: (e, -f))(*call(self, state)))
     deviation, _ = nve_deviation(200)
     assert deviation > 10 * NVE_BOUND_EV
-
-
-def test_the_nve_bound_is_the_ase_tests(load_repo_file):
-    assert load_repo_file("tests/test_md.py").NVE_BOUND_EV == NVE_BOUND_EV
 
 
 # ------------------------------------------------------------------------------------------- bad input

@@ -16,6 +16,7 @@ from ase.build import bulk, molecule
 from ase.stress import voigt_6_to_full_3x3_stress
 
 ts = pytest.importorskip("torch_sim", reason="torch-sim-atomistic is not installed (pip install torch-sim-atomistic)")
+from _md_reference import NVE_BOUND_EV, smooth_model  # noqa: E402
 from torch_sim.autobatching import InFlightAutoBatcher  # noqa: E402
 from torch_sim.models.interface import validate_model_outputs  # noqa: E402
 from torch_sim.quantities import calc_kinetic_energy  # noqa: E402
@@ -34,9 +35,6 @@ DEVICES = [
     "cpu",
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
 ]
-#: The bound of tests/test_md.py (NVE_BOUND_EV, ASE's VelocityVerlet, 200 steps of 0.25 fs at 300 K): the largest
-#: |E_tot(t) - E_tot(0)| in eV.
-NVE_BOUND_EV = 1e-4
 
 
 def tiny_model(cutoff=4.0, seed=0, energy_unit="kcal/mol") -> SchNet:
@@ -53,23 +51,6 @@ def tiny_model(cutoff=4.0, seed=0, energy_unit="kcal/mol") -> SchNet:
     )
     model.set_standardization(mean=-3.0, std=2.5)
     model.units = {"energy": energy_unit, "length": "Angstrom"}
-    return model
-
-
-def smooth_model(seed=0) -> SchNet:
-    """tests/test_md.py's NVE model: a cosine cutoff at 3 A, many pairs near it in ethanol."""
-    torch.manual_seed(seed)
-    model = SchNet(
-        hidden_channels=16,
-        num_filters=16,
-        num_interactions=2,
-        num_gaussians=25,
-        rbf_stop=3.0,
-        cutoff=3.0,
-        output_hidden=8,
-    )
-    model.set_standardization(mean=0.0, std=1.0)
-    model.units = {"energy": "kcal/mol", "length": "Angstrom"}
     return model
 
 
