@@ -131,7 +131,7 @@ def register() -> None:
     from openmmml import MLPotential
 
     if not any(ep.name == "pyg-schnet" for ep in importlib.metadata.entry_points(group="openmmml.potentials")):
-        from pyg_schnet.simulation.openmm import SchNetPotentialImplFactory
+        from pyg_schnet.simulation.openmm_entry import SchNetPotentialImplFactory
 
         MLPotential.registerImplFactory("pyg-schnet", SchNetPotentialImplFactory())
 

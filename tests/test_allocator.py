@@ -23,6 +23,7 @@ BLOCK = 64 * 1024 * 1024  # above glibc's largest mmap threshold (32 MiB)
 
 _FAULTS_SCRIPT = """
 import resource, sys, torch
+from pyg_schnet import load_model, SchNet  # the model and its files loaded first, as `pyg-schnet md` has them
 from pyg_schnet import allocator
 if sys.argv[1] == "retain":
     assert allocator.retain_freed_memory()

@@ -77,8 +77,9 @@ def _modules_after(code: str) -> set:
     return set(json.loads(out.stdout.splitlines()[-1]))
 
 
-def test_import_pyg_schnet_loads_no_trainer_data_or_simulation_code():
-    loaded = _modules_after("import pyg_schnet")
+def test_import_pyg_schnet_loads_nothing_and_its_names_no_trainer_data_or_simulation_code():
+    assert {m for m in _modules_after("import pyg_schnet") if m.startswith(("pyg_schnet.", "torch"))} == set()
+    loaded = _modules_after("import pyg_schnet\npyg_schnet.SchNet, pyg_schnet.load_model")
     ours = {m for m in loaded if m.startswith("pyg_schnet")}
     assert "pyg_schnet.models.schnet" in ours and "pyg_schnet.io.model_file" in ours
     assert not [m for m in ours if m.startswith(NOT_ON_IMPORT)], sorted(ours)

@@ -9,7 +9,8 @@
     system = potential.createSystem(topology)                           # every atom with the model
     mixed = potential.createMixedSystem(topology, mm_system, ml_atoms)  # an ML region in a force field
 
-The package registers the factory :class:`SchNetPotentialImplFactory` under the name ``"pyg-schnet"`` in
+The package registers the factory :class:`~pyg_schnet.simulation.openmm_entry.SchNetPotentialImplFactory`
+(light: it imports this module only when a potential is created) under the name ``"pyg-schnet"`` in
 OpenMM-ML's entry-point group ``openmmml.potentials`` (pyproject.toml), so ``import openmmml`` finds it.
 The model runs in a :class:`openmm.PythonForce` (:class:`SchNetComputation`): every force evaluation of
 the Context hands it a :class:`openmm.State`, and it returns the model's energy and forces (the model in
@@ -67,6 +68,13 @@ from pyg_schnet.models.domain import (
 from pyg_schnet.models.md_evaluator import MDEvaluator, neighbour_guard_reason, supports
 from pyg_schnet.simulation.ase import _METHODS as METHODS
 from pyg_schnet.simulation.ase import SMALL_SYSTEM_ATOMS, AutogradFallbackWarning, cpu_threads
+
+# OpenMM-ML loads the factories of its entry points at the end of its own import; ours lives in the light
+# module openmm_entry (which imports nothing of this one), so importing this module first is fine.
+try:
+    from openmmml.mlpotential import MLPotentialImpl
+except ImportError as exc:  # pragma: no cover - the module is only imported where OpenMM-ML is
+    raise ImportError(f"pyg_schnet.simulation.openmm needs OpenMM-ML ({exc}): pip install openmmml") from exc
 
 #: The potential's name in OpenMM-ML (``MLPotential(NAME, ...)``, the entry point's name).
 NAME = "pyg-schnet"
@@ -190,66 +198,44 @@ class SchNetComputation:
         return e, f
 
 
-class SchNetPotentialImplFactory:
-    """Creates :class:`SchNetPotentialImpl` for ``MLPotential("pyg-schnet", ...)``: the value of the entry point
-    ``pyg-schnet`` of the group ``openmmml.potentials`` (OpenMM-ML's MLPotentialImplFactory interface).
+def create_impl(
+    name: str,
+    modelPath: Optional[Union[str, "os.PathLike[str]"]] = None,
+    model: Optional[nn.Module] = None,
+    energyUnit: Optional[str] = None,
+    **args: Any,
+) -> "SchNetPotentialImpl":
+    """The implementation :class:`~pyg_schnet.simulation.openmm_entry.SchNetPotentialImplFactory` creates for
+    ``MLPotential(name, ...)`` (its keywords are documented there)."""
+    from pyg_schnet.io.model_file import load_model
 
-    Keywords of ``MLPotential("pyg-schnet", ...)``:
-
-    - ``modelPath``: a ``model.pt`` (:func:`pyg_schnet.load_model`), or ``model``: a :class:`~pyg_schnet.SchNet`
-      (exactly one of the two).
-    - ``energyUnit``: the energy unit of a model that records none (a ``model.pt`` of format /1, e.g.
-      ``"kcal/mol"``); for a model that records its unit it may only repeat it
-      (:func:`pyg_schnet.io.units.resolve_units`), never rescale it.
-    """
-
-    def createImpl(
-        self,
-        name: str,
-        modelPath: Optional[Union[str, "os.PathLike[str]"]] = None,
-        model: Optional[nn.Module] = None,
-        energyUnit: Optional[str] = None,
-        **args: Any,
-    ) -> SchNetPotentialImpl:
-        from pyg_schnet.io.model_file import load_model
-
-        owner = _owner("no model")
-        if args:
-            raise TypeError(
-                f"{owner}: unknown keyword(s) {sorted(args)}; MLPotential({name!r}, ...) takes modelPath or model, "
-                f"and energyUnit; {', '.join(SYSTEM_OPTIONS)} are options of createSystem / createMixedSystem"
-            )
-        if (modelPath is None) == (model is None):
-            raise ValueError(
-                f"{owner}: give exactly one of modelPath (a model.pt written by pyg_schnet.save_model) or model "
-                f"(a pyg_schnet.SchNet), e.g. MLPotential({name!r}, modelPath='runs/eth/model.pt')"
-            )
-        if modelPath is not None:
-            if not isinstance(modelPath, (str, os.PathLike)):
-                raise TypeError(f"{owner}: modelPath must be a path, got {type(modelPath).__name__}")
-            source = os.fspath(modelPath)
-            model = load_model(modelPath)
-        else:
-            if not isinstance(model, nn.Module):
-                raise TypeError(f"{owner}: model must be a pyg_schnet.SchNet, got {type(model).__name__}")
-            source = f"a {type(model).__name__} instance"
-        units = resolve_units(
-            model,
-            energyUnit,
-            hint=f"pass MLPotential({name!r}, ..., energyUnit=...), the unit of its training energies, e.g. 'kcal/mol'",
-            option=f"MLPotential({name!r}, energyUnit=...)",
+    owner = _owner("no model")
+    if args:
+        raise TypeError(
+            f"{owner}: unknown keyword(s) {sorted(args)}; MLPotential({name!r}, ...) takes modelPath or model, "
+            f"and energyUnit; {', '.join(SYSTEM_OPTIONS)} are options of createSystem / createMixedSystem"
         )
-        return SchNetPotentialImpl(model, units, source)
-
-
-# OpenMM-ML loads the factories of its entry points (this module's, above) at the end of its own import. So
-# when this module is imported first, its import of openmmml below re-enters it: the factory has to exist by
-# then, and comes before the import. (It is no subclass of openmmml's MLPotentialImplFactory, whose only
-# method, createImpl, it defines; OpenMM-ML only calls that.)
-try:
-    from openmmml.mlpotential import MLPotentialImpl  # noqa: E402
-except ImportError as exc:  # pragma: no cover - the module is only imported where OpenMM-ML is
-    raise ImportError(f"pyg_schnet.simulation.openmm needs OpenMM-ML ({exc}): pip install openmmml") from exc
+    if (modelPath is None) == (model is None):
+        raise ValueError(
+            f"{owner}: give exactly one of modelPath (a model.pt written by pyg_schnet.save_model) or model "
+            f"(a pyg_schnet.SchNet), e.g. MLPotential({name!r}, modelPath='runs/eth/model.pt')"
+        )
+    if modelPath is not None:
+        if not isinstance(modelPath, (str, os.PathLike)):
+            raise TypeError(f"{owner}: modelPath must be a path, got {type(modelPath).__name__}")
+        source = os.fspath(modelPath)
+        model = load_model(modelPath)
+    else:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{owner}: model must be a pyg_schnet.SchNet, got {type(model).__name__}")
+        source = f"a {type(model).__name__} instance"
+    units = resolve_units(
+        model,
+        energyUnit,
+        hint=f"pass MLPotential({name!r}, ..., energyUnit=...), the unit of its training energies, e.g. 'kcal/mol'",
+        option=f"MLPotential({name!r}, energyUnit=...)",
+    )
+    return SchNetPotentialImpl(model, units, source)
 
 
 class SchNetPotentialImpl(MLPotentialImpl):

@@ -33,10 +33,11 @@ from openmmml import MLPotential  # noqa: E402
 from pyg_schnet import SchNet, save_model  # noqa: E402
 from pyg_schnet.models.domain import TrainingDomain, UnseenElementError, UnseenElementWarning  # noqa: E402
 from pyg_schnet.simulation.ase import SchNetCalculator  # noqa: E402
-from pyg_schnet.simulation.openmm import NAME, SchNetComputation, SchNetPotentialImplFactory  # noqa: E402
+from pyg_schnet.simulation.openmm import NAME, SchNetComputation  # noqa: E402
+from pyg_schnet.simulation.openmm_entry import SchNetPotentialImplFactory  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-ENTRY_POINT = "pyg_schnet.simulation.openmm:SchNetPotentialImplFactory"
+ENTRY_POINT = "pyg_schnet.simulation.openmm_entry:SchNetPotentialImplFactory"
 #: 1 eV in kJ/mol (ASE's constants, as SchNetCalculator's eV come from them)
 EV_IN_KJ_MOL = 1.0 / (units.kJ / units.mol)
 KJ_MOL = unit.kilojoule_per_mole
@@ -439,6 +440,21 @@ def test_the_installed_entry_point(tmp_path):
             "reinstall (pip install --no-build-isolation --no-deps -e .)"
         )
     assert f"'{NAME} ({tmp_path / 'model.pt'})'" in run_by_name(tmp_path, "openmmml-first", "installed")
+
+
+def test_importing_openmmml_costs_no_torch_import():
+    """OpenMM-ML loads every entry point's factory on ``import openmmml``: ours (pyg_schnet.simulation.openmm_entry,
+    under a lazy top level) imports neither torch nor the model until a potential is created."""
+    if not installed_entry_point():
+        pytest.skip("the installed pyg-schnet metadata has no openmmml.potentials entry point yet: reinstall")
+    code = (
+        "import sys, openmmml\n"
+        "from openmmml.mlpotential import MLPotential\n"
+        "print('pyg-schnet' in MLPotential._implFactories, sorted(m for m in sys.modules if m.startswith(('torch', "
+        "'pyg_schnet.models'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "True []"
 
 
 # ------------------------------------------------------------------------------------------- benchmark
