@@ -76,6 +76,17 @@ class AutogradFallbackWarning(UserWarning):
 SMALL_SYSTEM_ATOMS = 200
 
 
+def call_threads(threads: Optional[int], num_atoms: int, device: torch.device) -> Optional[int]:
+    """The CPU threads a model call on ``num_atoms`` atoms runs with (``None``: torch's setting): ``threads``
+    when given, else one for a structure of at most :data:`SMALL_SYSTEM_ATOMS` atoms; ``None`` on another
+    device. The rule of :class:`SchNetCalculator` and of the engine adapters (OpenMM, TorchSim)."""
+    if device.type != "cpu":
+        return None
+    if threads is not None:
+        return threads
+    return 1 if num_atoms <= SMALL_SYSTEM_ATOMS else None
+
+
 @contextlib.contextmanager
 def cpu_threads(threads: Optional[int]) -> Iterator[None]:
     """Run the block with ``torch.set_num_threads(threads)`` and restore the previous count after it
@@ -315,9 +326,7 @@ class SchNetCalculator(Calculator):
     def threads_for(self, num_atoms: int) -> Optional[int]:
         """The CPU threads a call on ``num_atoms`` atoms runs with: ``threads`` when given, else one for
         a structure of at most :data:`SMALL_SYSTEM_ATOMS` atoms, else torch's setting (``None``)."""
-        if self.threads is not None:
-            return self.threads
-        return 1 if num_atoms <= SMALL_SYSTEM_ATOMS else None
+        return call_threads(self.threads, num_atoms, torch.device("cpu"))
 
     def _compute(self, pos: torch.Tensor, want_stress: bool):
         """Energy ``[1]``, forces ``[N, 3]`` and stress (or ``None``) in the model's units."""
@@ -403,7 +412,7 @@ class SchNetCalculator(Calculator):
         # the MD evaluator checks positions on the host and moves them to its device itself, so a call
         # reads nothing back from the device but its two results
         pos = torch.as_tensor(positions, dtype=self.dtype, device=None if self._evaluator is not None else self.device)
-        with cpu_threads(self.threads_for(len(atoms)) if self.device.type == "cpu" else None):
+        with cpu_threads(call_threads(self.threads, len(atoms), self.device)):
             energy, forces, stress = self._compute(pos, want_stress)
         e = float(energy.detach().to("cpu", torch.float64)[0]) * self._energy_factor
         self.results["energy"] = e
@@ -427,7 +436,7 @@ class SchNetCalculator(Calculator):
         pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
         charge = torch.tensor([self._total_charge(atoms)], dtype=self.dtype, device=self.device)
         method = self.model.dipole if name == "dipole" else self.model.charges
-        with torch.no_grad(), cpu_threads(self.threads_for(len(atoms)) if self.device.type == "cpu" else None):
+        with torch.no_grad(), cpu_threads(call_threads(self.threads, len(atoms), self.device)):
             value = method(self._z, pos, charge=charge, head=self.dipole_head)
         result = value.detach().to("cpu", torch.float64).numpy()
         result = result[0] * self._length if name == "dipole" else result

@@ -67,7 +67,7 @@ from pyg_schnet.models.domain import (
 )
 from pyg_schnet.models.md_evaluator import MDEvaluator, neighbour_guard_reason, supports
 from pyg_schnet.simulation.ase import _METHODS as METHODS
-from pyg_schnet.simulation.ase import SMALL_SYSTEM_ATOMS, AutogradFallbackWarning, cpu_threads
+from pyg_schnet.simulation.ase import AutogradFallbackWarning, call_threads, cpu_threads
 
 # OpenMM-ML loads the factories of its entry points at the end of its own import; ours lives in the light
 # module openmm_entry (which imports nothing of this one), so importing this module first is fine.
@@ -346,8 +346,8 @@ class SchNetPotentialImpl(MLPotentialImpl):
         with torch.inference_mode(False):  # weights autograd can use, whatever mode the caller is in
             model = copy.deepcopy(self.model).to(device=device, dtype=dtype).eval()
         model.requires_grad_(False)  # only d/dpos is needed
-        if threads is None and device.type == "cpu" and len(indices) <= SMALL_SYSTEM_ATOMS:
-            threads = 1
+        if threads is None:  # an explicit count holds on any device
+            threads = call_threads(None, len(indices), device)
         reason = (
             supports(model) or neighbour_guard_reason(model, len(indices))
             if method != "autograd" and not periodic

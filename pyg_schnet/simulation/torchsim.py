@@ -62,7 +62,7 @@ except ImportError as exc:  # pragma: no cover - exercised where TorchSim is abs
 from pyg_schnet.io.units import resolve_units, unit_value
 from pyg_schnet.models.domain import UNSEEN_ELEMENT_POLICIES, check_elements
 from pyg_schnet.models.schnet import SchNet
-from pyg_schnet.simulation.ase import SMALL_SYSTEM_ATOMS, cpu_threads
+from pyg_schnet.simulation.ase import call_threads, cpu_threads
 from pyg_schnet.validation import check_positive_int
 
 ModelLike = Union[nn.Module, str, "os.PathLike[str]"]
@@ -275,13 +275,6 @@ class SchNetModel(ModelInterface):
         check_elements(domain, z.cpu(), self.unseen_elements, "SchNetModel", ptr=ptr)
         self._checked_z = z.clone()
 
-    def _threads(self, num_atoms: int) -> Optional[int]:
-        if self._device.type != "cpu":
-            return None
-        if self.threads is not None:
-            return self.threads
-        return 1 if num_atoms <= SMALL_SYSTEM_ATOMS else None
-
     @staticmethod
     def _check_finite(out: Dict[str, Tensor], batch: Tensor) -> None:
         """One device read when all is finite; else :class:`FloatingPointError` naming the first bad system."""
@@ -323,7 +316,7 @@ class SchNetModel(ModelInterface):
                     cell = cell / self._length
             stress: Optional[Tensor] = None
             forces: Optional[Tensor] = None
-            with cpu_threads(self._threads(pos.size(0))):
+            with cpu_threads(call_threads(self.threads, pos.size(0), self._device)):
                 if want_stress:
                     energy, forces, stress = self.model.energy_forces_stress(z, pos, batch, cell, pbc)
                 elif want_forces:
