@@ -16,18 +16,15 @@ import pytest
 import torch
 from torch import Tensor
 
-from pyg_schnet import SchNetConfig, load_model, save_model
+from pyg_schnet import load_model, save_model
 from pyg_schnet.models.convert import NotConvertibleError, from_pyg
 from pyg_schnet.models.md_evaluator import supports
 
 schnet_module = pytest.importorskip("torch_geometric.nn.models.schnet", reason="torch_geometric is not installed")
 PygSchNet = schnet_module.SchNet
 
-#: with SchNetConfig.rbf_linspace_dtype the centres are PyG's bit for bit and the results agree to
-#: rounding; without it our float64 centres are a few float32 ulps off PyG's (module docstring of
-#: pyg_schnet.models.convert), measured up to 9.4e-7 of the largest force
-EXACT_CENTRES = "rbf_linspace_dtype" in SchNetConfig.field_names()
-RTOL = 1e-6 if EXACT_CENTRES else 3e-6
+#: agreement relative to the largest value (the centres are PyG's bit for bit: rbf_linspace_dtype)
+RTOL = 1e-6
 
 
 @pytest.fixture(autouse=True)
@@ -112,7 +109,6 @@ def test_converted_module_equals_pyg(name: str) -> None:
     assert_close(f, f_ref, f"{name}: batch forces")
 
 
-@pytest.mark.skipif(not EXACT_CENTRES, reason="SchNetConfig has no rbf_linspace_dtype (centres in float64 only)")
 def test_centres_are_pygs_bit_for_bit() -> None:
     src = pyg_model(cutoff=4.7, num_gaussians=33)
     ours = from_pyg(src, energy_unit="eV")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from pyg_schnet import SchNetConfig, load_model
+from pyg_schnet import load_model
 from pyg_schnet.models.convert import NotConvertibleError, from_schnetpack, import_schnetpack
 
 try:
@@ -26,7 +26,7 @@ except ImportError as exc:
 import schnetpack.transform as trn  # noqa: E402
 from ase import Atoms  # noqa: E402
 
-RTOL = 1e-6 if "rbf_linspace_dtype" in SchNetConfig.field_names() else 3e-6
+RTOL = 1e-6
 
 
 def spk_model(

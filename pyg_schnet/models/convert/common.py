@@ -9,7 +9,6 @@ from typing import Any, Dict, Optional
 import torch
 from torch import Tensor, nn
 
-from pyg_schnet.models.config import SchNetConfig
 from pyg_schnet.models.schnet import SchNet
 from pyg_schnet.nn.activations import LN2
 from pyg_schnet.nn.dense import Dense
@@ -98,10 +97,7 @@ def centre_options(offsets: Tensor, start: float, stop: float, num_gaussians: in
     """``{"rbf_linspace_dtype": ...}``: the dtype in which ``torch.linspace(start, stop, num_gaussians)``
     reproduces the source's centres ``offsets`` bit for bit (``"float32"`` for PyG's and SchNetPack's
     default), or, where neither does (a file from a torch whose ``linspace`` rounds differently), the
-    closer one; ``{}`` when our :class:`~pyg_schnet.models.config.SchNetConfig` has no such field (then
-    the centres are linspace in float64, a few float32 ulps from theirs)."""
-    if "rbf_linspace_dtype" not in SchNetConfig.field_names():
-        return {}
+    closer one."""
     values = offsets.detach().to(torch.float64).flatten().cpu()
     errors = {}
     for name in ("float64", "float32"):
