@@ -181,7 +181,7 @@ class SchNetPotential(nn.Module):
         if len({int(b.filter_first.weight.size(0)) for b in blocks}) > 1:
             raise ValueError("SchNetPotential: the interaction blocks have different numbers of filters")
         self.has_cutoff = weights.cutoff is not None
-        self.filter_activation = bool(getattr(weights, "filter_activation", True))
+        self.filter_activation = bool(weights.filter_activation)
         self.cutoff = float(weights.cutoff) if weights.cutoff is not None else math.inf
         self.gamma = float(weights.gamma)
         self.log_tiny = math.log(torch.finfo(dtype).tiny)
